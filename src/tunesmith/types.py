@@ -1,0 +1,178 @@
+"""The public records: what the SDK returns and the service works with.
+
+They mirror Google's messages (``TunedModel``, ``TuningTask``, ``TuningSnapshot``, ``Model``,
+the create-tuned-model ``Operation``) with snake_case fields. Their proto-JSON form lives in
+:mod:`tunesmith.wire`; storage rows never leave :mod:`tunesmith.store`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Iterator
+
+
+class TunedModelState(enum.IntEnum):
+    STATE_UNSPECIFIED = 0
+    CREATING = 1
+    ACTIVE = 2
+    FAILED = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningExample:
+    text_input: str
+    output: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A list of examples, like Google's ``Dataset{examples: TuningExamples}``."""
+
+    examples: tuple[TuningExample, ...]
+
+    def __init__(self, examples):
+        object.__setattr__(self, "examples", tuple(examples))
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __iter__(self) -> Iterator[TuningExample]:
+        return iter(self.examples)
+
+
+@dataclasses.dataclass
+class Hyperparameters:
+    epoch_count: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    learning_rate_multiplier: float | None = None
+
+
+@dataclasses.dataclass
+class TuningSnapshot:
+    step: int
+    epoch: int
+    mean_loss: float
+    compute_time: dt.datetime
+
+
+@dataclasses.dataclass
+class TuningTask:
+    start_time: dt.datetime | None = None
+    complete_time: dt.datetime | None = None
+    snapshots: list[TuningSnapshot] = dataclasses.field(default_factory=list)
+    hyperparameters: Hyperparameters = dataclasses.field(default_factory=Hyperparameters)
+
+
+@dataclasses.dataclass
+class TunedModel:
+    name: str = ""
+    source_model: str = ""
+    base_model: str = ""
+    tuned_model_source: str | None = None  # tunedModels/ID when tuned from a tuned model
+    display_name: str = ""
+    description: str = ""
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    state: TunedModelState = TunedModelState.STATE_UNSPECIFIED
+    create_time: dt.datetime | None = None
+    update_time: dt.datetime | None = None
+    tuning_task: TuningTask = dataclasses.field(default_factory=TuningTask)
+    # Why the model is FAILED; not part of Google's message, kept out of its JSON form.
+    error: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.name.removeprefix("tunedModels/")
+
+
+@dataclasses.dataclass
+class Model:
+    name: str
+    base_model_id: str
+    version: str
+    display_name: str
+    description: str
+    input_token_limit: int
+    output_token_limit: int
+    supported_generation_methods: list[str]
+    temperature: float | None = None
+    max_temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+
+@dataclasses.dataclass
+class OperationError:
+    code: int  # gRPC code: 1 CANCELLED, 3 INVALID_ARGUMENT, 13 INTERNAL, ...
+    message: str
+
+
+@dataclasses.dataclass
+class CreateTunedModelMetadata:
+    tuned_model: str
+    total_steps: int
+    completed_steps: int = 0
+    completed_percent: float = 0.0
+    snapshots: list[TuningSnapshot] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class OperationRecord:
+    """A create-tuned-model long-running operation as the service reports it."""
+
+    name: str  # tunedModels/ID/operations/OP
+    metadata: CreateTunedModelMetadata
+    done: bool = False
+    error: OperationError | None = None
+    response: TunedModel | None = None
+
+
+@dataclasses.dataclass
+class GenerationConfig:
+    """Sampling parameters; ``None`` means "the model's default"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    candidate_count: int | None = None
+    max_output_tokens: int | None = None
+    stop_sequences: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Candidate:
+    output: str
+    finish_reason: str = "STOP"  # STOP | MAX_TOKENS
+    token_count: int = 0
+
+
+@dataclasses.dataclass
+class Generation:
+    candidates: list[Candidate]
+    prompt_token_count: int = 0
+
+    @property
+    def candidates_token_count(self) -> int:
+        return sum(c.token_count for c in self.candidates)
+
+
+__all__ = [
+    "Candidate",
+    "CreateTunedModelMetadata",
+    "Dataset",
+    "Generation",
+    "GenerationConfig",
+    "Hyperparameters",
+    "Model",
+    "OperationError",
+    "OperationRecord",
+    "TunedModel",
+    "TunedModelState",
+    "TuningExample",
+    "TuningSnapshot",
+    "TuningTask",
+]
