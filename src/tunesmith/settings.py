@@ -44,8 +44,10 @@ class Settings:
 
 
 def get_settings(**overrides) -> Settings:
+    """Settings from the environment; keyword arguments (CLI flags) take precedence."""
     env = os.environ
-    home = Path(env.get("TUNESMITH_HOME") or Path.home() / ".tunesmith").expanduser().resolve()
+    home = overrides.pop("home", None) or env.get("TUNESMITH_HOME") or Path.home() / ".tunesmith"
+    home = Path(home).expanduser().resolve()
     values = dict(
         home=home,
         database_url=env.get("TUNESMITH_DATABASE_URL") or f"sqlite:///{home / 'tunesmith.db'}",

@@ -111,6 +111,14 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _quiet_transformers() -> None:
+    # Progress bars and deprecation chatter from a library call land in the user's terminal.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def load_tokenizer(base_dir: Path):
     from transformers import AutoTokenizer
 
@@ -123,6 +131,7 @@ def load_tokenizer(base_dir: Path):
 def load_model(base_dir: Path):
     from transformers import AutoModelForCausalLM
 
+    _quiet_transformers()
     return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(device())
 
 

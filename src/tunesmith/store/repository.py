@@ -34,7 +34,7 @@ from .db import is_sqlite, make_engine, migrate
 from .tables import OperationRow, SnapshotRow, TunedModelRow
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -381,13 +381,20 @@ class Store:
                 op.lease_expires_at = None
                 op.attempts = max(0, op.attempts - 1)
 
-    def pending_jobs(self) -> int:
-        """Jobs a worker could take now or later (queued or running)."""
+    def claimable_jobs(self) -> int:
+        """Jobs a worker could take now: queued, or running under an expired lease."""
+        now = utcnow()
         with self._sessions() as s:
             return s.scalar(
                 select(func.count())
                 .select_from(OperationRow)
-                .where(OperationRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
+                .where(
+                    (OperationRow.status == JobStatus.QUEUED.value)
+                    | (
+                        (OperationRow.status == JobStatus.RUNNING.value)
+                        & (OperationRow.lease_expires_at < now)
+                    )
+                )
             )
 
     # -- helpers ------------------------------------------------------------------------

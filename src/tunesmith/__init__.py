@@ -1,0 +1,93 @@
+"""tunesmith: tune and serve open-weight models with Google's tuning API, on your own machine.
+
+    import tunesmith as ts
+    op = ts.create_tuned_model(
+        source_model="models/smollm2-135m-instruct",
+        training_data=[{"text_input": "1", "output": "2"}, {"text_input": "3", "output": "4"}],
+        id="number-generator", epoch_count=3, batch_size=2, learning_rate=0.001)
+    for _ in op.wait_bar():
+        pass
+    print(ts.generate_text(model="tunedModels/number-generator", prompt="9").result)
+"""
+
+from . import errors
+from .errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    TunesmithError,
+)
+from .sdk.clients import EmbeddedClient, RequestOptions, configure
+from .sdk.generative import (
+    Completion,
+    GenerateContentResponse,
+    GenerativeModel,
+    count_text_tokens,
+    generate_text,
+)
+from .sdk.models import (
+    create_tuned_model,
+    delete_tuned_model,
+    get_base_model,
+    get_model,
+    get_operation,
+    get_tuned_model,
+    list_models,
+    list_operations,
+    list_tuned_models,
+    update_tuned_model,
+)
+from .sdk.operations import CreateTunedModelOperation
+from .types import (
+    Dataset,
+    GenerationConfig,
+    Hyperparameters,
+    Model,
+    TunedModel,
+    TunedModelState,
+    TuningExample,
+    TuningSnapshot,
+    TuningTask,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExists",
+    "Completion",
+    "CreateTunedModelOperation",
+    "Dataset",
+    "EmbeddedClient",
+    "FailedPrecondition",
+    "GenerateContentResponse",
+    "GenerationConfig",
+    "GenerativeModel",
+    "Hyperparameters",
+    "InvalidArgument",
+    "Model",
+    "NotFound",
+    "RequestOptions",
+    "ResourceExhausted",
+    "TunedModel",
+    "TunedModelState",
+    "TunesmithError",
+    "TuningExample",
+    "TuningSnapshot",
+    "TuningTask",
+    "configure",
+    "count_text_tokens",
+    "create_tuned_model",
+    "delete_tuned_model",
+    "errors",
+    "generate_text",
+    "get_base_model",
+    "get_model",
+    "get_operation",
+    "get_tuned_model",
+    "list_models",
+    "list_operations",
+    "list_tuned_models",
+    "update_tuned_model",
+]

@@ -1,0 +1,1 @@
+"""Turning queued tuning operations into runs: workers, leases, the embedded worker."""

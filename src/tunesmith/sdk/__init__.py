@@ -1,0 +1,1 @@
+"""The Python SDK: Google's function signatures over an embedded or remote client."""

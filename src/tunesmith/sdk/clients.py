@@ -1,0 +1,156 @@
+"""Clients: what the SDK's functions call. Embedded (in-process service) or remote (HTTP).
+
+Both offer the same methods with the same records and the same typed errors; the SDK's
+functions never know which one they hold. :func:`configure` chooses the default client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Protocol
+
+from ..service import CreateTunedModelRequest, Service
+from ..settings import Settings, get_settings
+from ..types import Generation, GenerationConfig, Model, OperationRecord, TunedModel
+
+
+@dataclasses.dataclass
+class RequestOptions:
+    """Per-call options, as in Google's SDK: ``timeout`` in seconds, ``retry`` attempts."""
+
+    timeout: float | None = None
+    retry: int | None = None
+
+    @classmethod
+    def of(cls, value) -> RequestOptions:
+        if value is None:
+            return cls()
+        if isinstance(value, RequestOptions):
+            return value
+        if isinstance(value, dict):
+            retry = value.get("retry")
+            if retry is not None and not isinstance(retry, int):
+                # google.api_core Retry objects: honour "retry", not its schedule.
+                retry = 3
+            return cls(timeout=value.get("timeout"), retry=retry)
+        raise TypeError(f"request_options: expected a dict or RequestOptions, not {type(value).__name__}")
+
+
+class Client(Protocol):
+    """What every client offers; records in, records out, typed errors raised."""
+
+    def create_tuned_model(self, req: CreateTunedModelRequest, opts: RequestOptions) -> OperationRecord: ...
+    def get_tuned_model(self, name: str, opts: RequestOptions) -> TunedModel: ...
+    def list_tuned_models(
+        self, page_size: int | None, page_token: str | None, filter: str | None, opts: RequestOptions
+    ) -> tuple[list[TunedModel], str | None]: ...
+    def update_tuned_model(
+        self, name: str, changes: dict, update_mask: list[str] | None, opts: RequestOptions
+    ) -> TunedModel: ...
+    def delete_tuned_model(self, name: str, opts: RequestOptions) -> None: ...
+    def get_operation(self, name: str, opts: RequestOptions) -> OperationRecord: ...
+    def list_operations(self, name: str | None, opts: RequestOptions) -> list[OperationRecord]: ...
+    def cancel_operation(self, name: str, opts: RequestOptions) -> OperationRecord: ...
+    def list_models(self, opts: RequestOptions) -> list[Model]: ...
+    def get_model(self, name: str, opts: RequestOptions) -> Model: ...
+    def generate(
+        self, model: str, prompt: str, config: GenerationConfig, opts: RequestOptions
+    ) -> Generation: ...
+    def count_tokens(self, model: str, prompt: str, opts: RequestOptions) -> int: ...
+    def keep_running(self) -> None:
+        """Make sure queued work is being processed (embedded: a live background worker)."""
+
+
+class EmbeddedClient:
+    """The service in this process; tuning runs in the home's background worker process."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self.service = Service(self.settings, on_enqueue=self.keep_running)
+        self.tuning = self.service.tuning
+        self.generation = self.service.generation
+
+    def keep_running(self) -> None:
+        from ..jobs.embedded import ensure_worker
+
+        ensure_worker(self.settings)
+
+    def create_tuned_model(self, req, opts=None):
+        return self.tuning.create_tuned_model(req)
+
+    def get_tuned_model(self, name, opts=None):
+        return self.tuning.get_tuned_model(name)
+
+    def list_tuned_models(self, page_size, page_token, filter, opts=None):
+        return self.tuning.list_tuned_models(page_size, page_token, filter)
+
+    def update_tuned_model(self, name, changes, update_mask, opts=None):
+        return self.tuning.update_tuned_model(name, changes, update_mask)
+
+    def delete_tuned_model(self, name, opts=None):
+        self.tuning.delete_tuned_model(name)
+
+    def get_operation(self, name, opts=None):
+        return self.tuning.get_operation(name)
+
+    def list_operations(self, name, opts=None):
+        return self.tuning.list_operations(name)
+
+    def cancel_operation(self, name, opts=None):
+        return self.tuning.cancel_operation(name)
+
+    def list_models(self, opts=None):
+        return self.generation.list_models()
+
+    def get_model(self, name, opts=None):
+        return self.generation.get_model(name)
+
+    def generate(self, model, prompt, config, opts=None):
+        return self.generation.generate(model, prompt, config)
+
+    def count_tokens(self, model, prompt, opts=None):
+        return self.generation.count_tokens(model, prompt)
+
+
+_lock = threading.Lock()
+_default: Client | None = None
+_configured: dict = {}
+
+
+def configure(
+    *,
+    api_endpoint: str | None = None,
+    api_key: str | None = None,
+    home: str | None = None,
+    client: Client | None = None,
+    transport: str | None = None,
+    **_ignored,
+) -> None:
+    """Choose the default client, as ``google.generativeai.configure`` does.
+
+    ``api_endpoint`` (or ``TUNESMITH_API_ENDPOINT``) sends every call to a tunesmith server;
+    without one the service runs in this process over ``home`` (``TUNESMITH_HOME``).
+    ``transport`` is accepted for compatibility; tunesmith speaks REST.
+    """
+    global _default
+    with _lock:
+        _configured.clear()
+        _configured.update(api_endpoint=api_endpoint, api_key=api_key, home=home)
+        _default = client
+
+
+def default_client() -> Client:
+    global _default
+    with _lock:
+        if _default is None:
+            settings = get_settings()
+            endpoint = _configured.get("api_endpoint") or settings.api_endpoint
+            if endpoint:
+                from .remote import RemoteClient
+
+                key = _configured.get("api_key") or settings.api_key
+                _default = RemoteClient(endpoint, api_key=key)
+            else:
+                _default = EmbeddedClient(get_settings(home=_configured.get("home")))
+        return _default

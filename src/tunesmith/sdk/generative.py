@@ -1,0 +1,206 @@
+"""Generation in Google's two SDK shapes: PaLM's ``generate_text`` and Gemini's
+``GenerativeModel(...).generate_content``.
+
+    ts.generate_text(model="tunedModels/number-generator", prompt="9", temperature=0).result
+    ts.GenerativeModel("tunedModels/number-generator").generate_content("9").text
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+
+from ..errors import InvalidArgument
+from ..types import Generation, GenerationConfig, Model, TunedModel
+from .clients import Client, RequestOptions, default_client
+
+
+@dataclasses.dataclass
+class Completion:
+    """What ``generate_text`` returns: ``.result`` is the first candidate's text."""
+
+    candidates: list[dict]
+    generation: Generation
+
+    @property
+    def result(self) -> str | None:
+        return self.candidates[0]["output"] if self.candidates else None
+
+
+def generate_text(
+    *,
+    model="models/smollm2-135m-instruct",
+    prompt: str,
+    temperature: float | None = None,
+    candidate_count: int | None = None,
+    max_output_tokens: int | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    stop_sequences: str | Iterable[str] | None = None,
+    safety_settings=None,
+    client: Client | None = None,
+    request_options=None,
+) -> Completion:
+    """Complete ``prompt`` with a base or tuned model; temperature 0 is greedy."""
+    c = client if client is not None else default_client()
+    config = GenerationConfig(
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        candidate_count=candidate_count,
+        max_output_tokens=max_output_tokens,
+        stop_sequences=_stops(stop_sequences),
+    )
+    gen = c.generate(_model_name(model), prompt, config, RequestOptions.of(request_options))
+    return Completion([{"output": cand.output} for cand in gen.candidates], gen)
+
+
+def count_text_tokens(model, prompt: str, *, client=None, request_options=None) -> dict:
+    c = client if client is not None else default_client()
+    n = c.count_tokens(_model_name(model), prompt, RequestOptions.of(request_options))
+    return {"token_count": n}
+
+
+@dataclasses.dataclass
+class Part:
+    text: str
+
+
+@dataclasses.dataclass
+class Content:
+    parts: list[Part]
+    role: str = "model"
+
+
+@dataclasses.dataclass
+class ResponseCandidate:
+    content: Content
+    finish_reason: str
+    index: int = 0
+    token_count: int = 0
+
+
+@dataclasses.dataclass
+class GenerateContentResponse:
+    candidates: list[ResponseCandidate]
+    usage_metadata: dict
+
+    @property
+    def text(self) -> str:
+        if not self.candidates:
+            raise ValueError("the response has no candidates")
+        return "".join(p.text for p in self.candidates[0].content.parts)
+
+    @property
+    def parts(self) -> list[Part]:
+        return self.candidates[0].content.parts if self.candidates else []
+
+
+class GenerativeModel:
+    """``GenerativeModel("tunedModels/ID").generate_content("prompt")``, as in Gemini's SDK."""
+
+    def __init__(
+        self,
+        model_name: str = "models/smollm2-135m-instruct",
+        generation_config: GenerationConfig | dict | None = None,
+        *,
+        client: Client | None = None,
+        **_ignored,  # safety_settings, tools, system_instruction: not used by these models
+    ):
+        self.model_name = _model_name(model_name)
+        self._config = generation_config
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"GenerativeModel(model_name={self.model_name!r})"
+
+    def generate_content(
+        self, contents, *, generation_config=None, stream: bool = False, request_options=None, **_ignored
+    ) -> GenerateContentResponse | Iterator[GenerateContentResponse]:
+        c = self._client if self._client is not None else default_client()
+        config = _merge(_config(self._config), _config(generation_config))
+        gen = c.generate(self.model_name, _prompt(contents), config, RequestOptions.of(request_options))
+        response = _response(gen)
+        return iter([response]) if stream else response
+
+    def count_tokens(self, contents, *, request_options=None) -> dict:
+        c = self._client if self._client is not None else default_client()
+        n = c.count_tokens(self.model_name, _prompt(contents), RequestOptions.of(request_options))
+        return {"total_tokens": n}
+
+
+def _response(gen: Generation) -> GenerateContentResponse:
+    return GenerateContentResponse(
+        candidates=[
+            ResponseCandidate(Content([Part(c.output)]), c.finish_reason, i, c.token_count)
+            for i, c in enumerate(gen.candidates)
+        ],
+        usage_metadata={
+            "prompt_token_count": gen.prompt_token_count,
+            "candidates_token_count": gen.candidates_token_count,
+            "total_token_count": gen.prompt_token_count + gen.candidates_token_count,
+        },
+    )
+
+
+def _model_name(model) -> str:
+    if isinstance(model, (TunedModel, Model)):
+        return model.name
+    if not isinstance(model, str) or not model:
+        raise InvalidArgument(f"model: expected a model name, got {model!r}")
+    if model.startswith(("models/", "tunedModels/")):
+        return model
+    return f"models/{model}"
+
+
+def _stops(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _config(value) -> GenerationConfig:
+    if value is None:
+        return GenerationConfig()
+    if isinstance(value, GenerationConfig):
+        return value
+    if isinstance(value, dict):
+        known = {f.name for f in dataclasses.fields(GenerationConfig)}
+        unknown = set(value) - known
+        if unknown:
+            raise InvalidArgument(f"generation_config: unknown field(s) {', '.join(sorted(unknown))}")
+        values = dict(value)
+        values["stop_sequences"] = _stops(values.get("stop_sequences"))
+        return GenerationConfig(**values)
+    raise InvalidArgument(f"generation_config: expected a dict, not {type(value).__name__}")
+
+
+def _merge(base: GenerationConfig, override: GenerationConfig) -> GenerationConfig:
+    merged = dataclasses.replace(base)
+    for f in dataclasses.fields(GenerationConfig):
+        value = getattr(override, f.name)
+        if value not in (None, []):
+            setattr(merged, f.name, value)
+    return merged
+
+
+def _prompt(contents) -> str:
+    """The text of ``contents``: a string, parts, a content dict, or a list of turns."""
+    if isinstance(contents, str):
+        return contents
+    if isinstance(contents, dict):
+        if "parts" in contents:
+            return _prompt(contents["parts"])
+        if "text" in contents:
+            return contents["text"]
+        raise InvalidArgument("contents: a content needs 'parts' or 'text'")
+    if isinstance(contents, (Part, Content)):
+        return _prompt(dataclasses.asdict(contents))
+    if isinstance(contents, Iterable):
+        texts = [_prompt(item) for item in contents]
+        if not texts:
+            raise InvalidArgument("contents: no text was given")
+        return "\n".join(texts)
+    raise InvalidArgument(f"contents: expected text, not {type(contents).__name__}")

@@ -1,0 +1,156 @@
+"""The create-tuned-model long-running operation, as Google's SDK wraps it.
+
+    op = ts.create_tuned_model(...)
+    for metadata in op.wait_bar():   # tqdm over steps
+        pass
+    model = op.result()              # raises the typed error if the tuning failed
+    op.history                       # pandas DataFrame of the per-step snapshots
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from .. import errors
+from ..types import CreateTunedModelMetadata, OperationRecord, TunedModel
+from .clients import Client, RequestOptions
+
+POLL_SECONDS = 0.5
+# How often a waiting caller makes sure a worker is alive to run the job.
+KEEP_RUNNING_SECONDS = 5.0
+
+
+class CreateTunedModelOperation:
+    def __init__(self, record: OperationRecord, client: Client, opts: RequestOptions | None = None):
+        self._record = record
+        self._client = client
+        self._opts = opts or RequestOptions()
+        self._callbacks: list[Callable] = []
+        self._watcher: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"<CreateTunedModelOperation {self.name} done={self._record.done} "
+            f"{m.completed_steps}/{m.total_steps} steps>"
+        )
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def metadata(self) -> CreateTunedModelMetadata:
+        return self._record.metadata
+
+    @property
+    def operation(self) -> OperationRecord:
+        return self._record
+
+    def update(self) -> CreateTunedModelMetadata:
+        """Fetch the operation's current state; returns its metadata."""
+        self._record = self._client.get_operation(self.name, self._opts)
+        return self._record.metadata
+
+    def done(self) -> bool:
+        if not self._record.done:
+            self.update()
+        return self._record.done
+
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_nudge = 0.0
+        while not self.done():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise errors.DeadlineExceeded(
+                    f"{self.name} is not done after {timeout} s "
+                    f"({self.metadata.completed_steps}/{self.metadata.total_steps} steps)"
+                )
+            if now - last_nudge > KEEP_RUNNING_SECONDS:
+                self._client.keep_running()
+                last_nudge = now
+            time.sleep(POLL_SECONDS)
+
+    def result(self, timeout: float | None = None) -> TunedModel:
+        """Wait for the tuning to end; the tuned model, or the typed error it failed with."""
+        self.wait(timeout)
+        error = self.exception()
+        if error is not None:
+            raise error
+        return self._client.get_tuned_model(self._record.metadata.tuned_model, self._opts)
+
+    def exception(self, timeout: float | None = None) -> errors.TunesmithError | None:
+        self.wait(timeout)
+        err = self._record.error
+        return None if err is None else errors.from_grpc_code(err.code, err.message)
+
+    def cancel(self) -> bool:
+        """Ask to cancel; True if the operation was still running."""
+        if self.done():
+            return False
+        self._record = self._client.cancel_operation(self.name, self._opts)
+        return True
+
+    def cancelled(self) -> bool:
+        return self.done() and self._record.error is not None and self._record.error.code == 1
+
+    def add_done_callback(self, fn: Callable[[CreateTunedModelOperation], object]) -> None:
+        """Call ``fn(self)`` once the operation is done (at once if it already is)."""
+        if self.done():
+            fn(self)
+            return
+        with self._lock:
+            self._callbacks.append(fn)
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch, daemon=True)
+                self._watcher.start()
+
+    def _watch(self) -> None:
+        self.wait()
+        with self._lock:
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
+
+    def wait_bar(self, **kwargs) -> Iterator[CreateTunedModelMetadata]:
+        """A tqdm progress bar over the steps; yields the metadata each time it changes."""
+        import tqdm.auto
+
+        bar = tqdm.auto.tqdm(total=self.metadata.total_steps, initial=0, **kwargs)
+        last_nudge = 0.0
+        try:
+            while True:
+                done = self.done()
+                meta = self.metadata
+                bar.update(meta.completed_steps - bar.n)
+                if meta.snapshots:
+                    bar.set_postfix(loss=f"{meta.snapshots[-1].mean_loss:.4f}")
+                yield meta
+                if done:
+                    break
+                if time.monotonic() - last_nudge > KEEP_RUNNING_SECONDS:
+                    self._client.keep_running()
+                    last_nudge = time.monotonic()
+                time.sleep(POLL_SECONDS)
+        finally:
+            bar.close()
+
+    @property
+    def history(self):
+        """The per-step snapshots: a pandas DataFrame (step, epoch, mean_loss, compute_time)."""
+        import pandas as pd
+
+        if not self._record.done:
+            self.update()
+        snapshots = self.metadata.snapshots
+        return pd.DataFrame(
+            [
+                {"step": s.step, "epoch": s.epoch, "mean_loss": s.mean_loss, "compute_time": s.compute_time}
+                for s in snapshots
+            ],
+            columns=["step", "epoch", "mean_loss", "compute_time"],
+        )

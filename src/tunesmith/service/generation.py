@@ -1,0 +1,150 @@
+"""Base models (``models/*``) and generation with base or tuned models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engine import base_models
+from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..serving import ModelServer, Sampling
+from ..settings import Settings
+from ..store import Store
+from ..types import Generation, GenerationConfig, Model, TunedModelState
+from .tuning import _is_int, _is_number, parse_model_name
+
+GENERATION_METHODS = [
+    "createTunedModel",
+    "generateText",
+    "generateContent",
+    "streamGenerateContent",
+    "countTextTokens",
+    "countTokens",
+]
+DEFAULT_MAX_OUTPUT_TOKENS = 256
+MAX_CANDIDATES = 8
+MAX_STOP_SEQUENCES = 5
+
+
+def model_record(spec: base_models.BaseModelSpec) -> Model:
+    return Model(
+        name=spec.name,
+        base_model_id=spec.base_model_id,
+        version=spec.version,
+        display_name=spec.display_name,
+        description=spec.description,
+        input_token_limit=spec.input_token_limit,
+        output_token_limit=spec.output_token_limit,
+        supported_generation_methods=list(GENERATION_METHODS),
+        temperature=spec.temperature,
+        max_temperature=spec.max_temperature,
+        top_p=spec.top_p,
+        top_k=spec.top_k,
+    )
+
+
+class GenerationService:
+    def __init__(self, settings: Settings, store: Store, server: ModelServer):
+        self.settings = settings
+        self.store = store
+        self.server = server
+
+    def list_models(self) -> list[Model]:
+        return [model_record(spec) for spec in base_models.registered_models()]
+
+    def get_model(self, name: str) -> Model:
+        spec = base_models.resolve(name, self.settings.default_base_model)
+        return model_record(spec)
+
+    def generate(
+        self, model: str, prompt: str, config: GenerationConfig | None = None, owner=None
+    ) -> Generation:
+        if not isinstance(prompt, str) or not prompt:
+            raise InvalidArgument("prompt: text is required")
+        target = self._target(model, owner)
+        sampling = self._sampling(config or GenerationConfig(), target)
+        if len(prompt) > target.spec.input_token_limit * 8:
+            raise InvalidArgument(
+                f"prompt: {len(prompt)} characters is over the model's input limit"
+            )
+        return self.server.generate(
+            target.base_dir, target.spec.prompt_template, prompt, sampling, target.adapter_dir
+        )
+
+    def count_tokens(self, model: str, prompt: str, owner=None) -> int:
+        target = self._target(model, owner)
+        return self.server.count_tokens(target.base_dir, target.spec.prompt_template, prompt)
+
+    def _target(self, model: str, owner) -> _Target:
+        if isinstance(model, str) and model.startswith("tunedModels/"):
+            tuned = self.store.get_tuned_model(parse_model_name(model), owner)
+            if tuned.state is not TunedModelState.ACTIVE:
+                raise FailedPrecondition(
+                    f"{model} is {tuned.state.name}, not ACTIVE: it cannot generate yet"
+                    + (f" ({tuned.error})" if tuned.error else "")
+                )
+            spec = base_models.resolve(tuned.base_model, self.settings.default_base_model)
+            artifact = self.settings.home / self.store.adapter_path(tuned.id)
+            if not artifact.is_dir():
+                raise FailedPrecondition(f"{model}: its weights are missing from {artifact}")
+            if (artifact / "adapter_config.json").is_file():
+                base_dir = base_models.materialize(spec, self.settings.base_models_dir)
+                return _Target(spec, base_dir, artifact, tuned)
+            return _Target(spec, artifact, None, tuned)  # fully tuned: its own weights
+        if not isinstance(model, str) or not model.startswith("models/"):
+            raise NotFound(f"model {model!r} not found: use models/NAME or tunedModels/ID")
+        spec = base_models.resolve(model, self.settings.default_base_model)
+        return _Target(spec, base_models.materialize(spec, self.settings.base_models_dir))
+
+    def _sampling(self, c: GenerationConfig, target: _Target) -> Sampling:
+        defaults = target.tuned or target.spec
+        problems = []
+        temperature = _pick(c.temperature, defaults.temperature, target.spec.temperature)
+        top_p = _pick(c.top_p, defaults.top_p, target.spec.top_p)
+        top_k = _pick(c.top_k, defaults.top_k, target.spec.top_k)
+        count = _pick(c.candidate_count, 1)
+        max_tokens = _pick(c.max_output_tokens, DEFAULT_MAX_OUTPUT_TOKENS)
+        numbers = dict(temperature=temperature, top_p=top_p, top_k=top_k,
+                       candidate_count=count, max_output_tokens=max_tokens)
+        wrong = [k for k, v in numbers.items() if not _is_number(v)]
+        wrong += [k for k in ("top_k", "candidate_count", "max_output_tokens")
+                  if k not in wrong and not _is_int(numbers[k])]
+        if wrong:
+            raise InvalidArgument("; ".join(f"{k}: {numbers[k]!r} is not a valid number" for k in wrong))
+        if not 0 <= temperature <= target.spec.max_temperature:
+            problems.append(
+                f"temperature: {temperature} must be from 0 to {target.spec.max_temperature}"
+            )
+        if not 0 <= top_p <= 1:
+            problems.append(f"top_p: {top_p} must be from 0 to 1")
+        if top_k < 0:
+            problems.append(f"top_k: {top_k} must not be negative")
+        if not 1 <= count <= MAX_CANDIDATES:
+            problems.append(f"candidate_count: {count} must be from 1 to {MAX_CANDIDATES}")
+        if not 1 <= max_tokens <= target.spec.output_token_limit:
+            problems.append(
+                f"max_output_tokens: {max_tokens} must be from 1 to {target.spec.output_token_limit}"
+            )
+        stops = tuple(c.stop_sequences or ())
+        if len(stops) > MAX_STOP_SEQUENCES:
+            problems.append(f"stop_sequences: at most {MAX_STOP_SEQUENCES}, got {len(stops)}")
+        if any(not isinstance(s, str) or not s for s in stops):
+            problems.append("stop_sequences: each must be a non-empty string")
+        if problems:
+            raise InvalidArgument("; ".join(problems))
+        return Sampling(
+            temperature=float(temperature),
+            top_p=float(top_p) if top_p > 0 else 1.0,
+            top_k=int(top_k),
+            candidate_count=int(count),
+            max_output_tokens=int(max_tokens),
+            stop_sequences=stops,
+        )
+
+
+class _Target:
+    def __init__(self, spec, base_dir: Path, adapter_dir: Path | None = None, tuned=None):
+        self.spec, self.base_dir, self.adapter_dir, self.tuned = spec, base_dir, adapter_dir, tuned
+
+
+def _pick(*values):
+    return next(v for v in values if v is not None)

@@ -1,0 +1,317 @@
+"""Tuned models and their operations: the rules live here, once.
+
+The HTTP routes and the embedded SDK both call these methods; neither checks anything on its
+own. ``owner`` is the caller's API-key owner, or None when the service runs open (embedded,
+or a server with no keys), in which case every model is visible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+import shutil
+import string
+from collections.abc import Callable, Sequence
+
+from .. import data
+from ..engine import base_models
+from ..engine.recipe import total_steps
+from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..settings import Settings
+from ..store import NewTuning, Store, utcnow
+from ..types import (
+    Hyperparameters,
+    OperationRecord,
+    TunedModel,
+    TunedModelState,
+    TuningExample,
+    TuningTask,
+)
+
+ID_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
+MAX_DISPLAY_NAME = 40
+MAX_DESCRIPTION = 10_000
+DEFAULT_EPOCHS = 5
+DEFAULT_BATCH_SIZE = 4
+MAX_EPOCHS = 1000
+MAX_BATCH_SIZE = 64
+METHODS = ("lora", "full")
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
+# Fields of a TunedModel a user may change; everything else is output-only or immutable.
+UPDATABLE = ("display_name", "description", "temperature", "top_p", "top_k")
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+@dataclasses.dataclass
+class CreateTunedModelRequest:
+    source_model: str
+    examples: Sequence[TuningExample]
+    id: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    epoch_count: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    learning_rate_multiplier: float | None = None
+    method: str = "lora"
+
+
+def parse_model_name(name: str, collection: str = "tunedModels") -> str:
+    """``tunedModels/ID`` (or a bare ID) to ID, refusing anything outside the id pattern."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"name: expected '{collection}/ID', got {type(name).__name__}")
+    model_id = name.removeprefix(f"{collection}/")
+    if not ID_PATTERN.match(model_id):
+        raise NotFound(f"{collection}/{model_id} not found")
+    return model_id
+
+
+def parse_operation_name(name: str) -> tuple[str, str]:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "tunedModels" or parts[2] != "operations":
+        raise NotFound(f"operation {name} not found")
+    return parse_model_name(parts[1]), parts[3]
+
+
+class TuningService:
+    def __init__(
+        self, settings: Settings, store: Store, on_enqueue: Callable[[], None] | None = None
+    ):
+        self.settings = settings
+        self.store = store
+        self.on_enqueue = on_enqueue
+
+    # -- create -------------------------------------------------------------------------
+
+    def create_tuned_model(
+        self, req: CreateTunedModelRequest, owner: str | None = None
+    ) -> OperationRecord:
+        examples = list(req.examples)
+        data.validate_examples(examples)
+        problems: list[str] = []
+        model_id = self._new_id(req, problems)
+        hp = self._hyperparameters(req, problems)
+        source = self._source(req.source_model, owner, problems)
+        spec = None
+        if source is not None:
+            spec = source if isinstance(source, base_models.BaseModelSpec) else None
+            defaults = spec or source
+            temperature = _pick(req.temperature, defaults.temperature)
+            top_p = _pick(req.top_p, defaults.top_p)
+            top_k = _pick(req.top_k, defaults.top_k)
+            _check_sampling(temperature, top_p, top_k, problems)
+        if req.display_name is not None and len(req.display_name) > MAX_DISPLAY_NAME:
+            problems.append(
+                f"display_name: {len(req.display_name)} characters, over the limit of "
+                f"{MAX_DISPLAY_NAME}"
+            )
+        if req.description is not None and len(req.description) > MAX_DESCRIPTION:
+            problems.append(f"description: over the limit of {MAX_DESCRIPTION} characters")
+        if req.method not in METHODS:
+            problems.append(f"method: '{req.method}' is not one of {', '.join(METHODS)}")
+        if problems:
+            raise InvalidArgument("; ".join(problems))
+
+        now = utcnow()
+        model = TunedModel(
+            name=f"tunedModels/{model_id}",
+            source_model=req.source_model,
+            base_model=spec.name if spec else source.base_model,
+            tuned_model_source=None if spec else source.name,
+            display_name=req.display_name or "",
+            description=req.description or "",
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            state=TunedModelState.CREATING,
+            create_time=now,
+            update_time=now,
+            tuning_task=TuningTask(hyperparameters=hp),
+        )
+        op = self.store.create_tuning(
+            NewTuning(
+                model=model,
+                operation_id=_random(12),
+                examples=examples,
+                method=req.method,
+                total_steps=total_steps(len(examples), hp.epoch_count, hp.batch_size),
+                owner=owner,
+            )
+        )
+        if self.on_enqueue is not None:
+            self.on_enqueue()  # after the commit: a worker can only see committed jobs
+        return op
+
+    def _new_id(self, req: CreateTunedModelRequest, problems: list[str]) -> str:
+        if req.id is not None:
+            if not isinstance(req.id, str) or not ID_PATTERN.match(req.id):
+                problems.append(
+                    f"tuned_model_id: '{req.id}' must match [a-z]([a-z0-9-]{{0,38}}[a-z0-9])? "
+                    "(lower-case letters, digits and hyphens, 1-40 characters, starting with a "
+                    "letter)"
+                )
+            return req.id
+        # As Google: the display name's words joined by hyphens, plus a random part.
+        words = re.findall(r"[a-z0-9]+", (req.display_name or "").lower())
+        stem = "-".join(words)[:27].strip("-")
+        if not stem or not stem[0].isalpha():
+            stem = ("model-" + stem).strip("-")[:27].strip("-")
+        return f"{stem}-{_random(12)}"
+
+    def _hyperparameters(
+        self, req: CreateTunedModelRequest, problems: list[str]
+    ) -> Hyperparameters:
+        epochs = _pick(req.epoch_count, DEFAULT_EPOCHS)
+        batch = _pick(req.batch_size, DEFAULT_BATCH_SIZE)
+        if not _is_int(epochs) or not 1 <= epochs <= MAX_EPOCHS:
+            problems.append(f"epoch_count: {epochs!r} must be an integer from 1 to {MAX_EPOCHS}")
+        if not _is_int(batch) or not 1 <= batch <= MAX_BATCH_SIZE:
+            problems.append(f"batch_size: {batch!r} must be an integer from 1 to {MAX_BATCH_SIZE}")
+        lr, mult = req.learning_rate, req.learning_rate_multiplier
+        if lr is not None and mult is not None:
+            problems.append("learning_rate, learning_rate_multiplier: give one, not both")
+        for field, value in (("learning_rate", lr), ("learning_rate_multiplier", mult)):
+            if value is not None and (not _is_number(value) or not 0 < value <= 10):
+                problems.append(f"{field}: {value!r} must be a number above 0 and at most 10")
+        return Hyperparameters(
+            epoch_count=epochs, batch_size=batch, learning_rate=lr, learning_rate_multiplier=mult
+        )
+
+    def _source(self, source_model, owner, problems):
+        """The base model spec, or the tuned model to continue from."""
+        try:
+            if isinstance(source_model, str) and source_model.startswith("tunedModels/"):
+                parent = self.get_tuned_model(source_model, owner)
+                if parent.state is not TunedModelState.ACTIVE:
+                    problems.append(f"source_model: {source_model} is not ACTIVE")
+                    return None
+                return parent
+            return base_models.resolve(source_model, self.settings.default_base_model)
+        except (NotFound, InvalidArgument, FailedPrecondition) as e:
+            problems.append(f"source_model: {e.message}")
+            return None
+
+    # -- read, update, delete -----------------------------------------------------------
+
+    def get_tuned_model(self, name: str, owner: str | None = None) -> TunedModel:
+        return self.store.get_tuned_model(parse_model_name(name), owner)
+
+    def list_tuned_models(
+        self,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        filter: str | None = None,
+        owner: str | None = None,
+    ) -> tuple[list[TunedModel], str | None]:
+        if page_size is None or page_size == 0:
+            page_size = DEFAULT_PAGE_SIZE
+        if not _is_int(page_size) or page_size < 0:
+            raise InvalidArgument(f"page_size: {page_size!r} must be a positive integer")
+        page_size = min(page_size, MAX_PAGE_SIZE)
+        words = []
+        for word in (filter or "").split():
+            if word == "owner:me":
+                continue  # every listed model is the caller's own until sharing exists
+            if ":" in word:
+                raise InvalidArgument(
+                    f"filter: '{word}' is not supported (use words to search, or owner:me)"
+                )
+            words.append(word)
+        return self.store.list_tuned_models(owner, page_size, page_token, " ".join(words))
+
+    def update_tuned_model(
+        self,
+        name: str,
+        changes: dict,
+        update_mask: Sequence[str] | None = None,
+        owner: str | None = None,
+    ) -> TunedModel:
+        """Apply ``changes`` (snake_case keys); with a mask, only the masked fields."""
+        model_id = parse_model_name(name)
+        current = self.store.get_tuned_model(model_id, owner)
+        if update_mask:
+            fields = [_snake(f.strip()) for f in update_mask if f.strip()]
+            bad = [f for f in fields if f not in UPDATABLE]
+            if bad:
+                raise InvalidArgument(
+                    f"update_mask: cannot update {', '.join(bad)} "
+                    f"(updatable: {', '.join(UPDATABLE)})"
+                )
+            values = {f: changes.get(f) for f in fields}
+        else:
+            values = {f: changes[f] for f in UPDATABLE if changes.get(f) is not None}
+        problems: list[str] = []
+        if "display_name" in values:
+            values["display_name"] = values["display_name"] or ""
+            if len(values["display_name"]) > MAX_DISPLAY_NAME:
+                problems.append(f"display_name: over the limit of {MAX_DISPLAY_NAME} characters")
+        if "description" in values:
+            values["description"] = values["description"] or ""
+        merged = {
+            k: values.get(k, getattr(current, k)) for k in ("temperature", "top_p", "top_k")
+        }
+        _check_sampling(merged["temperature"], merged["top_p"], merged["top_k"], problems)
+        if problems:
+            raise InvalidArgument("; ".join(problems))
+        if not values:
+            return current
+        return self.store.update_tuned_model(model_id, owner, values)
+
+    def delete_tuned_model(self, name: str, owner: str | None = None) -> None:
+        path = self.store.delete_tuned_model(parse_model_name(name), owner)
+        if path:
+            shutil.rmtree(self.settings.home / path, ignore_errors=True)
+
+    # -- operations ---------------------------------------------------------------------
+
+    def get_operation(self, name: str, owner: str | None = None) -> OperationRecord:
+        model_id, op_id = parse_operation_name(name)
+        return self.store.get_operation(model_id, op_id, owner)
+
+    def list_operations(
+        self, name: str | None = None, owner: str | None = None
+    ) -> list[OperationRecord]:
+        """The operations of one tuned model, or every operation when ``name`` is None."""
+        if name is None:
+            return self.store.find_operations(owner)
+        return self.store.list_operations(parse_model_name(name), owner)
+
+    def cancel_operation(self, name: str, owner: str | None = None) -> OperationRecord:
+        model_id, op_id = parse_operation_name(name)
+        self.store.request_cancel(model_id, op_id, owner)
+        return self.store.get_operation(model_id, op_id, owner)
+
+
+def _check_sampling(temperature, top_p, top_k, problems: list[str]) -> None:
+    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
+        problems.append(f"temperature: {temperature!r} must be a number from 0 to 2")
+    if top_p is not None and (not _is_number(top_p) or not 0 <= top_p <= 1):
+        problems.append(f"top_p: {top_p!r} must be a number from 0 to 1")
+    if top_k is not None and (not _is_int(top_k) or top_k < 0):
+        problems.append(f"top_k: {top_k!r} must be a non-negative integer")
+
+
+def _pick(value, default):
+    return default if value is None else value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _random(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))

@@ -1,0 +1,97 @@
+"""Shared fixtures: an isolated TUNESMITH_HOME per test, and a tiny random-initialised model.
+
+The tiny model (2 layers, 32 wide, a byte-level BPE tokenizer trained here) is a local model
+folder, which is one of the ways users name a base model; unit tests tune it in a second. The
+real packaged model is used by tests marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CORPUS = [
+    "one two three four five six seven eight nine ten eleven twelve thirteen",
+    "twenty thirty forty fifty sixty seventy eighty ninety hundred thousand",
+    "0 1 2 3 4 5 6 7 8 9 10 11 12 100 1,000 -3 -2 -98 -97",
+    "hello world the quick brown fox jumps over the lazy dog",
+] * 20
+
+
+def build_tiny_model(folder: Path) -> Path:
+    """Write a tiny Llama-shaped causal LM with its own tokenizer to ``folder``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty TUNESMITH_HOME, with the SDK's default client reset around the test."""
+    import tunesmith.sdk.clients as clients
+
+    path = tmp_path / "home"
+    monkeypatch.setenv("TUNESMITH_HOME", str(path))
+    for var in ("TUNESMITH_DATABASE_URL", "TUNESMITH_API_ENDPOINT", "TUNESMITH_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TUNESMITH_WORKER_IDLE_SECONDS", "5")
+    clients.configure()
+    yield path
+    clients.configure()
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def converted_base_models() -> Path:
+    """The packaged default base model, converted once and kept between runs (slow tests)."""
+    from tunesmith.engine import base_models
+    from tunesmith.settings import DEFAULT_BASE_MODEL
+
+    path = Path(os.environ.get("TUNESMITH_TEST_CACHE") or REPO / ".test-cache") / "base-models"
+    base_models.materialize(base_models.resolve(DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL), path)
+    return path
+
+
+@pytest.fixture()
+def real_home(home, converted_base_models) -> Path:
+    """An empty home that shares the converted packaged base model."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "base-models").symlink_to(converted_base_models, target_is_directory=True)
+    return home
