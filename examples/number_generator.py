@@ -14,11 +14,21 @@ import pandas as pd
 import tunesmith as ts
 
 SEED_EXAMPLES = [
-    ("1", "2"), ("3", "4"), ("-3", "-2"), ("twenty two", "twenty three"),
-    ("two hundred", "two hundred one"), ("ninety nine", "one hundred"), ("8", "9"),
-    ("-98", "-97"), ("1,000", "1,001"), ("10,100,000", "10,100,001"),
-    ("thirteen", "fourteen"), ("eighty", "eighty one"), ("one", "two"),
-    ("three", "four"), ("seven", "eight"),
+    ("1", "2"),
+    ("3", "4"),
+    ("-3", "-2"),
+    ("twenty two", "twenty three"),
+    ("two hundred", "two hundred one"),
+    ("ninety nine", "one hundred"),
+    ("8", "9"),
+    ("-98", "-97"),
+    ("1,000", "1,001"),
+    ("10,100,000", "10,100,001"),
+    ("thirteen", "fourteen"),
+    ("eighty", "eighty one"),
+    ("one", "two"),
+    ("three", "four"),
+    ("seven", "eight"),
 ]
 PROMPTS = ["9", "41", "nineteen", "2,000", "five"]
 
@@ -42,10 +52,12 @@ def main() -> None:
 
     rows = []
     for prompt in PROMPTS:
-        base = ts.generate_text(model="models/text-bison-001", prompt=prompt, temperature=0,
-                                max_output_tokens=16)
-        tuned = ts.generate_text(model=model.name, prompt=prompt, temperature=0,
-                                 max_output_tokens=16)
+        base = ts.generate_text(
+            model="models/text-bison-001", prompt=prompt, temperature=0, max_output_tokens=16
+        )
+        tuned = ts.generate_text(
+            model=model.name, prompt=prompt, temperature=0, max_output_tokens=16
+        )
         rows.append({"prompt": prompt, "base model": base.result, "tuned model": tuned.result})
     print()
     print(pd.DataFrame(rows).to_string(index=False))

@@ -1,13 +1,13 @@
 """tunesmith: tune and serve open-weight models with Google's tuning API, on your own machine.
 
-    import tunesmith as ts
-    op = ts.create_tuned_model(
-        source_model="models/smollm2-135m-instruct",
-        training_data=[{"text_input": "1", "output": "2"}, {"text_input": "3", "output": "4"}],
-        id="number-generator", epoch_count=3, batch_size=2, learning_rate=0.001)
-    for _ in op.wait_bar():
-        pass
-    print(ts.generate_text(model="tunedModels/number-generator", prompt="9").result)
+import tunesmith as ts
+op = ts.create_tuned_model(
+    source_model="models/smollm2-135m-instruct",
+    training_data=[{"text_input": "1", "output": "2"}, {"text_input": "3", "output": "4"}],
+    id="number-generator", epoch_count=3, batch_size=2, learning_rate=0.001)
+for _ in op.wait_bar():
+    pass
+print(ts.generate_text(model="tunedModels/number-generator", prompt="9").result)
 """
 
 from . import errors

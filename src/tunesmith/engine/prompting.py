@@ -17,7 +17,9 @@ class PromptFormat:
             if getattr(tokenizer, "chat_template", None):
                 marker = "\x00INPUT\x00"
                 template = tokenizer.apply_chat_template(
-                    [{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True
+                    [{"role": "user", "content": marker}],
+                    tokenize=False,
+                    add_generation_prompt=True,
                 ).replace(marker, "{input}")
             else:
                 template = "{input}\n"

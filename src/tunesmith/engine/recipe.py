@@ -86,7 +86,9 @@ def total_steps(n_examples: int, epoch_count: int, batch_size: int) -> int:
     return math.ceil(epoch_count * n_examples / batch_size)
 
 
-def plan_batches(n: int, epoch_count: int, batch_size: int, seed: int) -> list[tuple[list[int], int]]:
+def plan_batches(
+    n: int, epoch_count: int, batch_size: int, seed: int
+) -> list[tuple[list[int], int]]:
     """The run's batches as (example indices, epochs completed after this batch)."""
     gen = torch.Generator().manual_seed(seed)
     stream = [i for _ in range(epoch_count) for i in torch.randperm(n, generator=gen).tolist()]
@@ -181,7 +183,9 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"the loss became {loss.item()} at step {step}; try a lower learning rate")
+            raise NonFiniteLoss(
+                f"the loss became {loss.item()} at step {step}; try a lower learning rate"
+            )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
         optimizer.step()
@@ -234,4 +238,3 @@ def _save(model, tokenizer, fmt: PromptFormat, recipe: Recipe) -> None:
     if recipe.method == "full":
         tokenizer.save_pretrained(out)
     fmt.save(out)
-

@@ -85,8 +85,12 @@ def ensure_worker(settings: Settings) -> bool:
     with open(settings.logs_dir / "worker.log", "ab") as log:
         subprocess.Popen(
             [
-                sys.executable, "-m", "tunesmith.jobs.worker",
-                "--embedded", "--idle-exit", str(settings.worker_idle_seconds),
+                sys.executable,
+                "-m",
+                "tunesmith.jobs.worker",
+                "--embedded",
+                "--idle-exit",
+                str(settings.worker_idle_seconds),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -94,7 +94,10 @@ def run_job(settings: Settings, store: Store, job: ClaimedJob) -> JobStatus:
         return JobStatus.SUCCEEDED
     except recipe.Stopped:
         store.finish_job(
-            **finish, status=JobStatus.CANCELLED, error_code=1, error_message="Cancelled by the user."
+            **finish,
+            status=JobStatus.CANCELLED,
+            error_code=1,
+            error_message="Cancelled by the user.",
         )
         return JobStatus.CANCELLED
     except recipe.NonFiniteLoss as e:

@@ -34,16 +34,24 @@ class RequestOptions:
                 # google.api_core Retry objects: honour "retry", not its schedule.
                 retry = 3
             return cls(timeout=value.get("timeout"), retry=retry)
-        raise TypeError(f"request_options: expected a dict or RequestOptions, not {type(value).__name__}")
+        raise TypeError(
+            f"request_options: expected a dict or RequestOptions, not {type(value).__name__}"
+        )
 
 
 class Client(Protocol):
     """What every client offers; records in, records out, typed errors raised."""
 
-    def create_tuned_model(self, req: CreateTunedModelRequest, opts: RequestOptions) -> OperationRecord: ...
+    def create_tuned_model(
+        self, req: CreateTunedModelRequest, opts: RequestOptions
+    ) -> OperationRecord: ...
     def get_tuned_model(self, name: str, opts: RequestOptions) -> TunedModel: ...
     def list_tuned_models(
-        self, page_size: int | None, page_token: str | None, filter: str | None, opts: RequestOptions
+        self,
+        page_size: int | None,
+        page_token: str | None,
+        filter: str | None,
+        opts: RequestOptions,
     ) -> tuple[list[TunedModel], str | None]: ...
     def update_tuned_model(
         self, name: str, changes: dict, update_mask: list[str] | None, opts: RequestOptions

@@ -115,11 +115,19 @@ class GenerativeModel:
         return f"GenerativeModel(model_name={self.model_name!r})"
 
     def generate_content(
-        self, contents, *, generation_config=None, stream: bool = False, request_options=None, **_ignored
+        self,
+        contents,
+        *,
+        generation_config=None,
+        stream: bool = False,
+        request_options=None,
+        **_ignored,
     ) -> GenerateContentResponse | Iterator[GenerateContentResponse]:
         c = self._client if self._client is not None else default_client()
         config = _merge(_config(self._config), _config(generation_config))
-        gen = c.generate(self.model_name, _prompt(contents), config, RequestOptions.of(request_options))
+        gen = c.generate(
+            self.model_name, _prompt(contents), config, RequestOptions.of(request_options)
+        )
         response = _response(gen)
         return iter([response]) if stream else response
 
@@ -170,7 +178,9 @@ def _config(value) -> GenerationConfig:
         known = {f.name for f in dataclasses.fields(GenerationConfig)}
         unknown = set(value) - known
         if unknown:
-            raise InvalidArgument(f"generation_config: unknown field(s) {', '.join(sorted(unknown))}")
+            raise InvalidArgument(
+                f"generation_config: unknown field(s) {', '.join(sorted(unknown))}"
+            )
         values = dict(value)
         values["stop_sequences"] = _stops(values.get("stop_sequences"))
         return GenerationConfig(**values)

@@ -87,7 +87,9 @@ def create_tuned_model(
 
 
 def get_tuned_model(name, *, client: Client | None = None, request_options=None) -> TunedModel:
-    return _client(client).get_tuned_model(_name(name, "tunedModels"), RequestOptions.of(request_options))
+    return _client(client).get_tuned_model(
+        _name(name, "tunedModels"), RequestOptions.of(request_options)
+    )
 
 
 def list_tuned_models(
@@ -130,10 +132,14 @@ def update_tuned_model(
 
 
 def delete_tuned_model(name, *, client=None, request_options=None) -> None:
-    _client(client).delete_tuned_model(_name(name, "tunedModels"), RequestOptions.of(request_options))
+    _client(client).delete_tuned_model(
+        _name(name, "tunedModels"), RequestOptions.of(request_options)
+    )
 
 
-def list_models(*, page_size: int | None = 50, client=None, request_options=None) -> Iterator[Model]:
+def list_models(
+    *, page_size: int | None = 50, client=None, request_options=None
+) -> Iterator[Model]:
     yield from _client(client).list_models(RequestOptions.of(request_options))
 
 
@@ -164,4 +170,3 @@ def list_operations(
     name = None if tuned_model is None else _name(tuned_model, "tunedModels")
     for record in c.list_operations(name, opts):
         yield CreateTunedModelOperation(record, c, opts)
-

@@ -1,10 +1,10 @@
 """The create-tuned-model long-running operation, as Google's SDK wraps it.
 
-    op = ts.create_tuned_model(...)
-    for metadata in op.wait_bar():   # tqdm over steps
-        pass
-    model = op.result()              # raises the typed error if the tuning failed
-    op.history                       # pandas DataFrame of the per-step snapshots
+op = ts.create_tuned_model(...)
+for metadata in op.wait_bar():   # tqdm over steps
+    pass
+model = op.result()              # raises the typed error if the tuning failed
+op.history                       # pandas DataFrame of the per-step snapshots
 """
 
 from __future__ import annotations
@@ -149,7 +149,12 @@ class CreateTunedModelOperation:
         snapshots = self.metadata.snapshots
         return pd.DataFrame(
             [
-                {"step": s.step, "epoch": s.epoch, "mean_loss": s.mean_loss, "compute_time": s.compute_time}
+                {
+                    "step": s.step,
+                    "epoch": s.epoch,
+                    "mean_loss": s.mean_loss,
+                    "compute_time": s.compute_time,
+                }
                 for s in snapshots
             ],
             columns=["step", "epoch", "mean_loss", "compute_time"],

@@ -28,7 +28,9 @@ class Service:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.store = store or Store(self.settings.database_url)
         self.tuning = TuningService(self.settings, self.store, on_enqueue)
-        self.generation = GenerationService(self.settings, self.store, model_server or ModelServer())
+        self.generation = GenerationService(
+            self.settings, self.store, model_server or ModelServer()
+        )
 
     def close(self) -> None:
         self.store.close()

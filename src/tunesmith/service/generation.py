@@ -103,13 +103,23 @@ class GenerationService:
         top_k = _pick(c.top_k, defaults.top_k, target.spec.top_k)
         count = _pick(c.candidate_count, 1)
         max_tokens = _pick(c.max_output_tokens, DEFAULT_MAX_OUTPUT_TOKENS)
-        numbers = dict(temperature=temperature, top_p=top_p, top_k=top_k,
-                       candidate_count=count, max_output_tokens=max_tokens)
+        numbers = dict(
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            candidate_count=count,
+            max_output_tokens=max_tokens,
+        )
         wrong = [k for k, v in numbers.items() if not _is_number(v)]
-        wrong += [k for k in ("top_k", "candidate_count", "max_output_tokens")
-                  if k not in wrong and not _is_int(numbers[k])]
+        wrong += [
+            k
+            for k in ("top_k", "candidate_count", "max_output_tokens")
+            if k not in wrong and not _is_int(numbers[k])
+        ]
         if wrong:
-            raise InvalidArgument("; ".join(f"{k}: {numbers[k]!r} is not a valid number" for k in wrong))
+            raise InvalidArgument(
+                "; ".join(f"{k}: {numbers[k]!r} is not a valid number" for k in wrong)
+            )
         if not 0 <= temperature <= target.spec.max_temperature:
             problems.append(
                 f"temperature: {temperature} must be from 0 to {target.spec.max_temperature}"

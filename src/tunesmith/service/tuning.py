@@ -253,9 +253,7 @@ class TuningService:
                 problems.append(f"display_name: over the limit of {MAX_DISPLAY_NAME} characters")
         if "description" in values:
             values["description"] = values["description"] or ""
-        merged = {
-            k: values.get(k, getattr(current, k)) for k in ("temperature", "top_p", "top_k")
-        }
+        merged = {k: values.get(k, getattr(current, k)) for k in ("temperature", "top_p", "top_k")}
         _check_sampling(merged["temperature"], merged["top_p"], merged["top_k"], problems)
         if problems:
             raise InvalidArgument("; ".join(problems))

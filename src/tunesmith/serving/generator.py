@@ -133,8 +133,10 @@ class ModelServer:
                 tokens = tokens[: tokens.index(tok.eos_token_id)]
             text_out = tok.decode(tokens, skip_special_tokens=True)
             cut = _cut_at_stop(text_out, s.stop_sequences)
-            finish = "STOP" if ended or cut is not None else (
-                "MAX_TOKENS" if len(tokens) >= s.max_output_tokens else "STOP"
+            finish = (
+                "STOP"
+                if ended or cut is not None
+                else ("MAX_TOKENS" if len(tokens) >= s.max_output_tokens else "STOP")
             )
             candidates.append(Candidate(cut if cut is not None else text_out, finish, len(tokens)))
         return Generation(candidates, prompt_token_count=int(ids.shape[1]))

@@ -188,9 +188,7 @@ class Store:
             models = [self._record(s, r) for r in rows[:page_size]]
         return models, (_encode_token(offset + page_size) if more else None)
 
-    def update_tuned_model(
-        self, model_id: str, owner: str | None, fields: dict
-    ) -> TunedModel:
+    def update_tuned_model(self, model_id: str, owner: str | None, fields: dict) -> TunedModel:
         """Set plain columns (display_name, description, temperature, top_p, top_k)."""
         with self._sessions.begin() as s:
             row = self._row(s, model_id, owner)
@@ -253,7 +251,9 @@ class Store:
                 return
             op.cancel_requested = True
             if status is JobStatus.QUEUED:
-                self._finish(s, op, JobStatus.CANCELLED, CANCELLED_CODE, "Cancelled by the user.", now)
+                self._finish(
+                    s, op, JobStatus.CANCELLED, CANCELLED_CODE, "Cancelled by the user.", now
+                )
 
     # -- the job queue ------------------------------------------------------------------
 
@@ -285,7 +285,10 @@ class Store:
                     return None
                 if op.attempts >= max_attempts:
                     self._finish(
-                        s, op, JobStatus.FAILED, 4,
+                        s,
+                        op,
+                        JobStatus.FAILED,
+                        4,
                         f"The run stopped making progress {op.attempts} times "
                         "(its worker stopped heartbeating); giving up.",
                         now,
@@ -375,7 +378,11 @@ class Store:
         """Give a running job back to the queue (the worker is shutting down)."""
         with self._sessions.begin() as s:
             op = s.get(OperationRow, operation_id)
-            if op is not None and op.lease_owner == worker_id and op.status == JobStatus.RUNNING.value:
+            if (
+                op is not None
+                and op.lease_owner == worker_id
+                and op.status == JobStatus.RUNNING.value
+            ):
                 op.status = JobStatus.QUEUED.value
                 op.lease_owner = None
                 op.lease_expires_at = None
@@ -434,11 +441,11 @@ class Store:
 
     def _snapshots(self, s, model_id: str) -> list[TuningSnapshot]:
         rows = s.scalars(
-            select(SnapshotRow).where(SnapshotRow.tuned_model_id == model_id).order_by(SnapshotRow.step)
+            select(SnapshotRow)
+            .where(SnapshotRow.tuned_model_id == model_id)
+            .order_by(SnapshotRow.step)
         ).all()
-        return [
-            TuningSnapshot(r.step, r.epoch, r.mean_loss, _utc(r.compute_time)) for r in rows
-        ]
+        return [TuningSnapshot(r.step, r.epoch, r.mean_loss, _utc(r.compute_time)) for r in rows]
 
     def _record(self, s, row: TunedModelRow, snapshots=None) -> TunedModel:
         return TunedModel(
