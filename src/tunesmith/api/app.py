@@ -1,0 +1,76 @@
+"""The FastAPI application: ``create_app(settings)`` builds everything when called.
+
+Nothing (settings, database engine, worker) is created at import time. By default an
+in-process worker thread runs tuning jobs, woken by the service each time one is queued;
+``worker=False`` leaves jobs to ``tunesmith worker`` processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..jobs.worker import Worker
+from ..service import Service
+from ..settings import Settings, get_settings
+from ..store.keys import KeyStore
+from . import errors
+from .routes import ROUTERS
+
+log = logging.getLogger("tunesmith.api")
+
+VERSIONS = ("/v1beta", "/v1beta3", "/v1")
+
+
+def create_app(settings: Settings | None = None, *, worker: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    wake = threading.Event()
+    service = Service(settings, on_enqueue=wake.set if worker else None)
+    keys = KeyStore(service.store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runner = thread = None
+        if worker:
+            runner = Worker(settings, service.store)
+            runner.wake = wake
+            thread = threading.Thread(target=runner.run, name="tunesmith-worker", daemon=True)
+            thread.start()
+        app.state.worker = runner
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+                # A running job is left to its lease: another worker resumes it later.
+                await run_in_threadpool(thread.join, 5)
+            service.close()
+
+    app = FastAPI(
+        title="tunesmith",
+        version=__version__,
+        description=(
+            "Self-hosted model tuning with Google's Generative Language tuning API "
+            "(tunedModels, operations, generateText / generateContent)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.keys = keys
+    app.state.settings = settings
+    errors.install(app)
+    for prefix in VERSIONS:
+        for router in ROUTERS:
+            app.include_router(router, prefix=prefix)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the server answers")
+    async def healthz():
+        running = app.state.__dict__.get("worker") is not None
+        return {"status": "ok", "version": __version__, "worker": running}
+
+    return app

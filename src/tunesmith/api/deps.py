@@ -1,0 +1,42 @@
+"""What a route needs, as ``Annotated`` aliases: the service, the caller's owner id, a body."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from ..service import Service
+from ..store.keys import KeyStore
+from .body import json_body
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def api_key(request: Request) -> str | None:
+    """The key from ``x-goog-api-key``, ``?key=`` or ``Authorization: Bearer``."""
+    key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+    if not key:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            key = token.strip()
+    return key
+
+
+async def get_owner(request: Request) -> str | None:
+    keys: KeyStore = request.app.state.keys
+    return await run_in_threadpool(keys.authenticate, api_key(request))
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+Owner = Annotated[str | None, Depends(get_owner)]
+Body = Annotated[Any, Depends(json_body)]
+
+
+async def call(fn, *args, **kwargs):
+    """Run a (blocking) service method off the event loop."""
+    return await run_in_threadpool(fn, *args, **kwargs)

@@ -1,0 +1,169 @@
+"""OpenAPI descriptions of the bodies the routes read themselves (trailing-comma tolerant
+JSON is parsed by hand, so FastAPI cannot infer them)."""
+
+from __future__ import annotations
+
+_SNAPSHOT = {
+    "type": "object",
+    "properties": {
+        "step": {"type": "integer"},
+        "epoch": {"type": "integer"},
+        "meanLoss": {"type": "number"},
+        "computeTime": {"type": "string", "format": "date-time"},
+    },
+}
+TUNED_MODEL = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "readOnly": True},
+        "baseModel": {"type": "string", "example": "models/text-bison-001"},
+        "tunedModelSource": {
+            "type": "object",
+            "properties": {"tunedModel": {"type": "string"}, "baseModel": {"type": "string"}},
+        },
+        "displayName": {"type": "string", "maxLength": 40},
+        "description": {"type": "string"},
+        "temperature": {"type": "number"},
+        "topP": {"type": "number"},
+        "topK": {"type": "integer"},
+        "state": {"type": "string", "enum": ["STATE_UNSPECIFIED", "CREATING", "ACTIVE", "FAILED"]},
+        "createTime": {"type": "string", "format": "date-time", "readOnly": True},
+        "updateTime": {"type": "string", "format": "date-time", "readOnly": True},
+        "tuningTask": {
+            "type": "object",
+            "properties": {
+                "startTime": {"type": "string", "format": "date-time", "readOnly": True},
+                "completeTime": {"type": "string", "format": "date-time", "readOnly": True},
+                "snapshots": {"type": "array", "items": _SNAPSHOT, "readOnly": True},
+                "trainingData": {
+                    "type": "object",
+                    "writeOnly": True,
+                    "properties": {
+                        "examples": {
+                            "type": "object",
+                            "properties": {
+                                "examples": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "textInput": {"type": "string"},
+                                            "output": {"type": "string"},
+                                        },
+                                    },
+                                }
+                            },
+                        }
+                    },
+                },
+                "hyperparameters": {
+                    "type": "object",
+                    "properties": {
+                        "epochCount": {"type": "integer"},
+                        "batchSize": {"type": "integer"},
+                        "learningRate": {"type": "number"},
+                        "learningRateMultiplier": {"type": "number", "writeOnly": True},
+                    },
+                },
+            },
+        },
+        "method": {"type": "string", "enum": ["lora", "full"], "writeOnly": True},
+    },
+}
+OPERATION = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "metadata": {
+            "type": "object",
+            "properties": {
+                "@type": {"type": "string"},
+                "tunedModel": {"type": "string"},
+                "totalSteps": {"type": "integer"},
+                "completedSteps": {"type": "integer"},
+                "completedPercent": {"type": "number"},
+                "snapshots": {"type": "array", "items": _SNAPSHOT},
+            },
+        },
+        "done": {"type": "boolean"},
+        "response": TUNED_MODEL,
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+        },
+    },
+}
+ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "integer"},
+                "message": {"type": "string"},
+                "status": {"type": "string"},
+            },
+        }
+    },
+}
+_CONTENTS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "role": {"type": "string"},
+            "parts": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"text": {"type": "string"}}},
+            },
+        },
+    },
+}
+_CONFIG = {
+    "type": "object",
+    "properties": {
+        "temperature": {"type": "number"},
+        "topP": {"type": "number"},
+        "topK": {"type": "integer"},
+        "candidateCount": {"type": "integer"},
+        "maxOutputTokens": {"type": "integer"},
+        "stopSequences": {"type": "array", "items": {"type": "string"}},
+    },
+}
+GENERATE_TEXT = {
+    "type": "object",
+    "properties": {
+        "prompt": {"type": "object", "properties": {"text": {"type": "string"}}},
+        **_CONFIG["properties"],
+    },
+}
+GENERATE_CONTENT = {
+    "type": "object",
+    "properties": {"contents": _CONTENTS, "generationConfig": _CONFIG},
+}
+COUNT_TOKENS = {
+    "type": "object",
+    "properties": {"contents": _CONTENTS, "generateContentRequest": GENERATE_CONTENT},
+}
+
+
+def body(schema: dict, required: bool = True) -> dict:
+    """``openapi_extra`` for a JSON request body."""
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+def returns(schema: dict) -> dict:
+    """``responses`` for a JSON answer, and Google's error shape."""
+    return {
+        200: {"content": {"application/json": {"schema": schema}}},
+        400: {
+            "description": "INVALID_ARGUMENT",
+            "content": {"application/json": {"schema": ERROR}},
+        },
+        404: {"description": "NOT_FOUND", "content": {"application/json": {"schema": ERROR}}},
+    }

@@ -1,0 +1,65 @@
+"""One place where failures become Google's error shape.
+
+``{"error": {"code": <http>, "message": ..., "status": ...}}`` for typed service errors,
+for request validation (always 400 INVALID_ARGUMENT naming the field, never FastAPI's 422),
+for unknown routes, and for anything unexpected (500 INTERNAL, without a traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ..errors import Internal, InvalidArgument, TunesmithError
+
+log = logging.getLogger("tunesmith.api")
+
+_HTTP_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+}
+
+
+def error_response(e: TunesmithError) -> JSONResponse:
+    return JSONResponse(e.to_json(), status_code=e.http_status)
+
+
+def _field(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("query", "path", "body", "header")]
+    return ".".join(parts) or "request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TunesmithError)
+    async def _typed(_request: Request, e: TunesmithError):
+        return error_response(e)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, e: RequestValidationError):
+        problems = [f"{_field(err['loc'])}: {err['msg']}" for err in e.errors()]
+        return error_response(InvalidArgument("; ".join(problems) or "invalid request"))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, e: HTTPException):
+        status = _HTTP_STATUS.get(e.status_code, "UNKNOWN")
+        message = e.detail if isinstance(e.detail, str) else str(e.detail)
+        if e.status_code == 404:
+            message = f"{request.method} {request.url.path}: no such resource or method"
+        elif e.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        body = {"error": {"code": e.status_code, "message": message, "status": status}}
+        return JSONResponse(body, status_code=e.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(Internal(f"internal error ({type(e).__name__}); see the server log"))

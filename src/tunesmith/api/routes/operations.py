@@ -1,0 +1,60 @@
+"""Tuning operations: get (cheap: ``wait_bar`` polls it without sleeping), list, cancel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ... import wire
+from ..deps import Owner, ServiceDep, call
+from ..docs import OPERATION, returns
+
+router = APIRouter(tags=["operations"])
+
+_LIST = {
+    "type": "object",
+    "properties": {
+        "operations": {"type": "array", "items": OPERATION},
+        "nextPageToken": {"type": "string"},
+    },
+}
+
+
+@router.get(
+    "/tunedModels/{model_id}/operations/{operation_id}",
+    summary="Get a tuning operation",
+    responses=returns(OPERATION),
+)
+async def get_operation(model_id: str, operation_id: str, service: ServiceDep, owner: Owner):
+    name = f"tunedModels/{model_id}/operations/{operation_id}"
+    return wire.operation_to_json(await call(service.tuning.get_operation, name, owner))
+
+
+@router.get(
+    "/tunedModels/{model_id}/operations",
+    summary="List a tuned model's operations",
+    responses=returns(_LIST),
+)
+async def list_operations(model_id: str, service: ServiceDep, owner: Owner):
+    ops = await call(service.tuning.list_operations, f"tunedModels/{model_id}", owner)
+    return {"operations": [wire.operation_to_json(op) for op in ops]}
+
+
+@router.get(
+    "/operations",
+    summary="List every operation of the caller (tunesmith's own)",
+    responses=returns(_LIST),
+)
+async def list_all_operations(service: ServiceDep, owner: Owner):
+    ops = await call(service.tuning.list_operations, None, owner)
+    return {"operations": [wire.operation_to_json(op) for op in ops]}
+
+
+@router.post(
+    "/tunedModels/{model_id}/operations/{operation_id}:cancel",
+    summary="Cancel a tuning operation (the body may be empty)",
+    responses=returns({"type": "object"}),
+)
+async def cancel_operation(model_id: str, operation_id: str, service: ServiceDep, owner: Owner):
+    name = f"tunedModels/{model_id}/operations/{operation_id}"
+    await call(service.tuning.cancel_operation, name, owner)
+    return {}  # google.protobuf.Empty, as Google answers
