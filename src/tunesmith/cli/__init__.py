@@ -1,0 +1,30 @@
+"""The ``tunesmith`` command: a typer app, each command group in its own module.
+
+To add a command group, write a module with a ``register(app)`` function and list it in
+``_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="tunesmith",
+    help="Tune and serve open-weight models with Google's tuning API, on your own machine.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_MODULES = ("serve", "worker", "keys")
+
+for _name in _MODULES:
+    importlib.import_module(f"{__name__}.{_name}").register(app)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

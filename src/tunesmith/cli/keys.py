@@ -1,0 +1,60 @@
+"""``tunesmith keys create NAME | list | revoke NAME``: the server's API keys."""
+
+from __future__ import annotations
+
+import typer
+
+keys_app = typer.Typer(help="API keys: each tuned model belongs to the key that created it.")
+
+
+def _keys():
+    from ..settings import get_settings
+    from ..store import Store
+    from ..store.keys import KeyStore
+
+    return KeyStore(Store(get_settings().database_url))
+
+
+def _fail(e: Exception) -> None:
+    typer.echo(f"tunesmith: {getattr(e, 'message', e)}", err=True)
+    raise typer.Exit(1)
+
+
+@keys_app.command("create")
+def create(name: str = typer.Argument(..., help="A name to know the key by.")) -> None:
+    """Create a key and print it (only this once: it is stored hashed)."""
+    from ..errors import TunesmithError
+
+    try:
+        key, secret = _keys().create(name)
+    except TunesmithError as e:
+        _fail(e)
+    typer.echo(secret)
+    typer.echo(f"created key {key.name} ({key.id}); it is shown only now", err=True)
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """List keys (never the keys themselves)."""
+    rows = _keys().list()
+    if not rows:
+        typer.echo("no keys: the server runs open, on loopback addresses only", err=True)
+    for k in rows:
+        state = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+        typer.echo(f"{k.name}\t{k.id}\t{k.prefix}…\t{k.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+
+@keys_app.command("revoke")
+def revoke(name: str = typer.Argument(..., help="The key's name or id.")) -> None:
+    """Revoke a key: it stops working at once; its models stay, unreachable by others."""
+    from ..errors import TunesmithError
+
+    try:
+        key = _keys().revoke(name)
+    except TunesmithError as e:
+        _fail(e)
+    typer.echo(f"revoked {key.name} ({key.id})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")
