@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the server answers")
     async def healthz():
-        running = app.state.__dict__.get("worker") is not None
+        running = getattr(app.state, "worker", None) is not None
         return {"status": "ok", "version": __version__, "worker": running}
 
     return app

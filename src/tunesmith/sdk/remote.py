@@ -1,0 +1,176 @@
+"""The remote client: every SDK call over HTTP to a tunesmith server.
+
+    ts.configure(api_endpoint="http://127.0.0.1:8080", api_key="ts-...")
+
+Same methods, records and typed errors as :class:`~tunesmith.sdk.clients.EmbeddedClient`:
+records travel as proto-JSON (:mod:`tunesmith.wire`) and ``{"error": {"status": ...}}``
+answers turn back into the same error classes (:func:`tunesmith.errors.from_status`).
+``RequestOptions`` give each call its timeout and how many times a failed call is retried
+(only calls that are safe to repeat, and only for connection failures and 429/5xx answers).
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import httpx
+
+from .. import errors, wire
+from ..service import CreateTunedModelRequest
+from ..types import Generation, GenerationConfig, Model, OperationRecord, TunedModel
+from .clients import RequestOptions
+
+API_VERSION = "v1beta"
+DEFAULT_TIMEOUT = 600.0  # generation on a CPU can take a while
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class RemoteClient:
+    def __init__(self, endpoint: str, api_key: str | None = None, *, transport=None):
+        self.endpoint = endpoint.rstrip("/")
+        self.api_key = api_key
+        headers = {"x-goog-api-key": api_key} if api_key else {}
+        self._http = httpx.Client(
+            base_url=f"{self.endpoint}/{API_VERSION}/",
+            headers=headers,
+            timeout=DEFAULT_TIMEOUT,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"RemoteClient({self.endpoint!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def keep_running(self) -> None:
+        """Nothing to do: the server runs its own workers."""
+
+    # -- transport -----------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        opts: RequestOptions | None,
+        *,
+        json=None,
+        params=None,
+        idempotent: bool = True,
+    ):
+        opts = opts or RequestOptions()
+        attempts = 1 + max(0, opts.retry or 0)
+        timeout = opts.timeout if opts.timeout is not None else DEFAULT_TIMEOUT
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                resp = self._http.request(method, path, json=json, params=params, timeout=timeout)
+            except httpx.TimeoutException as e:
+                if last or not idempotent:
+                    raise errors.DeadlineExceeded(
+                        f"{method} {path}: no answer from {self.endpoint} within {timeout} s"
+                    ) from e
+            except httpx.TransportError as e:
+                # A refused connection never reached the server: safe to retry any call.
+                if last or not (idempotent or isinstance(e, httpx.ConnectError)):
+                    raise errors.Internal(f"cannot reach tunesmith at {self.endpoint}: {e}") from e
+            else:
+                if resp.status_code < 400:
+                    return resp.json() if resp.content else {}
+                if last or not idempotent or resp.status_code not in RETRY_STATUS:
+                    raise _error(resp)
+            time.sleep(min(4.0, 0.25 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    # -- tuned models --------------------------------------------------------------------
+
+    def create_tuned_model(
+        self, req: CreateTunedModelRequest, opts: RequestOptions | None = None
+    ) -> OperationRecord:
+        params = {"tunedModelId": req.id} if req.id else None
+        body = wire.create_request_to_json(req)
+        # With an id the create is safe to repeat (a repeat is ALREADY_EXISTS, not a twin).
+        d = self._request(
+            "POST", "tunedModels", opts, json=body, params=params, idempotent=bool(req.id)
+        )
+        return wire.operation_from_json(d)
+
+    def get_tuned_model(self, name: str, opts: RequestOptions | None = None) -> TunedModel:
+        return wire.tuned_model_from_json(self._request("GET", _path(name), opts))
+
+    def list_tuned_models(self, page_size, page_token, filter, opts=None):
+        params = {"pageSize": page_size, "pageToken": page_token, "filter": filter}
+        d = self._request(
+            "GET", "tunedModels", opts, params={k: v for k, v in params.items() if v is not None}
+        )
+        models = [wire.tuned_model_from_json(m) for m in d.get("tunedModels") or []]
+        return models, d.get("nextPageToken") or None
+
+    def update_tuned_model(self, name, changes, update_mask, opts=None) -> TunedModel:
+        params = (
+            {"updateMask": ",".join(wire.camel(f) for f in update_mask)} if update_mask else None
+        )
+        d = self._request(
+            "PATCH", _path(name), opts, json=wire.update_to_json(changes), params=params
+        )
+        return wire.tuned_model_from_json(d)
+
+    def delete_tuned_model(self, name: str, opts: RequestOptions | None = None) -> None:
+        self._request("DELETE", _path(name), opts)
+
+    # -- operations ----------------------------------------------------------------------
+
+    def get_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord:
+        return wire.operation_from_json(self._request("GET", _path(name), opts))
+
+    def list_operations(self, name, opts=None) -> list[OperationRecord]:
+        path = "operations" if name is None else f"{_path(name)}/operations"
+        d = self._request("GET", path, opts)
+        return [wire.operation_from_json(op) for op in d.get("operations") or []]
+
+    def cancel_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord:
+        self._request("POST", f"{_path(name)}:cancel", opts)
+        return self.get_operation(name, opts)
+
+    # -- base models and generation ------------------------------------------------------
+
+    def list_models(self, opts: RequestOptions | None = None) -> list[Model]:
+        d = self._request("GET", "models", opts)
+        return [wire.model_from_json(m) for m in d.get("models") or []]
+
+    def get_model(self, name: str, opts: RequestOptions | None = None) -> Model:
+        return wire.model_from_json(self._request("GET", _path(name), opts))
+
+    def generate(
+        self,
+        model: str,
+        prompt: str,
+        config: GenerationConfig,
+        opts: RequestOptions | None = None,
+    ) -> Generation:
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": wire.generation_config_to_json(config or GenerationConfig()),
+        }
+        d = self._request("POST", f"{_path(model)}:generateContent", opts, json=body)
+        return wire.generation_from_content_json(d)
+
+    def count_tokens(self, model: str, prompt: str, opts: RequestOptions | None = None) -> int:
+        body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
+        d = self._request("POST", f"{_path(model)}:countTokens", opts, json=body)
+        return int(d.get("totalTokens", 0))
+
+
+def _path(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise errors.InvalidArgument(f"name: expected a resource name, got {name!r}")
+    return quote(name, safe="/:")
+
+
+def _error(resp: httpx.Response) -> errors.TunesmithError:
+    try:
+        err = resp.json()["error"]
+        return errors.from_status(err.get("status", ""), err.get("message", resp.text))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return errors.Internal(f"HTTP {resp.status_code} from tunesmith: {resp.text[:500]}")
