@@ -95,3 +95,87 @@ def real_home(home, converted_base_models) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     (home / "base-models").symlink_to(converted_base_models, target_is_directory=True)
     return home
+
+
+# -- databases: the store and jobs tests run on SQLite and on PostgreSQL ------------------
+
+POSTGRES_SERVER = os.environ.get(
+    "TUNESMITH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A database of this run's own on the test server, dropped at the end of the run."""
+    import secrets
+
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+    name = f"tunesmith_test_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as e:
+        admin.dispose()
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_SERVER}: {e.orig}")
+    yield make_url(POSTGRES_SERVER).set(database=name)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, home, monkeypatch) -> str:
+    """TUNESMITH_DATABASE_URL for this test (and the processes it starts): a SQLite file in
+    the test's home, or a fresh schema in this run's PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{home / 'tunesmith.db'}"
+    else:
+        import secrets
+
+        from sqlalchemy import create_engine, text
+
+        base = request.getfixturevalue("postgres_database")
+        schema = f"t_{secrets.token_hex(6)}"
+        engine = create_engine(base)
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        engine.dispose()
+        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    monkeypatch.setenv("TUNESMITH_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture()
+def job_service(database_url, tiny_model_dir, monkeypatch):
+    """The service over this test's database, with the tiny model as the default base."""
+    from tunesmith.service import Service
+    from tunesmith.settings import get_settings
+
+    monkeypatch.setenv("TUNESMITH_DEFAULT_BASE_MODEL", str(tiny_model_dir))
+    service = Service(get_settings())
+    yield service
+    service.close()
+
+
+@pytest.fixture()
+def make_job(job_service, tiny_model_dir):
+    """Queue a tuning job through the service; returns its operation name."""
+    from tunesmith.service import CreateTunedModelRequest
+    from tunesmith.types import TuningExample
+
+    def make(examples: int = 8, epochs: int = 1, batch_size: int = 2, **fields) -> str:
+        rows = [TuningExample(f"{i}", f"{i + 1}") for i in range(1, examples + 1)]
+        fields.setdefault("source_model", str(tiny_model_dir))
+        req = CreateTunedModelRequest(
+            examples=rows, epoch_count=epochs, batch_size=batch_size, **fields
+        )
+        return job_service.tuning.create_tuned_model(req).name
+
+    return make

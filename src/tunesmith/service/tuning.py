@@ -235,6 +235,7 @@ class TuningService:
         """Apply ``changes`` (snake_case keys); with a mask, only the masked fields."""
         model_id = parse_model_name(name)
         current = self.store.get_tuned_model(model_id, owner)
+        changes = {_snake(k): v for k, v in changes.items()}
         if update_mask:
             fields = [_snake(f.strip()) for f in update_mask if f.strip()]
             bad = [f for f in fields if f not in UPDATABLE]
