@@ -29,6 +29,12 @@ class Settings:
     lease_seconds: float = 60.0
     """A claimed job whose heartbeat is older than this is taken to be abandoned."""
     seed: int = 0
+    max_attempts: int = 3
+    """A run whose worker dies (stops heartbeating) is retried this many times in all."""
+    checkpoint_every: int = 10
+    """Save a resumable checkpoint every this many steps (and when a worker is told to stop)."""
+    progress_timeout_seconds: float = 1800.0
+    """A run with no finished step for this long is taken as hung: its lease is given up."""
 
     @property
     def adapters_dir(self) -> Path:
@@ -41,6 +47,10 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.home / "checkpoints"
 
 
 def get_settings(**overrides) -> Settings:
@@ -57,6 +67,9 @@ def get_settings(**overrides) -> Settings:
         worker_idle_seconds=float(env.get("TUNESMITH_WORKER_IDLE_SECONDS", 60)),
         lease_seconds=float(env.get("TUNESMITH_LEASE_SECONDS", 60)),
         seed=int(env.get("TUNESMITH_SEED", 0)),
+        max_attempts=int(env.get("TUNESMITH_MAX_ATTEMPTS", 3)),
+        checkpoint_every=int(env.get("TUNESMITH_CHECKPOINT_EVERY", 10)),
+        progress_timeout_seconds=float(env.get("TUNESMITH_PROGRESS_TIMEOUT_SECONDS", 1800)),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from . import checkpoint
 from .prompting import PromptFormat
 
 LORA_LEARNING_RATE = 2e-3
@@ -53,6 +54,9 @@ class Recipe:
     max_grad_norm: float = 1.0
     max_seq_len: int = 1024
     mixed_precision: str = "auto"  # "auto" | "bf16" | "no"
+    checkpoint_dir: Path | None = None
+    """Resume from the newest checkpoint here, and save one every ``checkpoint_every`` steps."""
+    checkpoint_every: int = 10
 
     @property
     def total_steps(self) -> int:
@@ -177,7 +181,10 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
     )
     dev = device()
     model.train()
+    done, plan = checkpoint.resume(recipe.checkpoint_dir, model, optimizer, scheduler, plan)
     for step, (indices, epoch) in enumerate(plan, start=1):
+        if step <= done:
+            continue  # resumed: this step is in the checkpoint
         ids, labels, mask = collate([rows[i] for i in indices], tokenizer.pad_token_id)
         ids, labels, mask = ids.to(dev), labels.to(dev), mask.to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -192,7 +199,10 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         report = StepReport(step, epoch, float(loss.detach()), int(mask.sum()))
-        if not on_step(report):
+        decision = on_step(report)  # True, False (stop) or checkpoint.PAUSE (save, then stop)
+        if checkpoint.due(recipe, step, len(plan), decision):
+            checkpoint.save(recipe.checkpoint_dir, step, model, optimizer, scheduler, plan)
+        if not decision:
             raise Stopped(f"stopped at step {step}")
     _save(model, tokenizer, fmt, recipe)
     return recipe.output_dir

@@ -36,7 +36,7 @@ class HeldLock:
 
         def should_exit() -> bool:
             fcntl.flock(self.fh, fcntl.LOCK_UN)
-            if store.claimable_jobs() == 0:
+            if store.jobs.claimable() == 0:
                 return True
             try:
                 fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,12 +1,23 @@
 """Workers: claim a queued tuning job under a lease, run the recipe, record the outcome.
 
-A job is claimed atomically (see :meth:`Store.claim_job`) and its lease renewed by every
-step's snapshot and by a heartbeat thread (a step can be slow). When the lease cannot be
-renewed (the job was cancelled, or another worker took it over after this one stalled) the
-run stops at the next step. Every way a run can end is recorded: ACTIVE with the adapter,
-or FAILED with the reason in the operation's error.
+A job is claimed atomically (see :meth:`JobQueue.claim`) and its lease renewed by every
+step's snapshot and by a heartbeat thread (a step can be slow). A run ends in exactly one of
+these ways:
 
-    python -m tunesmith.jobs.worker [--idle-exit SECONDS] [--once]
+- it finishes: ACTIVE with the adapter; or an error: FAILED with the reason (exception, NaN
+  loss, out of memory, a base model that cannot load);
+- the user cancels: the next step or heartbeat sees it, the run stops, CANCELLED (code 1);
+- the worker is told to shut down (SIGTERM): the run pauses at the end of its step, saves a
+  checkpoint and hands the job back to the queue; the next worker resumes from that step;
+- the worker dies (SIGKILL, a lost machine): its lease lapses and the next worker takes the
+  job over from the newest periodic checkpoint (every ``checkpoint_every`` steps);
+- the run stops making progress (no step for ``progress_timeout_seconds``): the worker gives
+  up the lease so another worker retries it; a standalone worker process then exits, since
+  the hung run cannot be interrupted from inside.
+
+A job whose runs keep dying is failed after ``max_attempts`` (see the queue).
+
+    python -m tunesmith.jobs.worker [--idle-exit SECONDS] [--embedded]
 """
 
 from __future__ import annotations
@@ -14,22 +25,28 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
 from pathlib import Path
 
-from ..engine import base_models, recipe
+import torch
+
+from ..engine import base_models, checkpoint, recipe
 from ..errors import TunesmithError
 from ..settings import Settings, get_settings
 from ..store import ClaimedJob, JobStatus, Store, utcnow
+from ..store.queue import CANCELLED_CODE, CANCELLED_MESSAGE
 from ..types import TuningSnapshot
 
 log = logging.getLogger("tunesmith.worker")
 
 # gRPC codes for how a run failed.
 INTERNAL, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, INVALID_ARGUMENT = 13, 9, 8, 3
+HUNG_EXIT_CODE = 75
+_OOM = (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
 
 
 def new_worker_id() -> str:
@@ -68,41 +85,99 @@ def build_recipe(settings: Settings, store: Store, job: ClaimedJob) -> recipe.Re
     )
 
 
-def run_job(settings: Settings, store: Store, job: ClaimedJob) -> JobStatus:
-    """Run one claimed job to its end and record it. Never raises for a failed run."""
-    stop = threading.Event()
-    lease = settings.lease_seconds
+def checkpoint_dir(settings: Settings, operation_id: str) -> Path:
+    return settings.checkpoints_dir / operation_id
+
+
+class _Control:
+    """Why a run should stop, set once by whoever notices first."""
+
+    def __init__(self):
+        self.why: str | None = None  # cancelled | lost | shutdown | hung
+        self.event = threading.Event()
+        self.last_progress = time.monotonic()
+
+    def stop(self, why: str) -> None:
+        if self.why is None:
+            self.why = why
+        self.event.set()
+
+
+def run_job(
+    settings: Settings,
+    store: Store,
+    job: ClaimedJob,
+    shutdown: threading.Event | None = None,
+    *,
+    exit_on_hang: bool = False,
+) -> JobStatus | None:
+    """Run one claimed job and record how it ended. Never raises for a failed run.
+
+    Returns the job's end status, or None when the job is no longer this worker's to end
+    (handed back at shutdown, taken over after a lost lease, or given up as hung).
+    """
+    jobs, lease = store.jobs, settings.lease_seconds
+    shutdown = shutdown or threading.Event()
+    ctl = _Control()
+    held = dict(operation_id=job.operation_id, worker_id=job.worker_id)
+    ckpt = checkpoint_dir(settings, job.operation_id)
 
     def beat():
-        while not stop.wait(max(0.5, lease / 4)):
-            if not store.heartbeat(job.operation_id, job.worker_id, lease):
-                stop.set()
+        while not ctl.event.wait(min(5.0, max(0.2, lease / 4))):
+            if time.monotonic() - ctl.last_progress > settings.progress_timeout_seconds:
+                log.error("%s made no progress; giving up its lease", job.operation_id)
+                ctl.stop("hung")
+                jobs.give_up_lease(**held)
+                if exit_on_hang:
+                    os._exit(HUNG_EXIT_CODE)
+            elif not jobs.heartbeat(**held, lease_seconds=lease):
+                ctl.stop("cancelled" if jobs.holds(**held) else "lost")
 
-    def on_step(r: recipe.StepReport) -> bool:
+    def on_step(r: recipe.StepReport):
+        ctl.last_progress = time.monotonic()
         snap = TuningSnapshot(r.step, r.epoch, r.mean_loss, utcnow())
-        keep_going = store.record_step(job.operation_id, job.worker_id, snap, lease)
-        return keep_going and not stop.is_set()
+        if ctl.why is None and not jobs.record_step(**held, snapshot=snap, lease_seconds=lease):
+            ctl.stop("cancelled" if jobs.holds(**held) else "lost")
+        if ctl.why is None and shutdown.is_set():
+            ctl.stop("shutdown")
+        if ctl.why is None:
+            return True
+        return checkpoint.PAUSE if ctl.why == "shutdown" else False
 
     beater = threading.Thread(target=beat, name="heartbeat", daemon=True)
     beater.start()
-    finish = dict(operation_id=job.operation_id, worker_id=job.worker_id)
     try:
         r = build_recipe(settings, store, job)
+        r.checkpoint_dir, r.checkpoint_every = ckpt, settings.checkpoint_every
+        done = checkpoint.latest_step(ckpt)
+        if job.completed_steps > done:
+            jobs.rewind(**held, step=done)  # steps after the checkpoint run again
+        if done:
+            log.info("%s resumes after step %d", job.operation_id, done)
         out = recipe.run(r, on_step)
         rel = str(Path(out).relative_to(settings.home))
-        store.finish_job(**finish, status=JobStatus.SUCCEEDED, adapter_path=rel)
+        jobs.finish(**held, status=JobStatus.SUCCEEDED, adapter_path=rel)
+        checkpoint.remove(ckpt)
         return JobStatus.SUCCEEDED
     except recipe.Stopped:
-        store.finish_job(
-            **finish,
-            status=JobStatus.CANCELLED,
-            error_code=1,
-            error_message="Cancelled by the user.",
-        )
-        return JobStatus.CANCELLED
+        if ctl.why == "cancelled":
+            jobs.finish(
+                **held,
+                status=JobStatus.CANCELLED,
+                error_code=CANCELLED_CODE,
+                error_message=CANCELLED_MESSAGE,
+            )
+            checkpoint.remove(ckpt)
+            return JobStatus.CANCELLED
+        if ctl.why == "shutdown":
+            jobs.release(**held)
+        return None
+    except KeyboardInterrupt:  # e.g. a Ray task cancelled by its driver
+        jobs.release(**held)
+        raise
     except recipe.NonFiniteLoss as e:
         code, message = INVALID_ARGUMENT, str(e)
-    except MemoryError:
+    except _OOM:
         code, message = RESOURCE_EXHAUSTED, "out of memory; try a smaller batch_size"
     except TunesmithError as e:
         code, message = e.grpc_code, e.message
@@ -110,14 +185,19 @@ def run_job(settings: Settings, store: Store, job: ClaimedJob) -> JobStatus:
         log.exception("job %s failed", job.operation_id)
         code, message = INTERNAL, f"{type(e).__name__}: {e}"
     finally:
-        stop.set()
-        beater.join(timeout=5)
-    store.finish_job(**finish, status=JobStatus.FAILED, error_code=code, error_message=message)
-    return JobStatus.FAILED
+        ctl.event.set()
+        beater.join(timeout=10)
+    if jobs.finish(**held, status=JobStatus.FAILED, error_code=code, error_message=message):
+        checkpoint.remove(ckpt)
+        return JobStatus.FAILED
+    return None
 
 
 class Worker:
-    """Claims and runs jobs one at a time until stopped (or idle for ``idle_exit`` s)."""
+    """Claims and runs jobs one at a time until stopped (or idle for ``idle_exit`` s).
+
+    The in-process twin of a worker process: tests and the embedded SDK run it directly.
+    """
 
     def __init__(
         self,
@@ -126,30 +206,37 @@ class Worker:
         *,
         poll_seconds: float = 1.0,
         idle_exit: float | None = None,
+        exit_on_hang: bool = False,
     ):
         self.settings = settings
         self.store = store or Store(settings.database_url)
         self.worker_id = new_worker_id()
         self.poll_seconds = poll_seconds
         self.idle_exit = idle_exit
+        self.exit_on_hang = exit_on_hang
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        self.shutting_down = threading.Event()
 
     def run_once(self) -> bool:
-        job = self.store.claim_job(self.worker_id, self.settings.lease_seconds)
+        s = self.settings
+        job = self.store.jobs.claim(self.worker_id, s.lease_seconds, s.max_attempts)
         if job is None:
             return False
         log.info("running %s (attempt %d)", job.operation_id, job.attempt)
-        status = run_job(self.settings, self.store, job)
-        log.info("%s ended %s", job.operation_id, status.value)
+        status = run_job(s, self.store, job, self.shutting_down, exit_on_hang=self.exit_on_hang)
+        log.info("%s: %s", job.operation_id, status.value if status else "handed on")
         return True
 
     def run(self, should_exit=lambda: False) -> None:
         idle_since = time.monotonic()
         while not self.stopping.is_set():
-            if self.run_once():
-                idle_since = time.monotonic()
-                continue
+            try:
+                if self.run_once():
+                    idle_since = time.monotonic()
+                    continue
+            except Exception:  # the database is away for a moment: keep the worker alive
+                log.exception("claiming a job failed; retrying")
             if self.idle_exit is not None and time.monotonic() - idle_since > self.idle_exit:
                 if should_exit():
                     return
@@ -158,8 +245,15 @@ class Worker:
             self.wake.clear()
 
     def stop(self) -> None:
+        """Claim nothing more; a running job carries on to its end."""
         self.stopping.set()
         self.wake.set()
+
+    def shutdown(self) -> None:
+        """Claim nothing more; a running job pauses at its next step, checkpointed, and
+        goes back to the queue for the next worker."""
+        self.shutting_down.set()
+        self.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,7 +265,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    worker = Worker(settings, idle_exit=args.idle_exit)
+    worker = Worker(settings, idle_exit=args.idle_exit, exit_on_hang=True)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.shutdown())
+    log.info("worker %s started", worker.worker_id)
     if not args.embedded:
         worker.run()
         return

@@ -1,5 +1,6 @@
 """Persistence: SQLAlchemy 2 over SQLite (default) or PostgreSQL, schema by Alembic."""
 
-from .repository import ClaimedJob, JobStatus, NewTuning, Store, utcnow
+from .queue import ClaimedJob, JobQueue, JobStatus, utcnow
+from .repository import NewTuning, Store
 
-__all__ = ["ClaimedJob", "JobStatus", "NewTuning", "Store", "utcnow"]
+__all__ = ["ClaimedJob", "JobQueue", "JobStatus", "NewTuning", "Store", "utcnow"]

@@ -8,15 +8,13 @@ one transaction per call, and job claims that never hand one job to two workers.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import datetime as dt
-import enum
 import json
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker, undefer
+from sqlalchemy.orm import sessionmaker
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..types import (
@@ -30,27 +28,9 @@ from ..types import (
     TuningSnapshot,
     TuningTask,
 )
-from .db import is_sqlite, make_engine, migrate
+from .db import make_engine, migrate
+from .queue import JobQueue, JobStatus, utcnow
 from .tables import OperationRow, SnapshotRow, TunedModelRow
-
-
-class JobStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-CANCELLED_CODE = 1  # gRPC CANCELLED
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -72,20 +52,6 @@ class NewTuning:
     owner: str | None = None
 
 
-@dataclasses.dataclass
-class ClaimedJob:
-    """What a worker needs to run a job; the engine turns it into a recipe."""
-
-    operation_id: str
-    worker_id: str
-    attempt: int
-    model: TunedModel
-    examples: list[TuningExample]
-    method: str
-    total_steps: int
-    completed_steps: int
-
-
 class Store:
     def __init__(self, url: str, *, run_migrations: bool = True):
         self.url = url
@@ -93,6 +59,7 @@ class Store:
         if run_migrations:
             migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.jobs = JobQueue(url, self.engine, self._sessions, self._record)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -239,197 +206,12 @@ class Store:
             return [self._operation(s, op, row) for op, row in s.execute(q).all()]
 
     def request_cancel(self, model_id: str, operation_id: str, owner: str | None) -> None:
-        """A queued job ends at once; a running one is told at its next heartbeat."""
-        now = utcnow()
-        with self._sessions.begin() as s:
-            self._row(s, model_id, owner)
-            op = s.get(OperationRow, operation_id)
-            if op is None or op.tuned_model_id != model_id:
-                raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
-            status = JobStatus(op.status)
-            if status.finished:
-                return
-            op.cancel_requested = True
-            if status is JobStatus.QUEUED:
-                self._finish(
-                    s, op, JobStatus.CANCELLED, CANCELLED_CODE, "Cancelled by the user.", now
-                )
-
-    # -- the job queue ------------------------------------------------------------------
-
-    def claim_job(
-        self, worker_id: str, lease_seconds: float, max_attempts: int = 3
-    ) -> ClaimedJob | None:
-        """Atomically take the oldest runnable job under a lease.
-
-        Runnable: queued, or running with an expired lease (its worker died). A job that
-        has used up its attempts is failed instead of being handed out again.
-        """
-        now = utcnow()
-        with self._claim_session() as s:
-            expired = (OperationRow.status == JobStatus.RUNNING.value) & (
-                OperationRow.lease_expires_at < now
-            )
-            q = (
-                select(OperationRow)
-                .options(undefer(OperationRow.training_data))
-                .where((OperationRow.status == JobStatus.QUEUED.value) | expired)
-                .order_by(OperationRow.created_at, OperationRow.id)
-                .limit(1)
-            )
-            if not is_sqlite(self.url):
-                q = q.with_for_update(skip_locked=True)
-            while True:
-                op = s.scalars(q).first()
-                if op is None:
-                    return None
-                if op.attempts >= max_attempts:
-                    self._finish(
-                        s,
-                        op,
-                        JobStatus.FAILED,
-                        4,
-                        f"The run stopped making progress {op.attempts} times "
-                        "(its worker stopped heartbeating); giving up.",
-                        now,
-                    )
-                    s.flush()
-                    continue
-                break
-            op.status = JobStatus.RUNNING.value
-            op.attempts += 1
-            op.lease_owner = worker_id
-            op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
-            row = s.get(TunedModelRow, op.tuned_model_id)
-            if row.start_time is None:
-                row.start_time = now
-            s.flush()
-            return ClaimedJob(
-                operation_id=op.id,
-                worker_id=worker_id,
-                attempt=op.attempts,
-                model=self._record(s, row),
-                examples=[TuningExample(i, o) for i, o in json.loads(op.training_data)],
-                method=row.method,
-                total_steps=row.total_steps,
-                completed_steps=row.completed_steps,
-            )
-
-    def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool:
-        """Renew the lease. Returns False when the job should stop (cancelled or lost)."""
-        now = utcnow()
-        with self._sessions.begin() as s:
-            op = s.get(OperationRow, operation_id)
-            if op is None or op.lease_owner != worker_id or op.status != JobStatus.RUNNING.value:
-                return False
-            op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
-            return not op.cancel_requested
-
-    def record_step(
-        self, operation_id: str, worker_id: str, snapshot: TuningSnapshot, lease_seconds: float
-    ) -> bool:
-        """Store one step's snapshot and renew the lease, in one transaction.
-
-        Returns False when the job should stop (cancel requested, or the lease was lost).
-        """
-        now = utcnow()
-        with self._sessions.begin() as s:
-            op = s.get(OperationRow, operation_id)
-            if op is None or op.lease_owner != worker_id or op.status != JobStatus.RUNNING.value:
-                return False
-            s.merge(
-                SnapshotRow(
-                    tuned_model_id=op.tuned_model_id,
-                    step=snapshot.step,
-                    epoch=snapshot.epoch,
-                    mean_loss=snapshot.mean_loss,
-                    compute_time=snapshot.compute_time,
-                )
-            )
-            s.execute(
-                update(TunedModelRow)
-                .where(TunedModelRow.id == op.tuned_model_id)
-                .values(completed_steps=snapshot.step)
-            )
-            op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
-            return not op.cancel_requested
-
-    def finish_job(
-        self,
-        operation_id: str,
-        worker_id: str,
-        status: JobStatus,
-        *,
-        adapter_path: str | None = None,
-        error_code: int | None = None,
-        error_message: str | None = None,
-    ) -> bool:
-        """End a job this worker holds. Returns False if it no longer held it."""
-        with self._sessions.begin() as s:
-            op = s.get(OperationRow, operation_id)
-            if op is None or op.lease_owner != worker_id or JobStatus(op.status).finished:
-                return False
-            if status is JobStatus.SUCCEEDED:
-                s.get(TunedModelRow, op.tuned_model_id).adapter_path = adapter_path
-            self._finish(s, op, status, error_code, error_message, utcnow())
-            return True
-
-    def release_job(self, operation_id: str, worker_id: str) -> None:
-        """Give a running job back to the queue (the worker is shutting down)."""
-        with self._sessions.begin() as s:
-            op = s.get(OperationRow, operation_id)
-            if (
-                op is not None
-                and op.lease_owner == worker_id
-                and op.status == JobStatus.RUNNING.value
-            ):
-                op.status = JobStatus.QUEUED.value
-                op.lease_owner = None
-                op.lease_expires_at = None
-                op.attempts = max(0, op.attempts - 1)
-
-    def claimable_jobs(self) -> int:
-        """Jobs a worker could take now: queued, or running under an expired lease."""
-        now = utcnow()
+        """A queued job ends at once; a running one is told at its next step or heartbeat."""
         with self._sessions() as s:
-            return s.scalar(
-                select(func.count())
-                .select_from(OperationRow)
-                .where(
-                    (OperationRow.status == JobStatus.QUEUED.value)
-                    | (
-                        (OperationRow.status == JobStatus.RUNNING.value)
-                        & (OperationRow.lease_expires_at < now)
-                    )
-                )
-            )
+            self._row(s, model_id, owner)
+        self.jobs.request_cancel(model_id, operation_id)
 
     # -- helpers ------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _claim_session(self):
-        """A session whose transaction holds the write lock from its start on SQLite."""
-        with self.engine.connect() as conn:
-            if is_sqlite(self.url):
-                conn.info["begin_sql"] = "BEGIN IMMEDIATE"
-            with Session(bind=conn, expire_on_commit=False) as s, s.begin():
-                yield s
-
-    @staticmethod
-    def _finish(s, op: OperationRow, status: JobStatus, code, message, now) -> None:
-        op.status = status.value
-        op.finished_at = now
-        op.lease_owner = None
-        op.lease_expires_at = None
-        op.error_code = code
-        op.error_message = message
-        row = s.get(TunedModelRow, op.tuned_model_id)
-        row.state = int(
-            TunedModelState.ACTIVE if status is JobStatus.SUCCEEDED else TunedModelState.FAILED
-        )
-        row.error_message = None if status is JobStatus.SUCCEEDED else message
-        row.complete_time = now
-        row.update_time = now
 
     @staticmethod
     def _row(s, model_id: str, owner: str | None) -> TunedModelRow:

@@ -1,0 +1,336 @@
+"""The job queue: operations rows claimed under leases, renewed by heartbeats.
+
+Every change of a job's status goes through :func:`move`, which refuses transitions outside
+:data:`TRANSITIONS`::
+
+    QUEUED ──claim──▶ RUNNING ──▶ SUCCEEDED | FAILED | CANCELLED
+      │  ▲              │  ▲
+      │  └──release─────┘  └── reclaimed after its lease expired (attempts += 1)
+      └──cancel / attempts used up──▶ CANCELLED | FAILED
+
+Claims never hand one job to two workers: SQLite takes the write lock at ``BEGIN
+IMMEDIATE``; PostgreSQL locks the chosen row with ``FOR UPDATE SKIP LOCKED`` so racing
+workers each take a different row. A worker that dies stops renewing its lease; the next
+claim after the lease expires takes the job over (and resumes it from its checkpoint). A job
+whose workers died ``max_attempts`` times is failed with the reason instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import enum
+import json
+from collections.abc import Callable
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker, undefer
+
+from ..errors import NotFound
+from ..types import TunedModel, TunedModelState, TuningExample, TuningSnapshot
+from .db import is_sqlite
+from .tables import OperationRow, SnapshotRow, TunedModelRow
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+_ENDS = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+TRANSITIONS: dict[JobStatus, set[JobStatus]] = {
+    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED},
+    JobStatus.RUNNING: {JobStatus.RUNNING, JobStatus.QUEUED} | _ENDS,
+    JobStatus.SUCCEEDED: set(),
+    JobStatus.FAILED: set(),
+    JobStatus.CANCELLED: set(),
+}
+
+CANCELLED_CODE = 1  # gRPC CANCELLED
+ABORTED_CODE = 10  # gRPC ABORTED: the run kept dying
+CANCELLED_MESSAGE = "Cancelled by the user."
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def move(op: OperationRow, to: JobStatus) -> None:
+    current = JobStatus(op.status)
+    if to not in TRANSITIONS[current]:
+        raise IllegalTransition(f"operation {op.id}: {current.value} -> {to.value}")
+    op.status = to.value
+
+
+@dataclasses.dataclass
+class ClaimedJob:
+    """What a worker needs to run a job; the engine turns it into a recipe."""
+
+    operation_id: str
+    worker_id: str
+    attempt: int
+    model: TunedModel
+    examples: list[TuningExample]
+    method: str
+    total_steps: int
+    completed_steps: int
+
+
+class JobQueue:
+    """The queue half of :class:`~tunesmith.store.Store` (``store.jobs``)."""
+
+    def __init__(
+        self,
+        url: str,
+        engine: Engine,
+        sessions: sessionmaker,
+        to_record: Callable[[Session, TunedModelRow], TunedModel],
+    ):
+        self.url = url
+        self.engine = engine
+        self._sessions = sessions
+        self._to_record = to_record
+
+    def claim(
+        self, worker_id: str, lease_seconds: float, max_attempts: int = 3
+    ) -> ClaimedJob | None:
+        """Atomically take the oldest runnable job under a lease.
+
+        Runnable: queued, or running with an expired lease (its worker died). A job that has
+        used up its attempts is failed, and one cancelled while its worker was dead is
+        cancelled, instead of being handed out again.
+        """
+        now = utcnow()
+        with self._claim_session() as s:
+            q = (
+                select(OperationRow)
+                .options(undefer(OperationRow.training_data))
+                .where(_runnable(now))
+                .order_by(OperationRow.created_at, OperationRow.id)
+                .limit(1)
+            )
+            if not is_sqlite(self.url):
+                q = q.with_for_update(skip_locked=True)
+            while True:
+                op = s.scalars(q).first()
+                if op is None:
+                    return None
+                if op.cancel_requested:
+                    finish(s, op, JobStatus.CANCELLED, CANCELLED_CODE, CANCELLED_MESSAGE, now)
+                elif op.attempts >= max_attempts:
+                    message = (
+                        f"The run was interrupted {op.attempts} times (its worker died, stopped "
+                        "heartbeating or stopped making progress); giving up."
+                    )
+                    finish(s, op, JobStatus.FAILED, ABORTED_CODE, message, now)
+                else:
+                    break
+                s.flush()
+            move(op, JobStatus.RUNNING)
+            op.attempts += 1
+            op.lease_owner = worker_id
+            op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
+            row = s.get(TunedModelRow, op.tuned_model_id)
+            if row.start_time is None:
+                row.start_time = now
+            s.flush()
+            return ClaimedJob(
+                operation_id=op.id,
+                worker_id=worker_id,
+                attempt=op.attempts,
+                model=self._to_record(s, row),
+                examples=[TuningExample(i, o) for i, o in json.loads(op.training_data)],
+                method=row.method,
+                total_steps=row.total_steps,
+                completed_steps=row.completed_steps,
+            )
+
+    def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Renew the lease. Returns False when the job should stop (cancelled or lost)."""
+        with self._sessions.begin() as s:
+            op = _held(s, operation_id, worker_id)
+            if op is None:
+                return False
+            op.lease_expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
+            return not op.cancel_requested
+
+    def holds(self, operation_id: str, worker_id: str) -> bool:
+        """Whether this worker still holds the job (its lease may have expired unnoticed)."""
+        with self._sessions() as s:
+            return _held(s, operation_id, worker_id) is not None
+
+    def record_step(
+        self, operation_id: str, worker_id: str, snapshot: TuningSnapshot, lease_seconds: float
+    ) -> bool:
+        """Store one step's snapshot and renew the lease, in one transaction.
+
+        Returns False when the job should stop (cancel requested, or the lease was lost).
+        """
+        with self._sessions.begin() as s:
+            op = _held(s, operation_id, worker_id)
+            if op is None:
+                return False
+            s.merge(
+                SnapshotRow(
+                    tuned_model_id=op.tuned_model_id,
+                    step=snapshot.step,
+                    epoch=snapshot.epoch,
+                    mean_loss=snapshot.mean_loss,
+                    compute_time=snapshot.compute_time,
+                )
+            )
+            s.execute(
+                update(TunedModelRow)
+                .where(TunedModelRow.id == op.tuned_model_id)
+                .values(completed_steps=snapshot.step)
+            )
+            op.lease_expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
+            return not op.cancel_requested
+
+    def rewind(self, operation_id: str, worker_id: str, step: int) -> bool:
+        """A resumed run restarts after ``step``: drop the snapshots it will redo."""
+        with self._sessions.begin() as s:
+            op = _held(s, operation_id, worker_id)
+            if op is None:
+                return False
+            s.execute(
+                delete(SnapshotRow).where(
+                    (SnapshotRow.tuned_model_id == op.tuned_model_id) & (SnapshotRow.step > step)
+                )
+            )
+            s.execute(
+                update(TunedModelRow)
+                .where(TunedModelRow.id == op.tuned_model_id)
+                .values(completed_steps=step)
+            )
+            return True
+
+    def give_up_lease(self, operation_id: str, worker_id: str) -> None:
+        """The run hangs: let the lease lapse now so another worker retries it."""
+        with self._sessions.begin() as s:
+            op = _held(s, operation_id, worker_id)
+            if op is not None:
+                op.lease_expires_at = utcnow() - dt.timedelta(seconds=1)
+
+    def finish(
+        self,
+        operation_id: str,
+        worker_id: str,
+        status: JobStatus,
+        *,
+        adapter_path: str | None = None,
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        """End a job this worker holds. Returns False if it no longer held it."""
+        with self._sessions.begin() as s:
+            op = _held(s, operation_id, worker_id)
+            if op is None:
+                return False
+            if status is JobStatus.SUCCEEDED:
+                s.get(TunedModelRow, op.tuned_model_id).adapter_path = adapter_path
+            finish(s, op, status, error_code, error_message, utcnow())
+            return True
+
+    def release(self, operation_id: str, worker_id: str) -> bool:
+        """Give a running job back to the queue (its worker is shutting down)."""
+        with self._sessions.begin() as s:
+            op = _held(s, operation_id, worker_id)
+            if op is None:
+                return False
+            move(op, JobStatus.QUEUED)
+            op.lease_owner = None
+            op.lease_expires_at = None
+            op.attempts = max(0, op.attempts - 1)  # a clean hand-back is not a failed attempt
+            return True
+
+    def request_cancel(self, model_id: str, operation_id: str) -> None:
+        """A queued job (or one whose worker died) ends at once; a running one is told at its
+        next step or heartbeat, within seconds."""
+        now = utcnow()
+        with self._sessions.begin() as s:
+            op = s.get(OperationRow, operation_id)
+            if op is None or op.tuned_model_id != model_id:
+                raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
+            status = JobStatus(op.status)
+            if status.finished:
+                return
+            op.cancel_requested = True
+            lease = _utc(op.lease_expires_at)
+            if status is JobStatus.QUEUED or lease is None or lease < now:
+                finish(s, op, JobStatus.CANCELLED, CANCELLED_CODE, CANCELLED_MESSAGE, now)
+
+    def claimable(self) -> int:
+        """Jobs a worker could take now: queued, or running under an expired lease."""
+        with self._sessions() as s:
+            return s.scalar(
+                select(func.count()).select_from(OperationRow).where(_runnable(utcnow()))
+            )
+
+    def unfinished(self) -> int:
+        """Jobs queued or running (whatever their leases)."""
+        with self._sessions() as s:
+            return s.scalar(
+                select(func.count())
+                .select_from(OperationRow)
+                .where(OperationRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
+            )
+
+    @contextlib.contextmanager
+    def _claim_session(self):
+        """A session whose transaction holds the write lock from its start on SQLite."""
+        with self.engine.connect() as conn:
+            if is_sqlite(self.url):
+                conn.info["begin_sql"] = "BEGIN IMMEDIATE"
+            with Session(bind=conn, expire_on_commit=False) as s, s.begin():
+                yield s
+
+
+def finish(s: Session, op: OperationRow, status: JobStatus, code, message, now) -> None:
+    """Move a job to an end state and its tuned model to ACTIVE or FAILED, in one transaction."""
+    move(op, status)
+    op.finished_at = now
+    op.lease_owner = None
+    op.lease_expires_at = None
+    op.error_code = code
+    op.error_message = message
+    row = s.get(TunedModelRow, op.tuned_model_id)
+    row.state = int(
+        TunedModelState.ACTIVE if status is JobStatus.SUCCEEDED else TunedModelState.FAILED
+    )
+    row.error_message = None if status is JobStatus.SUCCEEDED else message
+    row.complete_time = now
+    row.update_time = now
+
+
+def _runnable(now: dt.datetime):
+    expired = (OperationRow.status == JobStatus.RUNNING.value) & (
+        OperationRow.lease_expires_at < now
+    )
+    return (OperationRow.status == JobStatus.QUEUED.value) | expired
+
+
+def _held(s: Session, operation_id: str, worker_id: str) -> OperationRow | None:
+    op = s.get(OperationRow, operation_id)
+    if op is None or op.lease_owner != worker_id or op.status != JobStatus.RUNNING.value:
+        return None
+    return op
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
