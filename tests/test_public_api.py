@@ -1,0 +1,24 @@
+"""The public surface is explicit: everything in ``__all__`` exists, and nothing else leaks."""
+
+import tunesmith
+import tunesmith.vertex
+
+
+def test_exported_members_exist_and_are_the_public_names():
+    for module in (tunesmith, tunesmith.vertex):
+        assert all(hasattr(module, name) for name in module.__all__), module.__name__
+    public = {n for n in dir(tunesmith) if not n.startswith("_")}
+    modules = {"data", "engine", "errors", "jobs", "sdk", "service", "serving", "settings",
+               "store", "types", "vertex", "wire", "api", "cli"}  # fmt: skip
+    assert public - modules == set(tunesmith.__all__) - {"errors"}
+
+
+def test_google_sdk_function_signatures():
+    import inspect
+
+    params = inspect.signature(tunesmith.create_tuned_model).parameters
+    for name in ("id", "display_name", "description", "temperature", "top_p", "top_k",
+                 "epoch_count", "batch_size", "learning_rate", "input_key", "output_key",
+                 "client", "request_options"):  # fmt: skip
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+    assert list(params)[:2] == ["source_model", "training_data"]
