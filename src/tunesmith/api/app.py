@@ -20,6 +20,7 @@ from ..service import Service
 from ..settings import Settings, get_settings
 from ..store.keys import KeyStore
 from . import errors
+from .pretty import PrettyJSONResponse
 from .routes import ROUTERS
 
 log = logging.getLogger("tunesmith.api")
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
             "(tunedModels, operations, generateText / generateContent)."
         ),
         lifespan=lifespan,
+        default_response_class=PrettyJSONResponse,
     )
     app.state.service = service
     app.state.keys = keys

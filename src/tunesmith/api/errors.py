@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ..errors import Internal, InvalidArgument, TunesmithError
+from .pretty import PrettyJSONResponse
 
 log = logging.getLogger("tunesmith.api")
 
@@ -30,7 +31,7 @@ _HTTP_STATUS = {
 
 
 def error_response(e: TunesmithError) -> JSONResponse:
-    return JSONResponse(e.to_json(), status_code=e.http_status)
+    return PrettyJSONResponse(e.to_json(), status_code=e.http_status)
 
 
 def _field(loc) -> str:
@@ -57,7 +58,7 @@ def install(app: FastAPI) -> None:
         elif e.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         body = {"error": {"code": e.status_code, "message": message, "status": status}}
-        return JSONResponse(body, status_code=e.status_code)
+        return PrettyJSONResponse(body, status_code=e.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception):
