@@ -29,7 +29,7 @@ class Service:
         self.store = store or Store(self.settings.database_url)
         self.tuning = TuningService(self.settings, self.store, on_enqueue)
         self.generation = GenerationService(
-            self.settings, self.store, model_server or ModelServer()
+            self.settings, self.store, model_server or ModelServer.from_settings(self.settings)
         )
 
     def close(self) -> None:

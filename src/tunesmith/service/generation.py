@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..engine import base_models
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
-from ..serving import ModelServer, Sampling
+from ..serving import ModelServer, Sampling, Stream
 from ..settings import Settings
 from ..store import Store
 from ..types import Generation, GenerationConfig, Model, TunedModelState
@@ -58,6 +58,17 @@ class GenerationService:
     def generate(
         self, model: str, prompt: str, config: GenerationConfig | None = None, owner=None
     ) -> Generation:
+        """The whole answer (blocking until it is generated)."""
+        return self.generate_stream(model, prompt, config, owner).result()
+
+    def generate_stream(
+        self, model: str, prompt: str, config: GenerationConfig | None = None, owner=None
+    ) -> Stream:
+        """Check the request and queue it; text arrives on the stream as tokens are chosen.
+
+        Raises before queueing: InvalidArgument / NotFound / FailedPrecondition for the
+        request, ResourceExhausted when the generation queue is full.
+        """
         if not isinstance(prompt, str) or not prompt:
             raise InvalidArgument("prompt: text is required")
         target = self._target(model, owner)
@@ -66,13 +77,15 @@ class GenerationService:
             raise InvalidArgument(
                 f"prompt: {len(prompt)} characters is over the model's input limit"
             )
-        return self.server.generate(
+        return self.server.submit(
             target.base_dir, target.spec.prompt_template, prompt, sampling, target.adapter_dir
         )
 
     def count_tokens(self, model: str, prompt: str, owner=None) -> int:
         target = self._target(model, owner)
-        return self.server.count_tokens(target.base_dir, target.spec.prompt_template, prompt)
+        return self.server.count_tokens(
+            target.base_dir, target.spec.prompt_template, prompt, target.adapter_dir
+        )
 
     def _target(self, model: str, owner) -> _Target:
         if isinstance(model, str) and model.startswith("tunedModels/"):

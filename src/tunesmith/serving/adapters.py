@@ -1,0 +1,135 @@
+"""The tuned adapters kept in memory on top of one base model: an LRU bounded by count and bytes.
+
+``TUNESMITH_ADAPTER_CACHE`` is ``COUNT[,BYTES]``: at most COUNT adapters and at most BYTES of
+adapter weights per base model, BYTES a number with an optional unit (B, KB, MB, GB, KiB,
+MiB, GiB), e.g. ``64,512MiB`` (the default) or ``8``. Past either bound the least recently
+used adapter leaves memory; its safetensors file stays on disk and is read again the next time
+a request names it. Adapters used by the batch being decoded are pinned: they may hold the
+cache over its bound until the batch ends, and are never evicted mid-batch.
+
+All adapters live in one peft ``PeftModel`` wrapped around the shared base, so a batch can
+mix them row by row (peft's ``adapter_names``). Only the scheduler thread calls this class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+from ..errors import InvalidArgument
+
+DEFAULT_ADAPTER_CACHE = "64,512MiB"
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def parse_cache_spec(spec: str) -> tuple[int, int | None]:
+    """``"64,512MiB"`` -> ``(64, 536870912)``; ``"8"`` -> ``(8, None)`` (no byte bound)."""
+    count_text, _, bytes_text = str(spec).strip().partition(",")
+    problem = f"TUNESMITH_ADAPTER_CACHE: {spec!r} is not COUNT[,BYTES] such as 64,512MiB"
+    if not count_text.strip().isdigit() or int(count_text) < 1:
+        raise InvalidArgument(problem + " (COUNT must be a whole number from 1)")
+    if not bytes_text.strip():
+        return int(count_text), None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", bytes_text)
+    if not m or m.group(2).lower() not in _UNITS or float(m.group(1)) <= 0:
+        raise InvalidArgument(problem + " (BYTES is a positive number with B, MB, MiB, GiB...)")
+    return int(count_text), int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+@dataclasses.dataclass
+class Adapter:
+    name: str
+    folder: Path
+    nbytes: int
+    pins: int = 0
+
+
+class AdapterCache:
+    """Adapters by folder over one base model; ``acquire`` loads (or reuses) and pins one."""
+
+    def __init__(self, base_model, max_count: int, max_bytes: int | None):
+        self.base_model = base_model
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.peft = None  # the PeftModel, made when the first adapter loads
+        self._entries: OrderedDict[str, Adapter] = OrderedDict()
+        self.loads = 0  # adapters read from disk so far (tests and benchmarks look)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._entries.values())
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def cached(self, folder: Path) -> bool:
+        return adapter_name(folder) in self._entries
+
+    def acquire(self, folder: Path) -> Adapter:
+        name = adapter_name(folder)
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._load(folder, name)
+            self._entries[name] = entry
+        self._entries.move_to_end(name)
+        entry.pins += 1
+        self._trim()
+        return entry
+
+    def release(self, entry: Adapter) -> None:
+        entry.pins -= 1
+        self._trim()
+
+    def _load(self, folder: Path, name: str) -> Adapter:
+        from peft import PeftModel
+
+        if self.peft is None:
+            self.peft = PeftModel.from_pretrained(self.base_model, folder, adapter_name=name)
+        else:
+            self.peft.load_adapter(folder, adapter_name=name)
+        self.peft.eval()
+        self.loads += 1
+        marker = f".{name}."
+        nbytes = sum(
+            p.numel() * p.element_size() for n, p in self.peft.named_parameters() if marker in n
+        )
+        return Adapter(name, folder, nbytes)
+
+    def _over(self) -> bool:
+        if len(self._entries) > self.max_count:
+            return True
+        return self.max_bytes is not None and self.nbytes > self.max_bytes
+
+    def _trim(self) -> None:
+        # Oldest first; pinned adapters stay, and so does the newest (peft needs one loaded).
+        for name in list(self._entries)[:-1]:
+            if not self._over():
+                return
+            if self._entries[name].pins == 0:
+                del self._entries[name]
+                with warnings.catch_warnings():  # "active adapter deleted": rows name theirs
+                    warnings.simplefilter("ignore")
+                    self.peft.delete_adapter(name)
+
+
+def adapter_name(folder: Path) -> str:
+    """A peft-safe name for an adapter folder; a re-tuned folder (new file) gets a new name."""
+    folder = Path(folder)
+    weights = folder / "adapter_model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.exists() else 0
+    digest = hashlib.sha1(f"{folder.resolve()}|{stamp}".encode()).hexdigest()[:10]
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", folder.name)[:40]
+    return f"a_{safe}_{digest}"

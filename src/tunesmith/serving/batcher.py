@@ -1,0 +1,254 @@
+"""The scheduler: requests that arrive together for one base model are decoded as one batch.
+
+One thread (``tunesmith-generation``) takes the waiting requests for the base model of the
+oldest one, expands each into its candidates (rows), and decodes all rows together:
+
+* rows of different tuned models share the batch: every adapter is loaded into one peft model
+  over the base, and peft's ``adapter_names`` applies each row's own LoRA (``__base__`` for
+  none), so the base's weights are read once per step for everyone;
+* prompts are left-padded, with position ids counted from each row's first real token, and
+  one KV cache serves the batch; rows that finish (end token, stop sequence, max tokens, or a
+  caller that went away) leave the batch and its cache at once;
+* each row samples with its own temperature / top-k / top-p (:mod:`.sampling`).
+
+Requests arriving during a batch wait for the next one. The wait is bounded: past
+``max_queue`` waiting requests :meth:`Scheduler.submit` raises ``ResourceExhausted`` (HTTP
+429) instead of letting the queue grow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import torch
+
+from ..errors import FailedPrecondition, ResourceExhausted, TunesmithError
+from ..types import Candidate, Generation
+from .adapters import AdapterCache
+from .sampling import RowParams, Sampling, TextTracker, next_tokens
+from .stream import Delta, Stream
+
+log = logging.getLogger("tunesmith.serving")
+
+BASE_ROW = "__base__"  # peft's name for "no adapter on this row"
+GATHER_SECONDS = 0.005  # an idle scheduler waits this long so simultaneous requests batch
+
+
+@dataclasses.dataclass
+class LoadedBase:
+    """One base model in memory, with the adapters loaded on top of it."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    cache: AdapterCache
+    eos_ids: set[int]
+    pad_id: int
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+
+@dataclasses.dataclass
+class Request:
+    base: LoadedBase
+    adapter_dir: Path | None
+    prompt_ids: list[int]
+    sampling: Sampling
+    stream: Stream = dataclasses.field(default_factory=Stream)
+
+
+class Scheduler:
+    def __init__(self, max_queue: int = 64, max_rows: int = 32):
+        self.max_queue = max_queue
+        self.max_rows = max_rows
+        self._pending: deque[Request] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # batches run so far, and the most rows one had (tests look)
+        self.largest_batch = 0
+
+    def submit(self, request: Request) -> Stream:
+        with self._cond:
+            if len(self._pending) >= self.max_queue:
+                raise ResourceExhausted(
+                    f"generation queue is full ({self.max_queue} requests waiting): retry later"
+                )
+            self._pending.append(request)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="tunesmith-generation", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return request.stream
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                idle = not self._pending
+                while not self._pending:
+                    self._cond.wait()
+            if idle:
+                time.sleep(GATHER_SECONDS)
+            batch = self._take()
+            try:
+                run_batch(batch)
+            except Exception as e:  # a bug must fail these requests, not the thread
+                log.exception("generation batch failed")
+                for r in batch:
+                    r.stream.put(e if isinstance(e, TunesmithError) else _internal(e))
+
+    def _take(self) -> list[Request]:
+        """The oldest request's base model's waiting requests, in order, up to the bounds."""
+        with self._cond:
+            base = self._pending[0].base
+            batch: list[Request] = []
+            rows, adapters = 0, set()
+            for r in list(self._pending):
+                if r.base is not base:
+                    continue
+                new = {r.adapter_dir} - adapters - {None}
+                if batch and (
+                    rows + r.sampling.candidate_count > self.max_rows
+                    or len(adapters | new) > base.cache.max_count
+                ):
+                    break
+                batch.append(r)
+                rows += r.sampling.candidate_count
+                adapters |= new
+                self._pending.remove(r)
+            self.batches += 1
+            self.largest_batch = max(self.largest_batch, rows)
+            return batch
+
+
+def run_batch(requests: list[Request]) -> None:
+    """Decode ``requests`` (all on one base model) together, streaming as tokens come."""
+    base = requests[0].base
+    held, ready = [], []
+    for r in requests:
+        if r.stream.cancelled:
+            continue
+        if r.adapter_dir is None:
+            ready.append((r, BASE_ROW))
+            continue
+        try:
+            entry = base.cache.acquire(r.adapter_dir)
+        except Exception as e:
+            log.exception("loading adapter %s failed", r.adapter_dir)
+            r.stream.put(FailedPrecondition(f"the tuned model's adapter could not be loaded: {e}"))
+            continue
+        held.append(entry)
+        ready.append((r, entry.name))
+    try:
+        if ready:
+            _decode(base, ready)
+    finally:
+        for entry in held:
+            base.cache.release(entry)
+
+
+@dataclasses.dataclass
+class _Row:
+    request: Request
+    index: int  # candidate index within its request
+    adapter: str
+    text: TextTracker
+
+
+@torch.inference_mode()
+def _decode(base: LoadedBase, ready: list[tuple[Request, str]]) -> None:
+    rows = [
+        _Row(
+            r,
+            i,
+            name,
+            TextTracker(
+                base.decode, r.sampling.stop_sequences, r.sampling.max_output_tokens, base.eos_ids
+            ),
+        )
+        for r, name in ready
+        for i in range(r.sampling.candidate_count)
+    ]
+    width = max(len(row.request.prompt_ids) for row in rows)
+    ids = torch.full((len(rows), width), base.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, row in enumerate(rows):  # left padding: every row's next token lands in one column
+        prompt = row.request.prompt_ids
+        ids[b, width - len(prompt) :] = torch.tensor(prompt)
+        mask[b, width - len(prompt) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    params = RowParams([row.request.sampling for row in rows])
+    model = base.cache.peft if base.cache.peft is not None else base.model
+    from transformers import DynamicCache
+
+    kv = DynamicCache(config=base.model.config)
+    logits = _forward(model, rows, ids, mask, positions, kv, logits_to_keep=1)
+    next_position = positions[:, -1:] + 1
+    waiting = {id(r): r for r, _ in ready}
+    by_request: dict[int, list[_Row]] = {}
+    for row in rows:  # every row, also after finished ones leave the batch
+        by_request.setdefault(id(row.request), []).append(row)
+    while True:
+        chosen = next_tokens(logits, params).tolist()
+        deltas: dict[int, dict[int, str]] = {}
+        for row, token in zip(rows, chosen, strict=True):
+            if row.request.stream.cancelled:
+                row.text.cancel()
+                continue
+            text = row.text.push(token)
+            if text:
+                deltas.setdefault(id(row.request), {})[row.index] = text
+        for key, texts in deltas.items():
+            waiting[key].stream.put(Delta(texts))
+        _finish_done(by_request, waiting)
+        keep = [b for b, row in enumerate(rows) if row.text.finish is None]
+        if not keep:
+            return
+        tokens = torch.tensor(chosen)[:, None]
+        if len(keep) < len(rows):  # finished rows leave the batch and the cache
+            index = torch.tensor(keep)
+            kv.batch_select_indices(index)
+            rows = [rows[b] for b in keep]
+            tokens, mask, next_position = tokens[index], mask[index], next_position[index]
+            params.select(index)
+        mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
+        logits = _forward(model, rows, tokens, mask, next_position, kv)
+        next_position = next_position + 1
+
+
+def _forward(model, rows, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
+    if hasattr(model, "peft_config"):
+        kwargs["adapter_names"] = [row.adapter for row in rows]
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=kv,
+        use_cache=True,
+        **kwargs,
+    )
+    return out.logits[:, -1, :]
+
+
+def _finish_done(by_request: dict[int, list[_Row]], waiting: dict[int, Request]) -> None:
+    """Send the whole answer to each request whose candidates have all finished."""
+    for key in list(waiting):
+        mine = by_request[key]
+        if any(row.text.finish is None for row in mine):
+            continue
+        request = waiting.pop(key)
+        candidates = [Candidate(r.text.text, r.text.finish, len(r.text.tokens)) for r in mine]
+        request.stream.put(Generation(candidates, prompt_token_count=len(request.prompt_ids)))
+
+
+def _internal(e: Exception) -> TunesmithError:
+    from ..errors import Internal
+
+    return Internal(f"generation failed: {type(e).__name__}: {e}")

@@ -1,0 +1,89 @@
+"""Generation parameters, mixed-adapter batches and streaming, on the tiny model."""
+
+from __future__ import annotations
+
+from tunesmith.serving import Delta, Sampling
+from tunesmith.serving.batcher import Request, run_batch
+from tunesmith.types import Generation
+
+from .conftest import TEMPLATE, greedy
+
+PROMPTS = ["one two", "hello world the quick brown", "0 1 2 3 4 5 6 7 8 9", "ten"]
+
+
+def test_greedy_is_repeatable(server, tiny_model_dir, adapters):
+    runs = [
+        server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(), adapters[0]) for _ in "ab"
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_max_output_tokens_is_respected(server, tiny_model_dir, adapters):
+    for n in (1, 5, 9):
+        gen = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(n))
+        c = gen.candidates[0]
+        assert c.token_count <= n
+        if c.token_count == n:
+            assert c.finish_reason == "MAX_TOKENS"
+    gen = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(9))
+    assert gen.candidates[0].finish_reason == "MAX_TOKENS"  # the base model rambles on
+    assert gen.prompt_token_count > 0 and gen.candidates_token_count == 9
+
+
+def test_stop_sequences_cut_the_answer(server, tiny_model_dir):
+    full = server.generate(tiny_model_dir, TEMPLATE, "hello world", greedy(30)).candidates[0]
+    text = full.output
+    assert len(text) > 6
+    stop = text[3:5]
+    cut = server.generate(
+        tiny_model_dir, TEMPLATE, "hello world", greedy(30, stop_sequences=(stop,))
+    )
+    c = cut.candidates[0]
+    assert c.output == text[: text.index(stop)] and stop not in c.output
+    assert c.finish_reason == "STOP" and c.token_count < full.token_count
+
+
+def test_candidate_count_and_sampling(server, tiny_model_dir, adapters):
+    s = Sampling(temperature=1.5, top_p=0.95, top_k=40, candidate_count=5, max_output_tokens=8)
+    gen = server.generate(tiny_model_dir, TEMPLATE, "one two", s, adapters[1])
+    assert len(gen.candidates) == 5
+    assert len({c.output for c in gen.candidates}) > 1  # sampled, not copies
+    assert all(c.token_count <= 8 for c in gen.candidates)
+    top1 = Sampling(temperature=1.5, top_p=1.0, top_k=1, candidate_count=3, max_output_tokens=8)
+    same = server.generate(tiny_model_dir, TEMPLATE, "one two", top1, adapters[1])
+    reference = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(8), adapters[1])
+    assert {c.output for c in same.candidates} == {reference.candidates[0].output}  # top_k=1
+
+
+def test_mixed_adapter_batch_matches_one_at_a_time(server, tiny_model_dir, adapters):
+    choices = [adapters[0], adapters[1], None, adapters[2], adapters[0], adapters[3]]
+    jobs = [(a, PROMPTS[i % len(PROMPTS)]) for i, a in enumerate(choices)]
+    alone = [server.generate(tiny_model_dir, TEMPLATE, p, greedy(10), a) for a, p in jobs]
+    base = server.base(tiny_model_dir)
+    requests = [
+        Request(base, a, server._encode(base, TEMPLATE.replace("{input}", p)), greedy(10))
+        for a, p in jobs
+    ]
+    run_batch(requests)  # one batch: six rows, four adapters and the bare base
+    together = [r.stream.result() for r in requests]
+    assert together == alone
+
+
+def test_requests_arriving_together_share_a_batch(server, tiny_model_dir, adapters):
+    streams = [
+        server.submit(tiny_model_dir, TEMPLATE, PROMPTS[i % 4], greedy(6), adapters[i % 4])
+        for i in range(8)
+    ]
+    results = [s.result() for s in streams]
+    assert all(isinstance(r, Generation) for r in results)
+    assert server.scheduler.largest_batch > 1
+
+
+def test_stream_yields_text_as_it_is_made(server, tiny_model_dir, adapters):
+    stream = server.submit(tiny_model_dir, TEMPLATE, "one two", greedy(10, candidate_count=2))
+    events = list(stream)
+    deltas, final = events[:-1], events[-1]
+    assert isinstance(final, Generation) and all(isinstance(d, Delta) for d in deltas)
+    assert len(deltas) > 2 and all(all(t for t in d.texts.values()) for d in deltas)
+    for i, c in enumerate(final.candidates):
+        assert "".join(d.texts.get(i, "") for d in deltas) == c.output
