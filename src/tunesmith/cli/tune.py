@@ -1,0 +1,211 @@
+"""``tunesmith tune DATA_FILE``: start a tuning and follow it with a live progress bar.
+
+Ctrl-C leaves the progress bar, not the job: the run goes on in its worker (or on the
+server), and ``tunesmith models watch ID`` picks the bar up again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from .. import errors
+from ._common import (
+    FAILED,
+    INTERRUPTED,
+    OK,
+    ApiKey,
+    Endpoint,
+    JsonOut,
+    err_console,
+    escape,
+    handle_errors,
+    make_client,
+    print_json,
+)
+
+POLL_SECONDS = 0.5
+KEEP_RUNNING_SECONDS = 5.0
+# Google's own model names resolve to the configured default base model (the server's
+# TUNESMITH_DEFAULT_BASE_MODEL when remote), so this is "whatever the default is".
+DEFAULT_BASE_ALIAS = "models/text-bison-001"
+
+
+def tune(
+    data_file: Annotated[
+        str, typer.Argument(help="Training data: a CSV, JSON or JSONL file (or an http(s) URL).")
+    ],
+    base_model: Annotated[
+        str | None,
+        typer.Option(
+            "--base-model",
+            "-m",
+            help="Base model (models/NAME, a local folder or .gguf file, a Hugging Face id) "
+            "or tunedModels/ID to continue tuning. Default: the configured default.",
+            show_default=False,
+        ),
+    ] = None,
+    id: Annotated[
+        str | None, typer.Option("--id", help="The tuned model's id (default: from the name).")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option(help="A human-readable name.")] = None,
+    description: Annotated[str | None, typer.Option(help="A longer description.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default 5).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default 4).")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Learning rate (default 2e-3 for LoRA).")
+    ] = None,
+    input_key: Annotated[str, typer.Option(help="Column / key of the inputs.")] = "text_input",
+    output_key: Annotated[str, typer.Option(help="Column / key of the outputs.")] = "output",
+    method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Start the job and return at once.")
+    ] = False,
+    json_out: JsonOut = False,
+    endpoint: Endpoint = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Tune a model on DATA_FILE and show its progress (Ctrl-C leaves; the job goes on)."""
+    import tunesmith as ts
+
+    with handle_errors():
+        client = make_client(endpoint, api_key)
+        op = ts.create_tuned_model(
+            base_model or DEFAULT_BASE_ALIAS,
+            data_file,
+            id=id,
+            display_name=display_name,
+            description=description,
+            epoch_count=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            input_key=input_key,
+            output_key=output_key,
+            method=method,
+            client=client,
+        )
+        model_id = op.metadata.tuned_model.removeprefix("tunedModels/")
+        if detach:
+            if json_out:
+                _print_operation(op)
+            else:
+                err_console.print(
+                    f"started [bold]{op.metadata.tuned_model}[/] "
+                    f"({op.metadata.total_steps} steps)\n"
+                    f"  follow:  tunesmith models watch {model_id}\n"
+                    f"  cancel:  tunesmith models cancel {model_id}"
+                )
+                typer.echo(op.name)
+            raise typer.Exit(OK)
+        err_console.print(
+            f"tuning [bold]{op.metadata.tuned_model}[/] "
+            f"({op.metadata.total_steps} steps; Ctrl-C leaves, the job goes on)"
+        )
+        code = follow(op, client, json_out=json_out)
+    raise typer.Exit(code)
+
+
+def follow(op, client, *, json_out: bool = False, started: dt.datetime | None = None) -> int:
+    """Show ``op``'s progress until it is done; the exit code for how it ended."""
+    started = started or dt.datetime.now(dt.UTC)
+    model_id = op.metadata.tuned_model.removeprefix("tunedModels/")
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps  loss [cyan]{task.fields[loss]}[/]"),
+        TextColumn("elapsed {task.fields[elapsed]}  ETA {task.fields[eta]}"),
+        console=err_console,
+    )
+    last_nudge = 0.0
+    try:
+        with progress:
+            task = progress.add_task(
+                "waiting", total=op.metadata.total_steps or None, loss="-", elapsed="0:00", eta="-"
+            )
+            while True:
+                done = op.done()
+                meta = op.metadata
+                snaps = meta.snapshots
+                progress.update(
+                    task,
+                    description="done" if done else ("tuning" if snaps else "waiting"),
+                    total=meta.total_steps or None,
+                    completed=meta.completed_steps,
+                    loss=f"{snaps[-1].mean_loss:.4f}" if snaps else "-",
+                    elapsed=_clock((dt.datetime.now(dt.UTC) - _aware(started)).total_seconds()),
+                    eta="0:00" if done else _eta(meta),
+                )
+                if done:
+                    break
+                if time.monotonic() - last_nudge > KEEP_RUNNING_SECONDS:
+                    client.keep_running()
+                    last_nudge = time.monotonic()
+                time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"left the progress bar; tunedModels/{model_id} keeps tuning.\n"
+            f"  follow:  tunesmith models watch {model_id}\n"
+            f"  cancel:  tunesmith models cancel {model_id}"
+        )
+        if json_out:
+            _print_operation(op)
+        return INTERRUPTED
+    return report_outcome(op, json_out=json_out)
+
+
+def report_outcome(op, *, json_out: bool) -> int:
+    """Print how a finished operation ended; 0 when its model is ACTIVE, else 1."""
+    error = op.exception()
+    if json_out:
+        _print_operation(op)
+    model = op.metadata.tuned_model
+    if error is not None:
+        what = "was cancelled" if isinstance(error, errors.Cancelled) else "failed"
+        err_console.print(f"[bold red]{model} {what}:[/] {escape(error.message)}")
+        return FAILED
+    if not json_out:
+        snaps = op.metadata.snapshots
+        loss = f", final loss {snaps[-1].mean_loss:.4f}" if snaps else ""
+        model_id = model.removeprefix("tunedModels/")
+        err_console.print(
+            f"[bold green]{model} is ACTIVE[/] ({op.metadata.completed_steps} steps{loss})\n"
+            f'  try:  tunesmith generate {model_id} "your prompt"'
+        )
+        typer.echo(model)
+    return OK
+
+
+def _print_operation(op) -> None:
+    from .. import wire
+
+    print_json(wire.operation_to_json(op.operation))
+
+
+def _eta(meta) -> str:
+    """Time left, from the pace of the snapshots so far (unknown before two of them)."""
+    snaps = meta.snapshots
+    if len(snaps) < 2 or snaps[-1].step <= snaps[0].step:
+        return "-"
+    seconds = (snaps[-1].compute_time - snaps[0].compute_time).total_seconds()
+    per_step = seconds / (snaps[-1].step - snaps[0].step)
+    return _clock(per_step * max(0, meta.total_steps - meta.completed_steps))
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tune")(tune)

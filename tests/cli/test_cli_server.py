@@ -1,0 +1,106 @@
+"""The installed CLI in real subprocesses, against a real ``tunesmith serve`` with an API key."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tunesmith.cli._common import INTERRUPTED, NOT_ALLOWED, NOT_FOUND, OK, UNREACHABLE, USAGE
+from tunesmith_server import Server, free_port, server_env, tunesmith, wait_done
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory, tiny_model_dir):
+    home = tmp_path_factory.mktemp("cli-server-home")
+    env = server_env(home, str(tiny_model_dir))
+    created = tunesmith("keys", "create", "cli", env=env)
+    assert created.returncode == 0, created.stderr
+    server = Server(home, env)
+    yield server, created.stdout.strip()
+    server.stop()
+
+
+@pytest.fixture()
+def client_env(keyed_server, tmp_path):
+    """What a user's shell has: the endpoint and key in the environment, another home."""
+    server, key = keyed_server
+    return server_env(
+        tmp_path / "client-home", TUNESMITH_API_ENDPOINT=server.url, TUNESMITH_API_KEY=key
+    )
+
+
+def test_tune_against_the_server_then_generate(keyed_server, client_env, tmp_path):
+    data = tmp_path / "numbers.jsonl"
+    data.write_text("".join(json.dumps({"q": str(i), "a": str(i + 1)}) + "\n" for i in range(6)))
+    tuned = tunesmith("tune", str(data), "--id", "remote-adder", "--input-key", "q",
+                      "--output-key", "a", "--epochs", "1", "--batch-size", "3",
+                      env=client_env)  # fmt: skip
+    assert tuned.returncode == OK, tuned.stderr
+    assert tuned.stdout.strip() == "tunedModels/remote-adder"
+    assert "is ACTIVE" in tuned.stderr and "2/2" in tuned.stderr
+    assert "Traceback" not in tuned.stderr
+
+    server, key = keyed_server
+    headers = {"x-goog-api-key": key}
+    model = httpx.get(f"{server.url}/v1beta/tunedModels/remote-adder", headers=headers).json()
+    assert model["state"] == "ACTIVE"  # really on the server, not in the client's home
+
+    gen = subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", "generate", "remote-adder", "-", "--json",
+         "--max-output-tokens", "3"],
+        env=client_env, input="4", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert gen.returncode == OK, gen.stderr
+    assert "output" in json.loads(gen.stdout)["candidates"][0]
+    listed = tunesmith("models", "list", env=client_env)
+    assert "remote-adder" in listed.stdout and "ACTIVE" in listed.stdout
+
+
+def test_exit_codes_scripts_rely_on(keyed_server, client_env, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text_input,output\n1,2\n,4\n")
+    r = tunesmith("tune", str(bad), env=client_env)
+    assert r.returncode == USAGE and "training_data row 2: 'text_input' is empty" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert tunesmith("models", "show", "missing", env=client_env).returncode == NOT_FOUND
+    wrong_key = dict(client_env, TUNESMITH_API_KEY="ts-wrong")
+    r = tunesmith("models", "list", env=wrong_key)
+    assert r.returncode == NOT_ALLOWED and "Traceback" not in r.stderr
+    r = tunesmith("models", "list", "--endpoint", f"http://127.0.0.1:{free_port()}", env=client_env)
+    assert r.returncode == UNREACHABLE and "cannot reach" in r.stderr
+    assert tunesmith("models", "list", "--frobnicate", env=client_env).returncode == USAGE
+
+
+def test_ctrl_c_leaves_the_bar_not_the_job(keyed_server, client_env, tmp_path):
+    server, key = keyed_server
+    data = tmp_path / "many.csv"
+    data.write_text("text_input,output\n" + "".join(f"{i},{i + 1}\n" for i in range(40)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunesmith.cli", "tune", str(data), "--id", "long-run",
+         "--epochs", "3", "--batch-size", "2"],
+        env=client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with httpx.Client(base_url=server.url, headers={"x-goog-api-key": key}, timeout=30) as http:
+        deadline = time.monotonic() + 60
+        while http.get("/v1beta/tunedModels/long-run").status_code != 200:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
+            time.sleep(0.2)
+        time.sleep(1.0)  # the CLI is in its progress loop now
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == INTERRUPTED, err
+        assert "keeps tuning" in err and "tunesmith models watch long-run" in err
+        assert "Traceback" not in err
+        ops = http.get("/v1beta/tunedModels/long-run/operations").json()["operations"]
+        op = wait_done(http, ops[0]["name"], timeout=300)
+    assert "error" not in op, op  # not cancelled: it ran to the end
+    assert op["metadata"]["completedSteps"] == op["metadata"]["totalSteps"] == 60
+
+    watched = tunesmith("models", "watch", "long-run", "--json", env=client_env)
+    assert watched.returncode == OK and json.loads(watched.stdout)["done"] is True
