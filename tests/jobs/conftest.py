@@ -58,7 +58,8 @@ class Processes:
 
 @pytest.fixture()
 def procs(tmp_path, monkeypatch):
-    monkeypatch.setenv("TUNESMITH_LEASE_SECONDS", "3")
+    monkeypatch.setenv("TUNESMITH_LEASE_SECONDS", "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny model; workers share two cores
     monkeypatch.setenv("TUNESMITH_CHECKPOINT_EVERY", "3")
     p = Processes(tmp_path / "logs")
     yield p

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 727_001  # advisory lock id: one migrator at a time
@@ -49,6 +51,22 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+@contextlib.contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session for a transaction that writes, committed at the end.
+
+    On SQLite it starts with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then
+    writes fails at once with "database is locked" when another process wrote in between
+    (the busy timeout does not apply to that upgrade), which two workers sharing one SQLite
+    file hit all the time. Taking the write lock first makes it wait its turn instead.
+    """
+    with engine.connect() as conn:
+        if engine.url.get_backend_name() == "sqlite":
+            conn.info["begin_sql"] = "BEGIN IMMEDIATE"
+        with Session(bind=conn, expire_on_commit=False) as s, s.begin():
+            yield s
 
 
 def migrate(engine: Engine) -> None:

@@ -9,7 +9,7 @@ Every change of a job's status goes through :func:`move`, which refuses transiti
       └──cancel / attempts used up──▶ CANCELLED | FAILED
 
 Claims never hand one job to two workers: SQLite takes the write lock at ``BEGIN
-IMMEDIATE``; PostgreSQL locks the chosen row with ``FOR UPDATE SKIP LOCKED`` so racing
+IMMEDIATE`` (as every write here does, see :func:`~tunesmith.store.db.write_session`); PostgreSQL locks the chosen row with ``FOR UPDATE SKIP LOCKED`` so racing
 workers each take a different row. A worker that dies stops renewing its lease; the next
 claim after the lease expires takes the job over (and resumes it from its checkpoint). A job
 whose workers died ``max_attempts`` times is failed with the reason instead.
@@ -17,7 +17,6 @@ whose workers died ``max_attempts`` times is failed with the reason instead.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import enum
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from ..errors import NotFound
 from ..types import TunedModel, TunedModelState, TuningExample, TuningSnapshot
-from .db import is_sqlite
+from .db import is_sqlite, write_session
 from .tables import OperationRow, SnapshotRow, TunedModelRow
 
 
@@ -113,7 +112,7 @@ class JobQueue:
         cancelled, instead of being handed out again.
         """
         now = utcnow()
-        with self._claim_session() as s:
+        with write_session(self.engine) as s:
             q = (
                 select(OperationRow)
                 .options(undefer(OperationRow.training_data))
@@ -159,7 +158,7 @@ class JobQueue:
 
     def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Renew the lease. Returns False when the job should stop (cancelled or lost)."""
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             op = _held(s, operation_id, worker_id)
             if op is None:
                 return False
@@ -178,7 +177,7 @@ class JobQueue:
 
         Returns False when the job should stop (cancel requested, or the lease was lost).
         """
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             op = _held(s, operation_id, worker_id)
             if op is None:
                 return False
@@ -201,7 +200,7 @@ class JobQueue:
 
     def rewind(self, operation_id: str, worker_id: str, step: int) -> bool:
         """A resumed run restarts after ``step``: drop the snapshots it will redo."""
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             op = _held(s, operation_id, worker_id)
             if op is None:
                 return False
@@ -219,7 +218,7 @@ class JobQueue:
 
     def give_up_lease(self, operation_id: str, worker_id: str) -> None:
         """The run hangs: let the lease lapse now so another worker retries it."""
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             op = _held(s, operation_id, worker_id)
             if op is not None:
                 op.lease_expires_at = utcnow() - dt.timedelta(seconds=1)
@@ -235,7 +234,7 @@ class JobQueue:
         error_message: str | None = None,
     ) -> bool:
         """End a job this worker holds. Returns False if it no longer held it."""
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             op = _held(s, operation_id, worker_id)
             if op is None:
                 return False
@@ -246,7 +245,7 @@ class JobQueue:
 
     def release(self, operation_id: str, worker_id: str) -> bool:
         """Give a running job back to the queue (its worker is shutting down)."""
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             op = _held(s, operation_id, worker_id)
             if op is None:
                 return False
@@ -260,7 +259,7 @@ class JobQueue:
         """A queued job (or one whose worker died) ends at once; a running one is told at its
         next step or heartbeat, within seconds."""
         now = utcnow()
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             op = s.get(OperationRow, operation_id)
             if op is None or op.tuned_model_id != model_id:
                 raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
@@ -287,15 +286,6 @@ class JobQueue:
                 .select_from(OperationRow)
                 .where(OperationRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
             )
-
-    @contextlib.contextmanager
-    def _claim_session(self):
-        """A session whose transaction holds the write lock from its start on SQLite."""
-        with self.engine.connect() as conn:
-            if is_sqlite(self.url):
-                conn.info["begin_sql"] = "BEGIN IMMEDIATE"
-            with Session(bind=conn, expire_on_commit=False) as s, s.begin():
-                yield s
 
 
 def finish(s: Session, op: OperationRow, status: JobStatus, code, message, now) -> None:

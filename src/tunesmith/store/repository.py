@@ -28,7 +28,7 @@ from ..types import (
     TuningSnapshot,
     TuningTask,
 )
-from .db import make_engine, migrate
+from .db import make_engine, migrate, write_session
 from .queue import JobQueue, JobStatus, utcnow
 from .tables import OperationRow, SnapshotRow, TunedModelRow
 
@@ -101,7 +101,7 @@ class Store:
             training_data=json.dumps([[e.text_input, e.output] for e in new.examples]),
         )
         try:
-            with self._sessions.begin() as s:
+            with write_session(self.engine) as s:
                 s.add(row)
                 s.flush()
                 s.add(op)
@@ -157,7 +157,7 @@ class Store:
 
     def update_tuned_model(self, model_id: str, owner: str | None, fields: dict) -> TunedModel:
         """Set plain columns (display_name, description, temperature, top_p, top_k)."""
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             row = self._row(s, model_id, owner)
             for key, value in fields.items():
                 setattr(row, key, value)
@@ -166,7 +166,7 @@ class Store:
 
     def delete_tuned_model(self, model_id: str, owner: str | None) -> str | None:
         """Delete the model, its operation and snapshots; returns its adapter path."""
-        with self._sessions.begin() as s:
+        with write_session(self.engine) as s:
             row = self._row(s, model_id, owner)
             path = row.adapter_path
             s.execute(delete(SnapshotRow).where(SnapshotRow.tuned_model_id == model_id))
