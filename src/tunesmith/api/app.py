@@ -47,9 +47,10 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
             yield
         finally:
             if runner is not None:
-                runner.stop()
-                # A running job is left to its lease: another worker resumes it later.
-                await run_in_threadpool(thread.join, 5)
+                # A running job pauses at its next step, checkpointed, and goes back to the
+                # queue; whatever is still running after the wait is left to its lease.
+                runner.shutdown()
+                await run_in_threadpool(thread.join, 30)
             service.close()
 
     app = FastAPI(

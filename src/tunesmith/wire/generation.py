@@ -1,0 +1,201 @@
+"""Proto-JSON of base models and of generation (PaLM generateText, Gemini generateContent)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import InvalidArgument
+from ..types import Candidate, Generation, GenerationConfig, Model
+from ._base import _compact, _float, _int, _object, camel, snake_keys
+
+FINISH_REASONS = {0: "FINISH_REASON_UNSPECIFIED", 1: "STOP", 2: "MAX_TOKENS"}
+
+# -- base models -------------------------------------------------------------------------
+
+
+def model_to_json(m: Model) -> dict:
+    return _compact(
+        {
+            "name": m.name,
+            "baseModelId": m.base_model_id,
+            "version": m.version,
+            "displayName": m.display_name,
+            "description": m.description,
+            "inputTokenLimit": m.input_token_limit,
+            "outputTokenLimit": m.output_token_limit,
+            "supportedGenerationMethods": list(m.supported_generation_methods),
+            "temperature": m.temperature,
+            "maxTemperature": m.max_temperature,
+            "topP": m.top_p,
+            "topK": m.top_k,
+        }
+    )
+
+
+def model_from_json(d: dict) -> Model:
+    d = snake_keys(d)
+    return Model(
+        name=d["name"],
+        base_model_id=d.get("base_model_id", ""),
+        version=d.get("version", ""),
+        display_name=d.get("display_name", ""),
+        description=d.get("description", ""),
+        input_token_limit=int(d.get("input_token_limit", 0)),
+        output_token_limit=int(d.get("output_token_limit", 0)),
+        supported_generation_methods=list(d.get("supported_generation_methods") or []),
+        temperature=d.get("temperature"),
+        max_temperature=d.get("max_temperature"),
+        top_p=d.get("top_p"),
+        top_k=d.get("top_k"),
+    )
+
+
+# -- generation --------------------------------------------------------------------------
+
+_CONFIG_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "candidate_count",
+    "max_output_tokens",
+    "stop_sequences",
+)
+
+
+def generation_config_from_json(d: Any, field: str = "generation_config") -> GenerationConfig:
+    d = snake_keys(_object(d, field))
+    stops = d.get("stop_sequences") or []
+    if isinstance(stops, str):
+        stops = [stops]
+    return GenerationConfig(
+        temperature=_float(d.get("temperature")),
+        top_p=_float(d.get("top_p")),
+        top_k=_int(d.get("top_k")),
+        candidate_count=_int(d.get("candidate_count")),
+        max_output_tokens=_int(d.get("max_output_tokens")),
+        stop_sequences=list(stops),
+    )
+
+
+def generation_config_to_json(c: GenerationConfig) -> dict:
+    out = {camel(f): getattr(c, f) for f in _CONFIG_FIELDS if getattr(c, f) not in (None, [])}
+    return out
+
+
+def text_request_from_json(body: Any) -> tuple[str, GenerationConfig]:
+    """A PaLM ``generateText`` body: ``{"prompt": {"text": ...}, "temperature": ...}``."""
+    d = snake_keys(_object(body, "request"))
+    prompt = _object(d.get("prompt"), "prompt").get("text")
+    if prompt is not None and not isinstance(prompt, str):
+        raise InvalidArgument("prompt.text: expected a string")
+    return prompt or "", generation_config_from_json({k: d.get(k) for k in _CONFIG_FIELDS})
+
+
+def contents_text(contents: Any, field: str = "contents") -> str:
+    """The text of Gemini ``contents`` (a list of turns, each with text parts)."""
+    if isinstance(contents, dict):
+        contents = [contents]
+    if not isinstance(contents, list) or not contents:
+        raise InvalidArgument(f"{field}: at least one content with a text part is required")
+    texts = []
+    for i, content in enumerate(contents):
+        parts = _object(content, f"{field}[{i}]").get("parts")
+        if not isinstance(parts, list) or not parts:
+            raise InvalidArgument(f"{field}[{i}].parts: at least one part is required")
+        for j, part in enumerate(parts):
+            text = _object(part, f"{field}[{i}].parts[{j}]").get("text")
+            if not isinstance(text, str):
+                raise InvalidArgument(
+                    f"{field}[{i}].parts[{j}]: only text parts are supported by these models"
+                )
+            texts.append(text)
+    return "\n".join(texts)
+
+
+def content_request_from_json(body: Any) -> tuple[str, GenerationConfig]:
+    """A Gemini ``generateContent`` body: ``{"contents": [...], "generationConfig": ...}``."""
+    d = snake_keys(_object(body, "request"))
+    return contents_text(d.get("contents")), generation_config_from_json(d.get("generation_config"))
+
+
+def count_request_text(body: Any) -> str:
+    """``countTokens`` (contents, or a whole generateContentRequest) or ``countTextTokens``."""
+    d = snake_keys(_object(body, "request"))
+    if "generate_content_request" in d:
+        inner = _object(d["generate_content_request"], "generate_content_request")
+        return contents_text(inner.get("contents"), "generate_content_request.contents")
+    if "prompt" in d:
+        return text_request_from_json(d)[0]
+    return contents_text(d.get("contents"))
+
+
+def text_response(gen: Generation) -> dict:
+    return {
+        "candidates": [{"output": c.output, "safetyRatings": []} for c in gen.candidates],
+        "filters": [],
+        "safetyFeedback": [],
+    }
+
+
+def _usage(gen: Generation) -> dict:
+    return {
+        "promptTokenCount": gen.prompt_token_count,
+        "candidatesTokenCount": gen.candidates_token_count,
+        "totalTokenCount": gen.prompt_token_count + gen.candidates_token_count,
+    }
+
+
+def content_response(gen: Generation, model: str) -> dict:
+    return {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": c.output}], "role": "model"},
+                "finishReason": c.finish_reason,
+                "index": i,
+                "tokenCount": c.token_count,
+            }
+            for i, c in enumerate(gen.candidates)
+        ],
+        "usageMetadata": _usage(gen),
+        "modelVersion": model,
+    }
+
+
+def content_chunks(gen: Generation, model: str) -> list[dict]:
+    """A streamed answer: text chunks, each with a text part, the last one finished."""
+    full = content_response(gen, model)
+    chunks = []
+    for i, c in enumerate(gen.candidates):
+        words = re.findall(r"\S+\s*|\s+", c.output) or [""]
+        for k, word in enumerate(words):
+            last = k == len(words) - 1
+            cand: dict[str, Any] = {
+                "content": {"parts": [{"text": word}], "role": "model"},
+                "index": i,
+            }
+            if last:
+                cand["finishReason"] = c.finish_reason
+                cand["tokenCount"] = c.token_count
+            chunks.append({"candidates": [cand], "modelVersion": model})
+    chunks[-1]["usageMetadata"] = full["usageMetadata"]
+    return chunks
+
+
+def generation_from_content_json(d: dict) -> Generation:
+    d = snake_keys(d)
+    candidates = []
+    for c in d.get("candidates") or []:
+        parts = (c.get("content") or {}).get("parts") or []
+        reason = c.get("finish_reason", "STOP")
+        if isinstance(reason, int):
+            reason = FINISH_REASONS.get(reason, "STOP")
+        candidates.append(
+            Candidate(
+                output="".join(p.get("text", "") for p in parts),
+                finish_reason=reason,
+                token_count=int(c.get("token_count", 0)),
+            )
+        )
+    usage = d.get("usage_metadata") or {}
+    return Generation(candidates, int(usage.get("prompt_token_count", 0)))
