@@ -5,16 +5,11 @@ from __future__ import annotations
 import pytest
 
 import tunesmith as ts
+from tunesmith.demo import SEED_EXAMPLES
 
 pytestmark = pytest.mark.slow
 
-SEED = [
-    ("1", "2"), ("3", "4"), ("-3", "-2"), ("twenty two", "twenty three"),
-    ("two hundred", "two hundred one"), ("ninety nine", "one hundred"), ("8", "9"),
-    ("-98", "-97"), ("1,000", "1,001"), ("10,100,000", "10,100,001"),
-    ("thirteen", "fourteen"), ("eighty", "eighty one"), ("one", "two"),
-    ("three", "four"), ("seven", "eight"),
-]  # fmt: skip
+SEED = SEED_EXAMPLES
 
 
 def test_seed_number_generator_tunes_and_answers_differently(real_home):

@@ -1,6 +1,6 @@
 """The seed's number-generator example, end to end on the embedded default base model.
 
-    make demo        (or: .venv/bin/python examples/number_generator.py)
+    make demo        (or: python -m tunesmith.demo)
 
 Tunes SmolLM2-135M-Instruct on the 15 examples of Google's REST quickstart (3 epochs,
 batch 2: 23 steps), shows the loss history, then answers with the base model and the tuned
@@ -13,6 +13,7 @@ import pandas as pd
 
 import tunesmith as ts
 
+# The 15 examples of Google's REST tuning quickstart (../shared/seeds/002_*).
 SEED_EXAMPLES = [
     ("1", "2"),
     ("3", "4"),

@@ -6,19 +6,14 @@ import re
 
 import pytest
 
+from tunesmith.demo import SEED_EXAMPLES
 from tunesmith.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from tunesmith.jobs.worker import Worker
 from tunesmith.service import CreateTunedModelRequest, Service
 from tunesmith.settings import get_settings
 from tunesmith.types import GenerationConfig, TunedModelState, TuningExample
 
-SEED = [
-    ("1", "2"), ("3", "4"), ("-3", "-2"), ("twenty two", "twenty three"),
-    ("two hundred", "two hundred one"), ("ninety nine", "one hundred"), ("8", "9"),
-    ("-98", "-97"), ("1,000", "1,001"), ("10,100,000", "10,100,001"),
-    ("thirteen", "fourteen"), ("eighty", "eighty one"), ("one", "two"),
-    ("three", "four"), ("seven", "eight"),
-]  # fmt: skip
+SEED = SEED_EXAMPLES
 EXAMPLES = [TuningExample(i, o) for i, o in SEED]
 
 
