@@ -10,7 +10,13 @@
 Steps follow Google's count: the examples of all epochs form one stream (each epoch in its own
 seeded order) cut into batches, so ``total_steps = ceil(epochs * examples / batch_size)`` and
 a batch may span an epoch boundary. A snapshot's ``epoch`` is the number of epochs completed
-when its step ends, as in Google's snapshots.
+when its step ends, as in Google's snapshots. Within that contract examples of similar length
+share a batch (see :mod:`.batching`), so little compute goes to padding.
+
+Speed (see :mod:`.models`): the frozen base is loaded once per worker process and reused
+across jobs, its linear weights kept in bf16 where the processor is fast at it (trainable
+weights stay float32), the vocabulary projection runs only on target tokens, and torch uses
+every core it is given. :mod:`.memory` refuses a run that cannot fit before it starts.
 
 The engine knows nothing of HTTP, the database or the queue: it takes a :class:`Recipe` and a
 callback and returns the artifact folder.
@@ -20,17 +26,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, memory, models
+from .batching import IGNORE, collate, plan_batches
+from .models import load_model
 from .prompting import PromptFormat
 
 LORA_LEARNING_RATE = 2e-3
 FULL_LEARNING_RATE = 5e-5
-IGNORE = -100
 
 
 @dataclasses.dataclass
@@ -90,19 +98,6 @@ def total_steps(n_examples: int, epoch_count: int, batch_size: int) -> int:
     return math.ceil(epoch_count * n_examples / batch_size)
 
 
-def plan_batches(
-    n: int, epoch_count: int, batch_size: int, seed: int
-) -> list[tuple[list[int], int]]:
-    """The run's batches as (example indices, epochs completed after this batch)."""
-    gen = torch.Generator().manual_seed(seed)
-    stream = [i for _ in range(epoch_count) for i in torch.randperm(n, generator=gen).tolist()]
-    batches = []
-    for start in range(0, len(stream), batch_size):
-        end = min(start + batch_size, len(stream))
-        batches.append((stream[start:end], end // n))
-    return batches
-
-
 def bf16_supported() -> bool:
     """Whether bf16 matmul is fast here (AVX512-BF16 / AMX on CPU, or a CUDA GPU)."""
     if torch.cuda.is_available():
@@ -117,14 +112,6 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _quiet_transformers() -> None:
-    # Progress bars and deprecation chatter from a library call land in the user's terminal.
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
 def load_tokenizer(base_dir: Path):
     from transformers import AutoTokenizer
 
@@ -132,13 +119,6 @@ def load_tokenizer(base_dir: Path):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
-
-
-def load_model(base_dir: Path):
-    from transformers import AutoModelForCausalLM
-
-    _quiet_transformers()
-    return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(device())
 
 
 def encode(tokenizer, fmt: PromptFormat, text_input: str, output: str, max_len: int):
@@ -150,34 +130,40 @@ def encode(tokenizer, fmt: PromptFormat, text_input: str, output: str, max_len: 
     return prompt + target, [IGNORE] * len(prompt) + target
 
 
-def collate(rows: list[tuple[list[int], list[int]]], pad_id: int):
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, (i, lab) in enumerate(rows):
-        ids[r, : len(i)] = torch.tensor(i)
-        labels[r, : len(lab)] = torch.tensor(lab)
-        mask[r, : len(i)] = 1
-    return ids, labels, mask
-
-
 def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True) -> Path:
     """Tune and save; returns ``recipe.output_dir``. Raises :class:`Stopped` if told to stop."""
+    _use_all_cores()
     torch.manual_seed(recipe.seed)
     tokenizer = load_tokenizer(recipe.base_dir)
     fmt = PromptFormat(recipe.prompt_template, tokenizer)
-    model = _prepare_model(recipe)
     rows = [encode(tokenizer, fmt, i, o, recipe.max_seq_len) for i, o in recipe.examples]
-    plan = plan_batches(len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed)
+    lengths = [len(ids) for ids, _ in rows]
+    plan = plan_batches(len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed, lengths)
+    use_bf16 = recipe.mixed_precision == "bf16" or (
+        recipe.mixed_precision == "auto" and bf16_supported()
+    )
+    memory.check(
+        recipe.base_dir,
+        recipe.method,
+        recipe.batch_size,
+        max(lengths, default=1),
+        use_bf16,
+        recipe.lora_rank,
+    )  # fail now, not when the operating system kills the worker
+    model = models.prepare(recipe, use_bf16, load_model)  # cached base, fresh adapter
+    try:
+        _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step)
+        _save(model, tokenizer, fmt, recipe)
+    finally:
+        models.release(model)  # the cached base goes back clean for the next job
+    return recipe.output_dir
 
+
+def _train(recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.peak_learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _warmup_cosine(len(plan), recipe.warmup_fraction)
-    )
-    use_bf16 = recipe.mixed_precision == "bf16" or (
-        recipe.mixed_precision == "auto" and bf16_supported()
     )
     dev = device()
     model.train()
@@ -188,7 +174,7 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
         ids, labels, mask = collate([rows[i] for i in indices], tokenizer.pad_token_id)
         ids, labels, mask = ids.to(dev), labels.to(dev), mask.to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = models.target_loss(model, ids, mask, labels)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(
                 f"the loss became {loss.item()} at step {step}; try a lower learning rate"
@@ -204,29 +190,15 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
             checkpoint.save(recipe.checkpoint_dir, step, model, optimizer, scheduler, plan)
         if not decision:
             raise Stopped(f"stopped at step {step}")
-    _save(model, tokenizer, fmt, recipe)
-    return recipe.output_dir
 
 
-def _prepare_model(recipe: Recipe):
-    model = load_model(recipe.base_dir)
-    if recipe.method == "full":
-        model.requires_grad_(True)
-        return model
-    if recipe.method != "lora":
-        raise ValueError(f"unknown tuning method '{recipe.method}' (use 'lora' or 'full')")
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    if recipe.init_adapter_dir is not None:
-        return PeftModel.from_pretrained(model, recipe.init_adapter_dir, is_trainable=True)
-    config = LoraConfig(
-        r=recipe.lora_rank,
-        lora_alpha=recipe.lora_alpha,
-        lora_dropout=0.0,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
+def _use_all_cores() -> None:
+    """As many torch threads as cores this process may run on (unless OMP_NUM_THREADS says)."""
+    if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "sched_getaffinity"):
+        return
+    cores = len(os.sched_getaffinity(0))
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
 
 
 def _warmup_cosine(steps: int, warmup_fraction: float) -> Callable[[int], float]:

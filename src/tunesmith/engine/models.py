@@ -1,0 +1,153 @@
+"""The model a run trains, made fast and cheap to set up, and the loss it is trained on.
+
+* **One base model per worker process.** Loading a base takes seconds; a worker runs job
+  after job on the same base, so :func:`prepare` keeps the last frozen base in memory, wraps
+  it in a fresh LoRA adapter per job and :func:`release` unwraps it afterwards (peft's
+  ``unload`` without merging), leaving the base exactly as loaded. Full tuning changes the
+  base's own weights, so it always loads a private copy.
+* **bf16 where the processor is fast at it, fp32 master weights.** Under bf16 autocast every
+  frozen linear weight would be cast to bf16 at every step; the cached base keeps them in
+  bf16 once instead (the same numbers autocast would compute with). Trainable parameters, the
+  embeddings and the norms stay float32, so the optimizer updates full-precision weights.
+* **Logits only where there is a target.** The loss needs the vocabulary projection only at
+  the output tokens; the prompt (most of each example) skips it and its backward.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .batching import IGNORE
+
+# Architectures whose logits are exactly ``lm_head(final hidden state)``, possibly soft-capped;
+# others (logit scaling, extra heads) fall back to the model's own loss.
+_PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "olmo2"}
+
+_lock = threading.Lock()
+_cache: dict[tuple, torch.nn.Module] = {}  # at most one frozen base
+_in_use: set[int] = set()  # ids of cached bases lent to a running job
+
+
+def load_model(base_dir: Path):
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    # Progress bars and deprecation chatter from a library call land in the user's terminal.
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(dev)
+
+
+def prepare(recipe, bf16: bool, load: Callable[[Path], torch.nn.Module] = load_model):
+    """The trainable model for ``recipe``: LoRA over the cached base, or a full private copy.
+
+    Seeds torch just before the adapter is made, so a cached base and a fresh load give the
+    same initial adapter. ``load`` is part of the cache key: a different loader (a test's,
+    say) never gets a base another loader made.
+    """
+    if recipe.method == "full":
+        model = load(recipe.base_dir)
+        model.requires_grad_(True)
+        return model
+    if recipe.method != "lora":
+        raise ValueError(f"unknown tuning method '{recipe.method}' (use 'lora' or 'full')")
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base = _borrow_base(Path(recipe.base_dir), bf16, load)
+    try:
+        torch.manual_seed(recipe.seed)
+        if recipe.init_adapter_dir is not None:
+            model = PeftModel.from_pretrained(base, recipe.init_adapter_dir, is_trainable=True)
+        else:
+            config = LoraConfig(
+                r=recipe.lora_rank,
+                lora_alpha=recipe.lora_alpha,
+                lora_dropout=0.0,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(base, config)
+    except BaseException:
+        _return_base(base, clean=False)
+        raise
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()  # master weights in fp32 even over a bf16 base
+    return model
+
+
+def release(model) -> None:
+    """After a run: take the adapter off the cached base so the next job gets it clean."""
+    if not hasattr(model, "unload"):
+        return  # fully tuned private copy: nothing cached
+    base = model.unload()  # removes the LoRA layers without merging them
+    if hasattr(base, "peft_config"):
+        del base.peft_config
+    _return_base(base, clean=True)
+
+
+def _borrow_base(base_dir: Path, bf16: bool, load):
+    key = (str(base_dir.resolve()), bf16, load)
+    with _lock:
+        base = _cache.get(key)
+        if base is not None and id(base) not in _in_use:
+            _in_use.add(id(base))
+            return base
+    base = load(base_dir)
+    base.requires_grad_(False)
+    if bf16:
+        for module in base.modules():
+            if isinstance(module, torch.nn.Linear) and module.weight is not _tied(base):
+                module.to(torch.bfloat16)
+    with _lock:
+        if key not in _cache or id(_cache[key]) not in _in_use:
+            _cache.clear()  # one base per worker: a new base evicts the old
+            _cache[key] = base
+            _in_use.add(id(base))
+    return base
+
+
+def _return_base(base, clean: bool) -> None:
+    with _lock:
+        _in_use.discard(id(base))
+        if not clean:
+            for key, cached in list(_cache.items()):
+                if cached is base:
+                    del _cache[key]  # a half-wrapped base is not reused
+
+
+def _tied(model) -> torch.Tensor | None:
+    """The input embedding matrix, which a tied lm_head shares (it stays float32)."""
+    emb = model.get_input_embeddings()
+    return None if emb is None else emb.weight
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def target_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
+    """Mean cross-entropy over the target tokens, projecting to the vocabulary only there.
+
+    Equal to the model's own ``labels=`` loss (shifted, mean over non-ignored tokens).
+    """
+    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(core.config, "model_type", None) not in _PLAIN_HEAD:
+        return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+    hidden = core.get_decoder()(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+    ).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    logits = core.get_output_embeddings()(hidden[:, :-1][keep])
+    cap = getattr(core.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return F.cross_entropy(logits.float(), targets[keep])

@@ -1,0 +1,121 @@
+"""The fast engine on the tiny model: same loss, same results, base reused cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tunesmith.engine import models, recipe
+from tunesmith.engine.batching import IGNORE, collate
+from tunesmith.engine.prompting import PromptFormat
+
+EXAMPLES = [(str(i), str(i + 1)) for i in range(1, 13)] + [("one two", "three"), ("ten", "11")]
+
+
+def _recipe(tiny_model_dir: Path, out: Path, **kw) -> recipe.Recipe:
+    kw.setdefault("epoch_count", 2)
+    kw.setdefault("batch_size", 3)
+    return recipe.Recipe(base_dir=tiny_model_dir, examples=EXAMPLES, output_dir=out, **kw)
+
+
+def _run(r: recipe.Recipe) -> tuple[list[float], dict[str, torch.Tensor]]:
+    losses: list[float] = []
+    recipe.run(r, lambda rep: losses.append(rep.mean_loss) or True)
+    return losses, load_file(r.output_dir / "adapter_model.safetensors")
+
+
+def test_prompt_tokens_are_masked_out_of_the_loss(tiny_model_dir):
+    tok = recipe.load_tokenizer(tiny_model_dir)
+    fmt = PromptFormat("{input}\n", tok)
+    ids, labels = recipe.encode(tok, fmt, "one two", "three", 64)
+    prompt_len = len(tok(fmt.prompt("one two"), add_special_tokens=False)["input_ids"])
+    assert labels[:prompt_len] == [IGNORE] * prompt_len
+    assert labels[prompt_len:] == ids[prompt_len:] and labels[-1] == tok.eos_token_id
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_target_only_loss_equals_the_models_own_loss(tiny_model_dir, bf16):
+    tok = recipe.load_tokenizer(tiny_model_dir)
+    fmt = PromptFormat(None, tok)
+    rows = [recipe.encode(tok, fmt, i, o, 64) for i, o in EXAMPLES[:4]]
+    ids, labels, mask = collate(rows, tok.pad_token_id)
+    model = models.load_model(tiny_model_dir)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        ours = models.target_loss(model, ids, mask, labels)
+        theirs = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-2 if bf16 else 1e-5)
+
+
+def test_a_run_repeats_exactly_with_its_seed(tiny_model_dir, tmp_path):
+    models.clear_cache()
+    a = _run(_recipe(tiny_model_dir, tmp_path / "a", seed=3))
+    b = _run(_recipe(tiny_model_dir, tmp_path / "b", seed=3))
+    c = _run(_recipe(tiny_model_dir, tmp_path / "c", seed=4))
+    assert a[0] == b[0] and a[0] != c[0]
+    assert all(torch.equal(a[1][k], b[1][k]) for k in a[1])
+
+
+@pytest.mark.parametrize("precision", ["no", "bf16"])
+def test_the_cached_base_gives_what_a_fresh_process_gives(tiny_model_dir, tmp_path, precision):
+    fresh = []
+    for name in ("x", "y"):  # each as if in a new worker: nothing cached
+        models.clear_cache()
+        fresh.append(
+            _run(
+                _recipe(
+                    tiny_model_dir,
+                    tmp_path / f"fresh-{name}",
+                    seed=len(fresh),
+                    mixed_precision=precision,
+                )
+            )
+        )
+    models.clear_cache()
+    cached = [
+        _run(_recipe(tiny_model_dir, tmp_path / f"cached-{i}", seed=i, mixed_precision=precision))
+        for i in range(2)
+    ]  # one worker, two jobs, one base
+    for (fl, fw), (cl, cw) in zip(fresh, cached, strict=True):
+        assert fl == cl
+        assert fw.keys() == cw.keys() and all(torch.equal(fw[k], cw[k]) for k in fw)
+
+
+def test_the_base_is_loaded_once_and_left_clean(tiny_model_dir, tmp_path, monkeypatch):
+    models.clear_cache()
+    loads = []
+    real = models.load_model
+    monkeypatch.setattr(recipe, "load_model", lambda d: loads.append(d) or real(d))
+    _run(_recipe(tiny_model_dir, tmp_path / "a", mixed_precision="no"))
+    _run(_recipe(tiny_model_dir, tmp_path / "b", mixed_precision="no"))
+    assert len(loads) == 1
+    (base,) = models._cache.values()
+    assert not any("lora" in name for name, _ in base.named_modules())
+    assert not any(p.requires_grad for p in base.parameters())
+    pristine = real(tiny_model_dir).state_dict()
+    assert all(torch.equal(t, pristine[k]) for k, t in base.state_dict().items())
+
+
+def test_bf16_keeps_float32_master_weights_over_a_bf16_frozen_base(tiny_model_dir, tmp_path):
+    models.clear_cache()
+    r = _recipe(tiny_model_dir, tmp_path / "a", mixed_precision="bf16")
+    model = models.prepare(r, bf16=True)
+    try:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        assert trainable and all(p.dtype == torch.float32 for p in trainable)
+        frozen_linear = model.get_base_model().model.layers[0].mlp.up_proj.base_layer
+        assert frozen_linear.weight.dtype == torch.bfloat16
+        assert model.get_input_embeddings().weight.dtype == torch.float32
+    finally:
+        models.release(model)
+
+
+def test_a_stopped_run_still_returns_the_base_clean(tiny_model_dir, tmp_path):
+    models.clear_cache()
+    with pytest.raises(recipe.Stopped):
+        recipe.run(_recipe(tiny_model_dir, tmp_path / "a"), lambda rep: rep.step < 2)
+    (base,) = models._cache.values()
+    assert not any("lora" in name for name, _ in base.named_modules())
+    assert models._in_use == set()
