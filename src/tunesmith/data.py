@@ -42,13 +42,15 @@ def load_examples(
     return examples
 
 
-def validate_examples(examples: Sequence[TuningExample]) -> None:
+def validate_examples(
+    examples: Sequence[TuningExample], *, max_examples: int = MAX_EXAMPLES
+) -> None:
     """The rules for a training set; the first broken one is raised, naming row and field."""
     if len(examples) == 0:
         raise InvalidArgument("training_data: no examples were given")
-    if len(examples) > MAX_EXAMPLES:
+    if max_examples and len(examples) > max_examples:
         raise InvalidArgument(
-            f"training_data: {len(examples)} examples is over the limit of {MAX_EXAMPLES}"
+            f"training_data: {len(examples)} examples is over the limit of {max_examples}"
         )
     for row, ex in enumerate(examples, start=1):
         for field, limit in (("text_input", MAX_INPUT_CHARS), ("output", MAX_OUTPUT_CHARS)):

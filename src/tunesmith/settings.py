@@ -41,6 +41,17 @@ class Settings:
     """Generate requests that may wait for a batch; past this the server answers 429."""
     generation_batch_rows: int = 32
     """Most sequences (requests x candidates) decoded together in one batch."""
+    # -- limits (see SECURITY.md); 0 turns a limit off -----------------------------------
+    max_request_bytes: int = 32 * 1024 * 1024
+    """Largest request body; a bigger one is refused (400 INVALID_ARGUMENT) before parsing."""
+    requests_per_minute: int = 600
+    """Requests per minute per API key (per client address without one); past it: 429."""
+    max_jobs_per_user: int = 4
+    """Tuning jobs one user may have queued or running at once; past it: 429."""
+    max_examples: int = 100_000
+    """Examples in one training set."""
+    max_page_size: int = 1000
+    """Largest page a list returns (a bigger pageSize is clamped, as Google does)."""
 
     @property
     def adapters_dir(self) -> Path:
@@ -79,6 +90,11 @@ def get_settings(**overrides) -> Settings:
         adapter_cache=env.get("TUNESMITH_ADAPTER_CACHE") or "64,512MiB",
         generation_queue=int(env.get("TUNESMITH_GENERATION_QUEUE", 64)),
         generation_batch_rows=int(env.get("TUNESMITH_GENERATION_BATCH_ROWS", 32)),
+        max_request_bytes=int(env.get("TUNESMITH_MAX_REQUEST_BYTES", 32 * 1024 * 1024)),
+        requests_per_minute=int(env.get("TUNESMITH_REQUESTS_PER_MINUTE", 600)),
+        max_jobs_per_user=int(env.get("TUNESMITH_MAX_JOBS_PER_USER", 4)),
+        max_examples=int(env.get("TUNESMITH_MAX_EXAMPLES", 100_000)),
+        max_page_size=int(env.get("TUNESMITH_MAX_PAGE_SIZE", 1000)),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)

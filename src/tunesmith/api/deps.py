@@ -1,4 +1,4 @@
-"""What a route needs, as ``Annotated`` aliases: the service, the caller's owner id, a body."""
+"""What a route needs, as ``Annotated`` aliases: the service, the caller, a body."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..service import Service
+from ..service.access import Caller
 from ..store.keys import KeyStore
 from .body import json_body
 
@@ -27,13 +28,15 @@ def api_key(request: Request) -> str | None:
     return key
 
 
-async def get_owner(request: Request) -> str | None:
+async def get_owner(request: Request) -> Caller | None:
+    """The caller: the key's user and groups; None when the server runs open (no keys)."""
     keys: KeyStore = request.app.state.keys
-    return await run_in_threadpool(keys.authenticate, api_key(request))
+    key = await run_in_threadpool(keys.authenticate, api_key(request))
+    return None if key is None else Caller(key.user, frozenset(key.groups))
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
-Owner = Annotated[str | None, Depends(get_owner)]
+Owner = Annotated[Caller | None, Depends(get_owner)]
 Body = Annotated[Any, Depends(json_body)]
 
 

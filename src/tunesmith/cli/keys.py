@@ -21,16 +21,26 @@ def _fail(e: Exception) -> None:
 
 
 @keys_app.command("create")
-def create(name: str = typer.Argument(..., help="A name to know the key by.")) -> None:
+def create(
+    name: str = typer.Argument(..., help="A name to know the key by."),
+    user: str = typer.Option(
+        None, help="The user the key acts for (owner of what it creates); default: NAME."
+    ),
+    group: list[str] = typer.Option(
+        [], "--group", help="A group the user is in (for GROUP permissions); repeatable."
+    ),
+) -> None:
     """Create a key and print it (only this once: it is stored hashed)."""
     from ..errors import TunesmithError
 
     try:
-        key, secret = _keys().create(name)
+        key, secret = _keys().create(name, user=user, groups=tuple(group))
     except TunesmithError as e:
         _fail(e)
     typer.echo(secret)
-    typer.echo(f"created key {key.name} ({key.id}); it is shown only now", err=True)
+    typer.echo(
+        f"created key {key.name} ({key.id}) for user {key.user}; it is shown only now", err=True
+    )
 
 
 @keys_app.command("list")
@@ -41,7 +51,9 @@ def list_keys() -> None:
         typer.echo("no keys: the server runs open, on loopback addresses only", err=True)
     for k in rows:
         state = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
-        typer.echo(f"{k.name}\t{k.id}\t{k.prefix}…\t{k.created_at:%Y-%m-%d %H:%M}\t{state}")
+        typer.echo(
+            f"{k.name}\t{k.user}\t{k.id}\t{k.prefix}…\t{k.created_at:%Y-%m-%d %H:%M}\t{state}"
+        )
 
 
 @keys_app.command("revoke")

@@ -12,6 +12,7 @@ from ..serving import ModelServer
 from ..settings import Settings, get_settings
 from ..store import Store
 from .generation import GenerationService
+from .permissions import PermissionService
 from .tuning import CreateTunedModelRequest, TuningService
 
 
@@ -28,6 +29,7 @@ class Service:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.store = store or Store(self.settings.database_url)
         self.tuning = TuningService(self.settings, self.store, on_enqueue)
+        self.permissions = PermissionService(self.store, self.tuning.access)
         self.generation = GenerationService(
             self.settings, self.store, model_server or ModelServer.from_settings(self.settings)
         )

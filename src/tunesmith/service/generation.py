@@ -9,7 +9,9 @@ from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..serving import ModelServer, Sampling, Stream
 from ..settings import Settings
 from ..store import Store
+from ..store.permissions import PermissionStore
 from ..types import Generation, GenerationConfig, Model, TunedModelState
+from .access import Access, Role
 from .tuning import _is_int, _is_number, parse_model_name
 
 GENERATION_METHODS = [
@@ -47,6 +49,7 @@ class GenerationService:
         self.settings = settings
         self.store = store
         self.server = server
+        self.access = Access(PermissionStore(store))  # a READER may generate
 
     def list_models(self) -> list[Model]:
         return [model_record(spec) for spec in base_models.registered_models()]
@@ -89,7 +92,9 @@ class GenerationService:
 
     def _target(self, model: str, owner) -> _Target:
         if isinstance(model, str) and model.startswith("tunedModels/"):
-            tuned = self.store.get_tuned_model(parse_model_name(model), owner)
+            model_id = parse_model_name(model)
+            self.access.require(owner, model_id, Role.READER)
+            tuned = self.store.get_tuned_model(model_id)
             if tuned.state is not TunedModelState.ACTIVE:
                 raise FailedPrecondition(
                     f"{model} is {tuned.state.name}, not ACTIVE: it cannot generate yet"

@@ -1,8 +1,9 @@
 """Tuned models and their operations: the rules live here, once.
 
 The HTTP routes and the embedded SDK both call these methods; neither checks anything on its
-own. ``owner`` is the caller's API-key owner, or None when the service runs open (embedded,
-or a server with no keys), in which case every model is visible.
+own. ``owner`` is the caller (:class:`~tunesmith.service.access.Caller`, or a bare user name),
+or None when the service runs open (embedded, or a server with no keys), in which case every
+model is visible. Who may do what is :mod:`tunesmith.service.access`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Callable, Sequence
 from .. import data
 from ..engine import base_models
 from ..engine.recipe import total_steps
-from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from ..settings import Settings
 from ..store import NewTuning, Store, utcnow
+from ..store.permissions import PermissionStore
 from ..types import (
     Hyperparameters,
     OperationRecord,
@@ -28,6 +30,7 @@ from ..types import (
     TuningExample,
     TuningTask,
 )
+from .access import Access, Role, as_caller, visibility
 
 ID_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_DISPLAY_NAME = 40
@@ -86,14 +89,16 @@ class TuningService:
         self.settings = settings
         self.store = store
         self.on_enqueue = on_enqueue
+        self.access = Access(PermissionStore(store))
 
     # -- create -------------------------------------------------------------------------
 
     def create_tuned_model(
         self, req: CreateTunedModelRequest, owner: str | None = None
     ) -> OperationRecord:
+        caller = as_caller(owner)
         examples = list(req.examples)
-        data.validate_examples(examples)
+        data.validate_examples(examples, max_examples=self.settings.max_examples)
         problems: list[str] = []
         model_id = self._new_id(req, problems)
         hp = self._hyperparameters(req, problems)
@@ -117,6 +122,7 @@ class TuningService:
             problems.append(f"method: '{req.method}' is not one of {', '.join(METHODS)}")
         if problems:
             raise InvalidArgument("; ".join(problems))
+        self._check_job_quota(caller)
 
         now = utcnow()
         model = TunedModel(
@@ -141,12 +147,23 @@ class TuningService:
                 examples=examples,
                 method=req.method,
                 total_steps=total_steps(len(examples), hp.epoch_count, hp.batch_size),
-                owner=owner,
+                owner=caller.user if caller else None,
             )
         )
         if self.on_enqueue is not None:
             self.on_enqueue()  # after the commit: a worker can only see committed jobs
         return op
+
+    def _check_job_quota(self, caller) -> None:
+        limit = self.settings.max_jobs_per_user
+        if caller is None or not limit:
+            return
+        active = self.access.permissions.active_jobs(caller.user)
+        if active >= limit:
+            raise ResourceExhausted(
+                f"{caller.user} has {active} tuning jobs queued or running, the limit per user "
+                f"(TUNESMITH_MAX_JOBS_PER_USER={limit}); wait for one to finish or cancel one"
+            )
 
     def _new_id(self, req: CreateTunedModelRequest, problems: list[str]) -> str:
         if req.id is not None:
@@ -199,8 +216,10 @@ class TuningService:
 
     # -- read, update, delete -----------------------------------------------------------
 
-    def get_tuned_model(self, name: str, owner: str | None = None) -> TunedModel:
-        return self.store.get_tuned_model(parse_model_name(name), owner)
+    def get_tuned_model(self, name: str, owner=None, need: Role = Role.READER) -> TunedModel:
+        model_id = parse_model_name(name)
+        self.access.require(owner, model_id, need)
+        return self.store.get_tuned_model(model_id)
 
     def list_tuned_models(
         self,
@@ -213,17 +232,22 @@ class TuningService:
             page_size = DEFAULT_PAGE_SIZE
         if not _is_int(page_size) or page_size < 0:
             raise InvalidArgument(f"page_size: {page_size!r} must be a positive integer")
-        page_size = min(page_size, MAX_PAGE_SIZE)
-        words = []
+        page_size = min(page_size, self.settings.max_page_size or MAX_PAGE_SIZE)
+        words, special = [], None
         for word in (filter or "").split():
-            if word == "owner:me":
-                continue  # every listed model is the caller's own until sharing exists
+            if word in ("owner:me", "readers:everyone"):
+                if special not in (None, word):
+                    raise InvalidArgument("filter: give owner:me or readers:everyone, not both")
+                special = word
+                continue
             if ":" in word:
                 raise InvalidArgument(
-                    f"filter: '{word}' is not supported (use words to search, or owner:me)"
+                    f"filter: '{word}' is not supported "
+                    "(use words to search, owner:me or readers:everyone)"
                 )
             words.append(word)
-        return self.store.list_tuned_models(owner, page_size, page_token, " ".join(words))
+        seen = visibility(as_caller(owner), special)
+        return self.store.list_tuned_models(seen, page_size, page_token, " ".join(words))
 
     def update_tuned_model(
         self,
@@ -234,7 +258,8 @@ class TuningService:
     ) -> TunedModel:
         """Apply ``changes`` (snake_case keys); with a mask, only the masked fields."""
         model_id = parse_model_name(name)
-        current = self.store.get_tuned_model(model_id, owner)
+        self.access.require(owner, model_id, Role.WRITER)
+        current = self.store.get_tuned_model(model_id)
         changes = {_snake(k): v for k, v in changes.items()}
         if update_mask:
             fields = [_snake(f.strip()) for f in update_mask if f.strip()]
@@ -260,10 +285,12 @@ class TuningService:
             raise InvalidArgument("; ".join(problems))
         if not values:
             return current
-        return self.store.update_tuned_model(model_id, owner, values)
+        return self.store.update_tuned_model(model_id, None, values)
 
-    def delete_tuned_model(self, name: str, owner: str | None = None) -> None:
-        path = self.store.delete_tuned_model(parse_model_name(name), owner)
+    def delete_tuned_model(self, name: str, owner=None) -> None:
+        model_id = parse_model_name(name)
+        self.access.require(owner, model_id, Role.OWNER)
+        path = self.store.delete_tuned_model(model_id, None)
         if path:
             shutil.rmtree(self.settings.home / path, ignore_errors=True)
 
@@ -271,20 +298,25 @@ class TuningService:
 
     def get_operation(self, name: str, owner: str | None = None) -> OperationRecord:
         model_id, op_id = parse_operation_name(name)
-        return self.store.get_operation(model_id, op_id, owner)
+        self.access.require(owner, model_id, Role.READER)
+        return self.store.get_operation(model_id, op_id)
 
     def list_operations(
         self, name: str | None = None, owner: str | None = None
     ) -> list[OperationRecord]:
         """The operations of one tuned model, or every operation when ``name`` is None."""
         if name is None:
-            return self.store.find_operations(owner)
-        return self.store.list_operations(parse_model_name(name), owner)
+            return self.store.find_operations(visibility(as_caller(owner)))
+        model_id = parse_model_name(name)
+        self.access.require(owner, model_id, Role.READER)
+        return self.store.list_operations(model_id)
 
     def cancel_operation(self, name: str, owner: str | None = None) -> OperationRecord:
         model_id, op_id = parse_operation_name(name)
-        self.store.request_cancel(model_id, op_id, owner)
-        return self.store.get_operation(model_id, op_id, owner)
+        self.access.require(owner, model_id, Role.WRITER)
+        self.store.get_operation(model_id, op_id)  # NotFound for another model's operation
+        self.store.request_cancel(model_id, op_id, None)
+        return self.store.get_operation(model_id, op_id)
 
 
 def _check_sampling(temperature, top_p, top_k, problems: list[str]) -> None:

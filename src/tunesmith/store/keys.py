@@ -1,7 +1,9 @@
 """API keys: created once (shown once), stored hashed, listed, revoked.
 
-A key's ``id`` is the owner recorded on every tuned model it creates. Keys are long random
-strings, so a plain SHA-256 is enough to store them (no password stretching needed).
+A key belongs to a *user* (its name unless given): the owner recorded on every tuned model
+it creates, and the ``emailAddress`` others share models with. A key may also list the groups
+its user is in (``GROUP`` permissions). Keys are long random strings, so a plain SHA-256 is
+enough to store them (no password stretching needed).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import re
 import secrets
 
-from sqlalchemy import DateTime, String, func, or_, select
+from sqlalchemy import DateTime, String, Text, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
@@ -22,6 +24,8 @@ from .tables import Base
 
 KEY_PREFIX = "ts-"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A user or group: a name or an email address.
+USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
 
 class ApiKeyRow(Base):
@@ -33,6 +37,8 @@ class ApiKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    user: Mapped[str | None] = mapped_column(String(64))
+    groups: Mapped[str | None] = mapped_column(Text)  # comma-separated
 
 
 @dataclasses.dataclass
@@ -42,6 +48,8 @@ class ApiKey:
     prefix: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
+    user: str = ""
+    groups: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -53,20 +61,37 @@ def _hash(secret: str) -> str:
 
 
 def _record(row: ApiKeyRow) -> ApiKey:
-    return ApiKey(row.id, row.name, row.prefix, row.created_at, row.revoked_at)
+    groups = tuple(g for g in (row.groups or "").split(",") if g)
+    return ApiKey(
+        row.id, row.name, row.prefix, row.created_at, row.revoked_at, row.user or row.name, groups
+    )
+
+
+def check_user(field: str, value) -> str:
+    """A user or group name as keys and permissions take it, or InvalidArgument."""
+    if not isinstance(value, str) or not USER_PATTERN.match(value):
+        raise InvalidArgument(
+            f"{field}: {value!r} must be a user or group: 1-64 letters, digits, '.', '_', "
+            "'-', '+' or '@', starting with a letter or digit"
+        )
+    return value
 
 
 class KeyStore:
     def __init__(self, store: Store):
         self._sessions = sessionmaker(store.engine, expire_on_commit=False)
 
-    def create(self, name: str) -> tuple[ApiKey, str]:
+    def create(
+        self, name: str, user: str | None = None, groups: tuple[str, ...] = ()
+    ) -> tuple[ApiKey, str]:
         """A new key; returns its record and the secret, which is not stored."""
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise InvalidArgument(
                 f"name: {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"
             )
+        user = check_user("user", user or name)
+        groups = tuple(check_user("group", g) for g in groups)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKeyRow(
             id="key-" + secrets.token_hex(8),
@@ -74,6 +99,8 @@ class KeyStore:
             key_hash=_hash(secret),
             prefix=secret[:10],
             created_at=utcnow(),
+            user=user,
+            groups=",".join(groups) or None,
         )
         try:
             with self._sessions.begin() as s:
@@ -107,15 +134,21 @@ class KeyStore:
             )
             return bool(n)
 
-    def authenticate(self, secret: str | None) -> str | None:
-        """The owner for a request: the key's id; None when the server runs open (no keys)."""
+    def user_exists(self, user: str) -> bool:
+        """Whether an active key belongs to ``user`` (a name to share models with)."""
+        with self._sessions() as s:
+            q = select(ApiKeyRow.name, ApiKeyRow.user).where(ApiKeyRow.revoked_at.is_(None))
+            return any((u or n) == user for n, u in s.execute(q).all())
+
+    def authenticate(self, secret: str | None) -> ApiKey | None:
+        """The caller's key; None when the server runs open (no keys)."""
         with self._sessions() as s:
             if secret:
                 row = s.scalars(
                     select(ApiKeyRow).where(ApiKeyRow.key_hash == _hash(secret))
                 ).first()
                 if row is not None and row.revoked_at is None:
-                    return row.id
+                    return _record(row)
             active = s.scalar(
                 select(func.count()).select_from(ApiKeyRow).where(ApiKeyRow.revoked_at.is_(None))
             )

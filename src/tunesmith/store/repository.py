@@ -138,7 +138,7 @@ class Store:
         with self._sessions() as s:
             q = select(TunedModelRow)
             if owner is not None:
-                q = q.where(TunedModelRow.owner == owner)
+                q = q.where(_visible(owner))
             if base_model is not None:
                 q = q.where(TunedModelRow.base_model == base_model)
             for word in (text or "").split():
@@ -201,7 +201,7 @@ class Store:
                 TunedModelRow, TunedModelRow.id == OperationRow.tuned_model_id
             )
             if owner is not None:
-                q = q.where(TunedModelRow.owner == owner)
+                q = q.where(_visible(owner))
             q = q.order_by(OperationRow.created_at, OperationRow.id)
             return [self._operation(s, op, row) for op, row in s.execute(q).all()]
 
@@ -276,6 +276,15 @@ class Store:
         elif status.finished:
             record.error = OperationError(op.error_code or 13, op.error_message or "failed")
         return record
+
+
+def _visible(owner):
+    """``owner`` is an owner id (their models only) or a :class:`permissions.Visibility`."""
+    if isinstance(owner, str):
+        return TunedModelRow.owner == owner
+    from .permissions import visible_clause
+
+    return visible_clause(owner)
 
 
 def _encode_token(offset: int) -> str:

@@ -1,8 +1,14 @@
 """Routes, one module per resource. Each route parses, calls one service method, serialises."""
 
-from . import generation, models, operations, tuned_models
+from . import generation, models, operations, permissions, tuned_models
 
 # Included under every API version prefix (/v1beta, /v1beta3, /v1).
-ROUTERS = [tuned_models.router, operations.router, generation.router, models.router]
+ROUTERS = [
+    tuned_models.router,
+    operations.router,
+    permissions.router,
+    generation.router,
+    models.router,
+]
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,53 @@
+"""Permission JSON as Google's ``tunedModels.permissions`` resource has it.
+
+``{"name": "tunedModels/m/permissions/p", "granteeType": "USER", "emailAddress": "...",
+"role": "READER"}``; in, enum names or their numbers (GranteeType USER=1, GROUP=2,
+EVERYONE=3; Role OWNER=1, WRITER=2, READER=3) and camelCase or snake_case keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..service.permissions import NewPermission
+from ..store.permissions import Grant
+from ._base import _object, snake_keys
+
+GRANTEE_TYPES = {0: "GRANTEE_TYPE_UNSPECIFIED", 1: "USER", 2: "GROUP", 3: "EVERYONE"}
+ROLES = {0: "ROLE_UNSPECIFIED", 1: "OWNER", 2: "WRITER", 3: "READER"}
+
+
+def _enum(value: Any, names: dict[int, str]) -> Any:
+    """An enum by name or number; anything else is passed on for the service to refuse."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return names.get(value, value)
+    if isinstance(value, str):
+        return (
+            names.get(int(value), value) if value.isascii() and value.isdigit() else value.upper()
+        )
+    return value
+
+
+def permission_to_json(g: Grant) -> dict:
+    out = {"name": g.name, "granteeType": g.grantee_type}
+    if g.email_address:
+        out["emailAddress"] = g.email_address
+    out["role"] = g.role
+    return out
+
+
+def permission_from_json(payload: Any) -> NewPermission:
+    p = snake_keys(_object(payload, "permission"))
+    return NewPermission(
+        grantee_type=_enum(p.get("grantee_type"), GRANTEE_TYPES),
+        email_address=p.get("email_address"),
+        role=_enum(p.get("role"), ROLES),
+    )
+
+
+def role_from_json(payload: Any) -> Any:
+    return _enum(snake_keys(_object(payload, "permission")).get("role"), ROLES)
+
+
+def transfer_email_from_json(payload: Any) -> Any:
+    return snake_keys(_object(payload, "request")).get("email_address")
