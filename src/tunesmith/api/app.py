@@ -19,7 +19,7 @@ from ..jobs.worker import Worker
 from ..service import Service
 from ..settings import Settings, get_settings
 from ..store.keys import KeyStore
-from . import errors
+from . import console, errors
 from .pretty import PrettyJSONResponse
 from .routes import ROUTERS
 
@@ -76,4 +76,5 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
         running = getattr(app.state, "worker", None) is not None
         return {"status": "ok", "version": __version__, "worker": running}
 
+    console.mount(app)  # the web console at /, a client of the routes above like any other
     return app

@@ -1,0 +1,166 @@
+// One tuned model: live progress and loss curve, hyperparameters, timings, a generation
+// playground, and cancel / delete behind a confirmation.
+
+import { del, get, post } from "./api.js";
+import { lossChart } from "./chart.js";
+import { confirmAction, duration, fill, h, toast, when } from "./dom.js";
+import { badge, progressBar, stateOf } from "./list.js";
+
+function latest(ops) {
+  const running = ops.filter((op) => !op.done);
+  return (running.length ? running : ops).at(-1);
+}
+
+function field(label, value) {
+  return [h("dt", {}, label), h("dd", {}, value ?? "—")];
+}
+
+function seconds(a, b) {
+  return a && b ? (new Date(b) - new Date(a)) / 1000 : null;
+}
+
+function eta(op) {
+  const snaps = op?.metadata?.snapshots || [];
+  if (op?.done || snaps.length < 2) return null;
+  const first = snaps[0], last = snaps.at(-1);
+  const per = seconds(first.computeTime, last.computeTime) / (last.step - first.step || 1);
+  return per * ((op.metadata.totalSteps || 0) - (op.metadata.completedSteps || 0));
+}
+
+export async function modelView(root, ctx, id) {
+  const name = `tunedModels/${id}`;
+  const status = h("div", { class: "status" });
+  const chartBox = h("div", { class: "chart-box" });
+  const details = h("dl", { class: "details" });
+  const actions = h("div", { class: "actions" });
+  const title = h("h1", {}, id);
+  const playground = playgroundCard(id);
+  fill(root, 
+    h("p", { class: "crumbs" }, h("a", { href: "#/" }, "← Tuned models")),
+    h("div", { class: "page-head" }, h("div", {}, title, h("div", { class: "muted small mono" }, name)), actions),
+    h("section", { class: "card" }, h("h2", {}, "Training"), status, chartBox),
+    h("div", { class: "grid2" },
+      h("section", { class: "card" }, h("h2", {}, "Details"), details),
+      playground.card));
+
+  async function refresh() {
+    const [model, ops] = await Promise.all([get(name), get(`${name}/operations`)]);
+    if (!ctx.alive()) return;
+    const op = latest(ops.operations || []);
+    const state = stateOf(model, op);
+    const meta = op?.metadata || {};
+    const task = model.tuningTask || {};
+    const hp = task.hyperparameters || {};
+    title.textContent = model.displayName || id;
+    const snaps = meta.snapshots?.length ? meta.snapshots : task.snapshots || [];
+    const lastLoss = snaps.length ? Number(snaps.at(-1).meanLoss).toFixed(4) : "—";
+    fill(status, 
+      h("div", { class: "status-row" }, badge(state), progressBar(op),
+        h("span", { class: "stat" }, "loss ", h("b", { class: "loss-value" }, lastLoss)),
+        h("span", { class: "stat" }, "elapsed ", h("b", {}, duration(seconds(task.startTime, task.completeTime || (op && !op.done ? new Date().toISOString() : null))))),
+        op && !op.done ? h("span", { class: "stat" }, "ETA ", h("b", {}, duration(eta(op)))) : null),
+      op?.error ? h("p", { class: op.error.code === 1 ? "notice" : "error" },
+        op.error.code === 1 ? "The tuning was cancelled." : `The tuning failed: ${op.error.message}`) : null);
+    fill(chartBox, lossChart(snaps, op?.done ? 0 : meta.totalSteps));  // a stopped run: its steps
+    fill(details, 
+      ...field("Base model", model.baseModel),
+      ...(model.tunedModelSource ? field("Tuned from", model.tunedModelSource.tunedModel) : []),
+      ...field("Epochs", hp.epochCount),
+      ...field("Batch size", hp.batchSize),
+      ...field("Learning rate", hp.learningRate ?? "default"),
+      ...field("Steps", meta.totalSteps),
+      ...field("Temperature", model.temperature),
+      ...field("Created", when(model.createTime)),
+      ...field("Started", when(task.startTime)),
+      ...field("Completed", when(task.completeTime)),
+      ...field("Took", duration(seconds(task.startTime, task.completeTime))),
+      ...(model.description ? field("Description", model.description) : []),
+      ...(op ? field("Operation", h("span", { class: "mono small" }, op.name)) : []));
+    fill(actions, 
+      op && !op.done ? h("button", { class: "ghost", type: "button", onclick: () => cancel(op) }, "Cancel tuning") : null,
+      h("button", { class: "danger", type: "button", onclick: remove }, "Delete"));
+    playground.setReady(model.state === "ACTIVE", model.temperature);
+    if (op && !op.done) ctx.refreshIn(1000, refresh);
+  }
+
+  async function cancel(op) {
+    if (!(await confirmAction("Cancel this tuning?", `${name} stops at its next step and is marked as cancelled. This cannot be undone.`, "Cancel tuning"))) return;
+    try {
+      await post(`${op.name}:cancel`);
+      toast("Cancelling…");
+      await refresh();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
+
+  async function remove() {
+    if (!(await confirmAction("Delete this model?", `${name}, its operation and its weights are deleted for good.`, "Delete"))) return;
+    try {
+      await del(name);
+      toast(`Deleted ${id}`);
+      location.hash = "#/";
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
+
+  await refresh();
+}
+
+function playgroundCard(id) {
+  const prompt = h("textarea", { id: "prompt", rows: 3, placeholder: "Type a prompt…" });
+  const temperature = h("input", { id: "temperature", type: "number", min: 0, max: 2, step: 0.1, value: "0.7" });
+  const candidates = h("input", { id: "candidates", type: "number", min: 1, max: 8, step: 1, value: "1" });
+  const maxTokens = h("input", { id: "max-tokens", type: "number", min: 1, max: 2048, step: 1, value: "64" });
+  const button = h("button", { class: "primary", type: "submit", id: "generate" }, "Generate");
+  const output = h("div", { class: "outputs", id: "outputs" });
+  const hint = h("p", { class: "muted small" }, "The playground opens when the model is ACTIVE.");
+  let touched = false;
+  temperature.addEventListener("input", () => (touched = true));
+
+  async function run(ev) {
+    ev.preventDefault();
+    button.disabled = true;
+    button.textContent = "Generating…";
+    fill(output, h("p", { class: "muted" }, "Generating…"));
+    try {
+      const body = { prompt: { text: prompt.value } };
+      if (temperature.value !== "") body.temperature = Number(temperature.value);
+      if (candidates.value !== "") body.candidateCount = Number(candidates.value);
+      if (maxTokens.value !== "") body.maxOutputTokens = Number(maxTokens.value);
+      const started = performance.now();
+      const answer = await post(`tunedModels/${id}:generateText`, body);
+      const took = ((performance.now() - started) / 1000).toFixed(1);
+      const cands = answer.candidates || [];
+      fill(output, 
+        ...cands.map((c, i) => h("div", { class: "candidate" },
+          cands.length > 1 ? h("div", { class: "muted small" }, `candidate ${i + 1}`) : null,
+          h("pre", {}, c.output === "" ? "(empty)" : c.output))),
+        h("p", { class: "muted small" }, `${cands.length} candidate${cands.length === 1 ? "" : "s"} in ${took} s`));
+    } catch (e) {
+      fill(output, h("p", { class: "error" }, e.message));
+    } finally {
+      button.disabled = false;
+      button.textContent = "Generate";
+    }
+  }
+
+  const form = h("form", { class: "playground", onsubmit: run },
+    h("label", {}, "Prompt", prompt),
+    h("div", { class: "row3" },
+      h("label", {}, "Temperature", temperature),
+      h("label", {}, "Candidates", candidates),
+      h("label", {}, "Max tokens", maxTokens)),
+    h("div", { class: "form-actions" }, button),
+    output);
+  const card = h("section", { class: "card" }, h("h2", {}, "Playground"), hint, form);
+  return {
+    card,
+    setReady(ready, modelTemperature) {
+      for (const el of form.elements) el.disabled = !ready;
+      hint.hidden = ready;
+      if (!touched && modelTemperature !== undefined) temperature.value = String(modelTemperature);
+    },
+  };
+}
