@@ -5,6 +5,7 @@ for metadata in op.wait_bar():   # tqdm over steps
     pass
 model = op.result()              # raises the typed error if the tuning failed
 op.history                       # pandas DataFrame of the per-step snapshots
+op.plot()                        # the loss curve, a matplotlib figure (pip install tunesmith[plot])
 """
 
 from __future__ import annotations
@@ -159,3 +160,33 @@ class CreateTunedModelOperation:
             ],
             columns=["step", "epoch", "mean_loss", "compute_time"],
         )
+
+    def plot(self, ax=None):
+        """The loss curve so far: a matplotlib ``Figure`` (shown inline in notebooks).
+
+        Draws on ``ax`` when given; epochs are marked with dotted lines. Needs the ``plot``
+        extra (``pip install 'tunesmith[plot]'``).
+        """
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise ImportError("op.plot() needs matplotlib: pip install 'tunesmith[plot]'") from None
+
+        if not self._record.done:
+            self.update()
+        meta = self.metadata
+        if ax is None:
+            ax = Figure(figsize=(7, 3.5), layout="constrained").subplots()
+        steps = [s.step for s in meta.snapshots]
+        ax.plot(steps, [s.mean_loss for s in meta.snapshots], color="#3b5bdb", label="mean loss")
+        for prev, s in zip(meta.snapshots, meta.snapshots[1:], strict=False):
+            if s.epoch != prev.epoch:
+                ax.axvline(s.step - 0.5, color="#999999", linestyle=":", linewidth=1)
+        ax.set_xlim(1, max(meta.total_steps, steps[-1] if steps else 1, 2))
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(
+            f"{meta.tuned_model}: {meta.completed_steps}/{meta.total_steps} steps", fontsize=10
+        )
+        ax.grid(alpha=0.3)
+        return ax.figure
