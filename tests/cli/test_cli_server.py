@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from tunesmith.cli._common import INTERRUPTED, NOT_ALLOWED, NOT_FOUND, OK, UNREACHABLE, USAGE
-from tunesmith_server import Server, free_port, server_env, tunesmith, wait_done
+from tunesmith.cli._common import INTERRUPTED, NOT_ALLOWED, NOT_FOUND, OK, USAGE
+from tunesmith_server import Server, server_env, tunesmith, wait_done
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +72,7 @@ def test_exit_codes_scripts_rely_on(keyed_server, client_env, tmp_path):
     wrong_key = dict(client_env, TUNESMITH_API_KEY="ts-wrong")
     r = tunesmith("models", "list", env=wrong_key)
     assert r.returncode == NOT_ALLOWED and "Traceback" not in r.stderr
-    r = tunesmith("models", "list", "--endpoint", f"http://127.0.0.1:{free_port()}", env=client_env)
-    assert r.returncode == UNREACHABLE and "cannot reach" in r.stderr
-    assert tunesmith("models", "list", "--frobnicate", env=client_env).returncode == USAGE
+    # (unreachable servers and bad flags: test_cli_embedded, in-process, to keep this quick)
 
 
 def test_ctrl_c_leaves_the_bar_not_the_job(keyed_server, client_env, tmp_path):
