@@ -180,11 +180,12 @@ def test_cancel_a_queued_operation(service):
     assert not Worker(service.settings, service.store).run_once()  # nothing left to run
 
 
-def test_base_models_and_aliases(service):
+def test_base_models_and_aliases(service, tiny_model_dir):
     from tunesmith.settings import DEFAULT_BASE_MODEL
 
     names = [m.name for m in service.generation.list_models()]
     assert DEFAULT_BASE_MODEL in names
+    assert str(tiny_model_dir) in names  # the configured default, though not registered
     model = service.generation.get_model(DEFAULT_BASE_MODEL)
     assert {"createTunedModel", "generateText", "generateContent"} <= set(
         model.supported_generation_methods

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..engine import base_models
-from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..errors import FailedPrecondition, InvalidArgument, NotFound, TunesmithError
 from ..serving import ModelServer, Sampling, Stream
 from ..settings import Settings
 from ..store import Store
@@ -52,7 +52,16 @@ class GenerationService:
         self.access = Access(PermissionStore(store))  # a READER may generate
 
     def list_models(self) -> list[Model]:
-        return [model_record(spec) for spec in base_models.registered_models()]
+        """The registry's installed models, plus the configured default when it is a local
+        folder, a .gguf file or a hub id (so pickers can offer what aliases resolve to)."""
+        specs = base_models.registered_models()
+        default = self.settings.default_base_model
+        if all(spec.name != default for spec in specs):
+            try:
+                specs.append(base_models.resolve(default, default))
+            except TunesmithError:
+                pass  # a misconfigured default is reported where it is used, not in a list
+        return [model_record(spec) for spec in specs]
 
     def get_model(self, name: str) -> Model:
         spec = base_models.resolve(name, self.settings.default_base_model)
