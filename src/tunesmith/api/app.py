@@ -19,7 +19,7 @@ from ..jobs.worker import Worker
 from ..service import Service
 from ..settings import Settings, get_settings
 from ..store.keys import KeyStore
-from . import console, errors
+from . import console, errors, limits
 from .pretty import PrettyJSONResponse
 from .routes import ROUTERS
 
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
     app.state.keys = keys
     app.state.settings = settings
     errors.install(app)
+    limits.install(app, settings)  # body size and requests per minute per key
     for prefix in VERSIONS:
         for router in ROUTERS:
             app.include_router(router, prefix=prefix)

@@ -1,0 +1,193 @@
+"""Request-level guards, in one middleware: body size and requests per minute per key.
+
+Everything else about limits (examples per data set, characters per text, page size, ids,
+jobs per user) is the service's. Here, before any route runs:
+
+* a body over ``max_request_bytes`` is refused with Google's answer (400 INVALID_ARGUMENT,
+  "Request payload size exceeds the limit: N bytes."), without reading more of it than the
+  limit;
+* each API key may make ``requests_per_minute`` requests to the API (``/v1*``), as a token
+  bucket refilled evenly over the minute; past it the answer is 429 RESOURCE_EXHAUSTED with
+  ``Retry-After`` in seconds. One exception: reading an operation (``GET .../operations/ID``)
+  past the rate is *paced* (answered after the wait, at most ``MAX_PACE`` seconds) rather
+  than refused, because google-generativeai's ``wait_bar`` polls in a loop without sleeping
+  and would crash on a 429. Requests without a key are not counted: a server without keys
+  listens on loopback only, and one with keys answers them 401.
+
+It also keeps keys out of the access log: uvicorn logs each request's path with its query,
+and ``?key=...`` would otherwise be written there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import re
+import threading
+import time
+from urllib.parse import parse_qsl
+
+from ..settings import Settings
+
+_KEY_IN_QUERY = re.compile(r"((?:^|[?&;])key=)[^&;\s]*", re.IGNORECASE)
+MAX_BUCKETS = 10_000
+MAX_PACE = 5.0
+_OPERATION = re.compile(r"^/v1[a-z0-9]*/tunedModels/[^/]+/operations/[^/:]+$")
+
+
+def redact(text: str) -> str:
+    """``?key=SECRET`` in a path or log line to ``?key=REDACTED``."""
+    return _KEY_IN_QUERY.sub(r"\1REDACTED", text)
+
+
+class RedactKeys(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+def _error(status: int, name: str, message: str, headers: list | None = None):
+    body = json.dumps({"error": {"code": status, "message": message, "status": name}}, indent=2)
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return status, head + (headers or []), body.encode()
+
+
+class TokenBuckets:
+    """``rate`` requests per minute per name; thread-safe, bounded in memory."""
+
+    def __init__(self, per_minute: int, clock=time.monotonic):
+        self.capacity = float(per_minute)
+        self.refill = per_minute / 60.0
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, name: str, reserve: bool = False) -> float:
+        """0 when allowed, else the seconds to wait before a request would be.
+
+        With ``reserve`` the request is counted anyway (the caller waits, then goes ahead).
+        """
+        now = self.clock()
+        with self._lock:
+            tokens, then = self._buckets.get(name, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - then) * self.refill)
+            if tokens >= 1:
+                self._buckets[name] = (tokens - 1, now)
+                self._prune(now)
+                return 0.0
+            self._buckets[name] = (tokens - 1 if reserve else tokens, now)
+            return (1 - tokens) / self.refill
+
+    def _prune(self, now: float) -> None:
+        if len(self._buckets) <= MAX_BUCKETS:
+            return
+        full = self.capacity / self.refill  # a bucket idle this long is full again
+        for name, (_, then) in list(self._buckets.items()):
+            if now - then >= full:
+                del self._buckets[name]
+        if len(self._buckets) > MAX_BUCKETS:  # still too many: forget the oldest half
+            oldest = sorted(self._buckets.items(), key=lambda kv: kv[1][1])
+            for name, _ in oldest[: len(oldest) // 2]:
+                del self._buckets[name]
+
+
+def _caller_name(scope) -> str | None:
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    key = headers.get("x-goog-api-key")
+    if not key:
+        query = scope.get("query_string", b"").decode("latin-1")
+        key = dict(parse_qsl(query)).get("key")
+    if not key:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else None
+    if key:
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    return None
+
+
+class GuardMiddleware:
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        self.max_bytes = settings.max_request_bytes
+        rpm = settings.requests_per_minute
+        self.buckets = TokenBuckets(rpm) if rpm > 0 else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            return await self.app(scope, receive, send)
+        name = _caller_name(scope) if self.buckets is not None else None
+        if name is not None:
+            paced = scope["method"] == "GET" and bool(_OPERATION.match(scope["path"]))
+            wait = self.buckets.take(name, reserve=paced)
+            if wait and paced:
+                await asyncio.sleep(min(wait, MAX_PACE))
+                wait = 0
+            if wait:
+                seconds = max(1, math.ceil(wait))
+                return await _send(
+                    send,
+                    *_error(
+                        429,
+                        "RESOURCE_EXHAUSTED",
+                        f"Too many requests: over {int(self.buckets.capacity)} per minute for "
+                        f"this API key; retry after {seconds} s",
+                        [(b"retry-after", str(seconds).encode())],
+                    ),
+                )
+        if self.max_bytes > 0 and scope["method"] in ("POST", "PUT", "PATCH"):
+            return await self._limited(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    async def _limited(self, scope, receive, send):
+        too_big = _error(
+            400,
+            "INVALID_ARGUMENT",
+            f"Request payload size exceeds the limit: {self.max_bytes} bytes.",
+        )
+        for name, value in scope["headers"]:
+            if name.lower() == b"content-length":
+                try:
+                    if int(value) > self.max_bytes:
+                        return await _send(send, *too_big)
+                except ValueError:
+                    pass
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await _send(send, *too_big)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+async def _send(send, status: int, headers: list, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def install(app, settings: Settings) -> None:
+    app.add_middleware(GuardMiddleware, settings=settings)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactKeys) for f in access.filters):
+        access.addFilter(RedactKeys())
