@@ -73,6 +73,10 @@ def examples_from_records(
     records: Iterable, input_key: str = "text_input", output_key: str = "output"
 ) -> list[TuningExample]:
     """Rows of dicts, tuples, 2-lists or TuningExamples into examples (not yet validated)."""
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+        raise InvalidArgument(
+            f"training_data: expected a list of examples, not {type(records).__name__}"
+        )
     examples = []
     for row, rec in enumerate(records, start=1):
         if isinstance(rec, TuningExample):
@@ -109,6 +113,13 @@ def examples_from_columns(
         if key not in columns:
             found = ", ".join(repr(str(k)) for k in columns.keys()) or "none"
             raise InvalidArgument(f"training_data: missing column '{key}' (found {found})")
+    for key in (input_key, output_key):
+        column = columns[key]
+        if isinstance(column, (str, bytes, Mapping)) or not isinstance(column, Iterable):
+            raise InvalidArgument(
+                f"training_data: column '{key}' must be a list of values, "
+                f"not {type(column).__name__}"
+            )
     inputs, outputs = list(columns[input_key]), list(columns[output_key])
     if len(inputs) != len(outputs):
         raise InvalidArgument(
@@ -126,10 +137,15 @@ def parse_file_text(
     Shared by local paths, URLs and uploads (the CLI and the web console).
     """
     if kind == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if reader.fieldnames is None:
-            raise InvalidArgument("training_data: the CSV file is empty")
-        rows = list(reader)
+        try:
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            if reader.fieldnames is None:
+                raise InvalidArgument("training_data: the CSV file is empty")
+            rows = list(reader)
+        except csv.Error as e:
+            raise InvalidArgument(
+                f"training_data: not a valid CSV file (line {reader.line_num}: {e})"
+            ) from None
         return examples_from_records(
             [{k: v for k, v in r.items() if k is not None} for r in rows], input_key, output_key
         )
@@ -143,6 +159,10 @@ def parse_file_text(
                     raise InvalidArgument(
                         f"training_data line {line_no}: not valid JSON ({e.msg})"
                     ) from None
+                except RecursionError:
+                    raise InvalidArgument(
+                        f"training_data line {line_no}: JSON nested too deeply"
+                    ) from None
         return examples_from_records(records, input_key, output_key)
     if kind == "json":
         try:
@@ -151,6 +171,14 @@ def parse_file_text(
             raise InvalidArgument(
                 f"training_data: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
             ) from None
+        except RecursionError:
+            raise InvalidArgument("training_data: JSON nested too deeply") from None
+        if not isinstance(value, (list, dict)):
+            # Never a path or URL: what a file holds must not make us open another one.
+            raise InvalidArgument(
+                f"training_data: a JSON file must hold a list of examples or an object, "
+                f"not {type(value).__name__}"
+            )
         return _normalise(value, input_key, output_key)
     raise InvalidArgument(f"training_data: unknown file type '{kind}' (use csv, json or jsonl)")
 
