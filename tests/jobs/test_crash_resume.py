@@ -28,6 +28,13 @@ def _steps_done(job_service, name) -> int:
     return _op(job_service, name).metadata.completed_steps
 
 
+def _attempts(job_service, name) -> int:
+    from tunesmith.store.tables import OperationRow
+
+    with job_service.store._sessions() as s:
+        return s.get(OperationRow, name.split("/")[-1]).attempts
+
+
 def _checkpoint_steps(name: str) -> list[int]:
     from tunesmith.settings import get_settings
 
@@ -116,10 +123,9 @@ def test_a_frozen_worker_loses_its_job_and_does_not_spoil_it(job_service, make_j
 def test_a_job_whose_workers_keep_dying_ends_failed(job_service, make_job, procs, monkeypatch):
     monkeypatch.setenv("TUNESMITH_MAX_ATTEMPTS", "2")
     name = make_job(examples=EXAMPLES, epochs=EPOCHS, batch_size=1)
-    for _ in range(2):
-        before = _steps_done(job_service, name)
+    for attempt in (1, 2):
         worker = procs.worker()
-        wait_until(lambda b=before: _steps_done(job_service, name) > b)
+        wait_until(lambda a=attempt: _attempts(job_service, name) == a, what="the claim")
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
     procs.worker()

@@ -44,3 +44,16 @@ def test_the_ray_executor_runs_jobs_as_ray_tasks(job_service, make_job, procs):
     assert "submitting" in procs.output(driver)
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(timeout=120) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_killed_pool_makes_its_workers_hand_their_jobs_back(
+    job_service, make_job, procs, monkeypatch
+):
+    monkeypatch.setenv("TUNESMITH_LEASE_SECONDS", "600")  # no waiting for a lease to lapse
+    name = make_job(examples=40, epochs=50, batch_size=1)
+    pool = procs.start("-m", "tunesmith.jobs.pool", "--concurrency", "1")
+    wait_until(lambda: _steps_done(job_service, name) >= 2)
+    pool.send_signal(signal.SIGKILL)
+    wait_until(lambda: job_service.store.jobs.claimable() == 1, what="the hand-back")
+    assert _checkpoint_steps(name) == [_steps_done(job_service, name)]

@@ -156,17 +156,17 @@ def run_job(
             log.info("%s resumes after step %d", job.operation_id, done)
         out = recipe.run(r, on_step)
         rel = str(Path(out).relative_to(settings.home))
-        jobs.finish(**held, status=JobStatus.SUCCEEDED, adapter_path=rel)
+        if not jobs.finish(**held, status=JobStatus.SUCCEEDED, adapter_path=rel):
+            return None  # another worker took the job over; its checkpoints are its own
         checkpoint.remove(ckpt)
         return JobStatus.SUCCEEDED
     except recipe.Stopped:
-        if ctl.why == "cancelled":
-            jobs.finish(
-                **held,
-                status=JobStatus.CANCELLED,
-                error_code=CANCELLED_CODE,
-                error_message=CANCELLED_MESSAGE,
-            )
+        if ctl.why == "cancelled" and jobs.finish(
+            **held,
+            status=JobStatus.CANCELLED,
+            error_code=CANCELLED_CODE,
+            error_message=CANCELLED_MESSAGE,
+        ):
             checkpoint.remove(ckpt)
             return JobStatus.CANCELLED
         if ctl.why == "shutdown":
