@@ -71,3 +71,17 @@ def test_generate_stream_through_the_service(service):
     events = list(stream)
     assert isinstance(events[-1], Generation)
     assert sum(isinstance(e, Delta) for e in events) >= 2
+
+
+def test_sdk_generate_content_streams(service):
+    from tunesmith.sdk.clients import EmbeddedClient
+    from tunesmith.sdk.generative import GenerativeModel
+
+    model = GenerativeModel("models/text-bison-001", client=EmbeddedClient(service.settings))
+    config = {"temperature": 0, "max_output_tokens": 8}
+    chunks = list(model.generate_content("one two", generation_config=config, stream=True))
+    whole = model.generate_content("one two", generation_config=config)
+    assert len(chunks) > 2
+    assert "".join(c.text for c in chunks) == whole.text  # every chunk has .text
+    assert chunks[-1].candidates[0].finish_reason == "MAX_TOKENS"
+    assert chunks[-1].usage_metadata["candidates_token_count"] == 8

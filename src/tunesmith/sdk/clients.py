@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator
 from typing import Protocol
 
 from ..service import CreateTunedModelRequest, Service
+from ..serving import Delta
 from ..settings import Settings, get_settings
 from ..types import Generation, GenerationConfig, Model, OperationRecord, TunedModel
 
@@ -65,6 +67,9 @@ class Client(Protocol):
     def generate(
         self, model: str, prompt: str, config: GenerationConfig, opts: RequestOptions
     ) -> Generation: ...
+    def generate_stream(
+        self, model: str, prompt: str, config: GenerationConfig, opts: RequestOptions
+    ) -> Iterator[Delta | Generation]: ...
     def count_tokens(self, model: str, prompt: str, opts: RequestOptions) -> int: ...
     def keep_running(self) -> None:
         """Make sure queued work is being processed (embedded: a live background worker)."""
@@ -116,6 +121,9 @@ class EmbeddedClient:
 
     def generate(self, model, prompt, config, opts=None):
         return self.generation.generate(model, prompt, config)
+
+    def generate_stream(self, model, prompt, config, opts=None):
+        return iter(self.generation.generate_stream(model, prompt, config))
 
     def count_tokens(self, model, prompt, opts=None):
         return self.generation.count_tokens(model, prompt)

@@ -11,7 +11,8 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 
 from ..errors import InvalidArgument
-from ..types import Generation, GenerationConfig, Model, TunedModel
+from ..serving import Delta
+from ..types import Candidate, Generation, GenerationConfig, Model, TunedModel
 from .clients import Client, RequestOptions, default_client
 
 
@@ -75,7 +76,7 @@ class Content:
 @dataclasses.dataclass
 class ResponseCandidate:
     content: Content
-    finish_reason: str
+    finish_reason: str | None  # None in a streamed chunk before the candidate's last
     index: int = 0
     token_count: int = 0
 
@@ -125,11 +126,11 @@ class GenerativeModel:
     ) -> GenerateContentResponse | Iterator[GenerateContentResponse]:
         c = self._client if self._client is not None else default_client()
         config = _merge(_config(self._config), _config(generation_config))
-        gen = c.generate(
-            self.model_name, _prompt(contents), config, RequestOptions.of(request_options)
-        )
-        response = _response(gen)
-        return iter([response]) if stream else response
+        opts = RequestOptions.of(request_options)
+        if stream:  # chunks as the tokens are generated; the last has finish reasons and usage
+            events = c.generate_stream(self.model_name, _prompt(contents), config, opts)
+            return (_chunk(event) for event in events)
+        return _response(c.generate(self.model_name, _prompt(contents), config, opts))
 
     def count_tokens(self, contents, *, request_options=None) -> dict:
         c = self._client if self._client is not None else default_client()
@@ -148,6 +149,19 @@ def _response(gen: Generation) -> GenerateContentResponse:
             "candidates_token_count": gen.candidates_token_count,
             "total_token_count": gen.prompt_token_count + gen.candidates_token_count,
         },
+    )
+
+
+def _chunk(event: Delta | Generation) -> GenerateContentResponse:
+    if isinstance(event, Generation):
+        done = [Candidate("", c.finish_reason, c.token_count) for c in event.candidates]
+        return _response(Generation(done, event.prompt_token_count))
+    return GenerateContentResponse(
+        candidates=[
+            ResponseCandidate(Content([Part(text)]), None, i)
+            for i, text in sorted(event.texts.items())
+        ],
+        usage_metadata={},
     )
 
 

@@ -11,13 +11,16 @@ answers turn back into the same error classes (:func:`tunesmith.errors.from_stat
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
 
 from .. import errors, wire
 from ..service import CreateTunedModelRequest
+from ..serving import Delta
 from ..types import Generation, GenerationConfig, Model, OperationRecord, TunedModel
 from .clients import RequestOptions
 
@@ -155,6 +158,49 @@ class RemoteClient:
         }
         d = self._request("POST", f"{_path(model)}:generateContent", opts, json=body)
         return wire.generation_from_content_json(d)
+
+    def generate_stream(
+        self,
+        model: str,
+        prompt: str,
+        config: GenerationConfig,
+        opts: RequestOptions | None = None,
+    ) -> Iterator[Delta | Generation]:
+        """Text as the server makes it (``?alt=sse``): Deltas, then the finished Generation."""
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": wire.generation_config_to_json(config or GenerationConfig()),
+        }
+        timeout = (opts or RequestOptions()).timeout or DEFAULT_TIMEOUT
+        path = f"{_path(model)}:streamGenerateContent"
+        try:
+            with self._http.stream(
+                "POST", path, params={"alt": "sse"}, json=body, timeout=timeout
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _error(resp)
+                for line in resp.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    chunk = json.loads(line[6:])
+                    if "error" in chunk:
+                        err = chunk["error"]
+                        raise errors.from_status(err.get("status", ""), err.get("message", ""))
+                    if any("finishReason" in c for c in chunk.get("candidates") or []):
+                        yield wire.generation_from_content_json(chunk)
+                        return
+                    texts = {
+                        int(c.get("index", 0)): "".join(
+                            p.get("text", "") for p in c["content"]["parts"]
+                        )
+                        for c in chunk.get("candidates") or []
+                    }
+                    yield Delta(texts)
+        except httpx.TimeoutException as e:
+            raise errors.DeadlineExceeded(f"{path}: no answer within {timeout} s") from e
+        except httpx.TransportError as e:
+            raise errors.Internal(f"cannot reach tunesmith at {self.endpoint}: {e}") from e
 
     def count_tokens(self, model: str, prompt: str, opts: RequestOptions | None = None) -> int:
         body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}

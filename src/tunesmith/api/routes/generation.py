@@ -2,17 +2,23 @@
 
 PaLM's ``generateText`` / ``countTextTokens`` and Gemini's ``generateContent``,
 ``streamGenerateContent`` (a JSON array, or server-sent events with ``?alt=sse``) and
-``countTokens``. Generation runs in a thread so the event loop keeps answering.
+``countTokens``. Requests are checked and queued in a thread; the answer is awaited on the
+serving stream, so no thread waits while tokens are generated and the loop keeps answering.
+``streamGenerateContent`` sends each chunk as the server chooses its tokens.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from ... import wire
+from ...errors import TunesmithError
+from ...serving import Stream
+from ...types import Candidate, Generation
 from ..deps import Body, Owner, ServiceDep, call
 from ..docs import COUNT_TOKENS, GENERATE_CONTENT, GENERATE_TEXT, body, returns
 
@@ -31,10 +37,9 @@ def _routes(collection: str) -> None:
     )
     async def generate_text(model_id: str, service: ServiceDep, owner: Owner, payload: Body):
         prompt, config = wire.text_request_from_json(payload)
-        gen = await call(
-            service.generation.generate, f"{collection}/{model_id}", prompt, config, owner
-        )
-        return wire.text_response(gen)
+        model = f"{collection}/{model_id}"
+        stream = await call(service.generation.generate_stream, model, prompt, config, owner)
+        return wire.text_response(await stream.aresult())
 
     @router.post(
         prefix + ":generateContent",
@@ -46,8 +51,8 @@ def _routes(collection: str) -> None:
     async def generate_content(model_id: str, service: ServiceDep, owner: Owner, payload: Body):
         model = f"{collection}/{model_id}"
         prompt, config = wire.content_request_from_json(payload)
-        gen = await call(service.generation.generate, model, prompt, config, owner)
-        return wire.content_response(gen, model)
+        stream = await call(service.generation.generate_stream, model, prompt, config, owner)
+        return wire.content_response(await stream.aresult(), model)
 
     @router.post(
         prefix + ":streamGenerateContent",
@@ -61,12 +66,17 @@ def _routes(collection: str) -> None:
     ):
         model = f"{collection}/{model_id}"
         prompt, config = wire.content_request_from_json(payload)
-        gen = await call(service.generation.generate, model, prompt, config, owner)
-        chunks = wire.content_chunks(gen, model)
-        if request.query_params.get("alt") == "sse":
-            events = [f"data: {json.dumps(c)}\r\n\r\n" for c in chunks]
-            return StreamingResponse(iter(events), media_type="text/event-stream")
-        return JSONResponse(chunks)
+        stream = await call(service.generation.generate_stream, model, prompt, config, owner)
+        try:  # the first chunk comes before the answer starts, so errors keep their status
+            first = await anext(stream)
+        except BaseException:
+            stream.cancel()
+            raise
+        sse = request.query_params.get("alt") == "sse"
+        return StreamingResponse(
+            _stream_body(stream, first, model, sse),
+            media_type="text/event-stream" if sse else "application/json",
+        )
 
     @router.post(
         prefix + ":countTokens",
@@ -91,6 +101,42 @@ def _routes(collection: str) -> None:
         prompt, _config = wire.text_request_from_json(payload)
         n = await call(service.generation.count_tokens, f"{collection}/{model_id}", prompt, owner)
         return {"tokenCount": n}
+
+
+async def _stream_body(stream: Stream, first, model: str, sse: bool) -> AsyncIterator[str]:
+    """Chunks as the server makes them: a JSON array, or server-sent events with ``?alt=sse``."""
+    frame = "data: {}\r\n\r\n" if sse else "{}"
+    sep = "" if sse else "\n,\r\n"
+    if not sse:
+        yield "["
+    try:
+        event, n = first, 0
+        while True:
+            yield (sep if n else "") + frame.format(json.dumps(_chunk(event, model)))
+            if isinstance(event, Generation):
+                break
+            n += 1
+            try:
+                event = await anext(stream)
+            except TunesmithError as e:  # after the answer began: the error is the last chunk
+                yield (sep if n else "") + frame.format(json.dumps(e.to_json()))
+                break
+    finally:
+        stream.cancel()  # a client that left stops its rows; no-op once finished
+    if not sse:
+        yield "]"
+
+
+def _chunk(event, model: str) -> dict:
+    """One streamed chunk; each candidate in it has a text part, as the old SDK's .text needs."""
+    if isinstance(event, Generation):  # the end: finish reasons, token counts, usage
+        done = [Candidate("", c.finish_reason, c.token_count) for c in event.candidates]
+        return wire.content_response(Generation(done, event.prompt_token_count), model)
+    candidates = [
+        {"content": {"parts": [{"text": text}], "role": "model"}, "index": i}
+        for i, text in sorted(event.texts.items())
+    ]
+    return {"candidates": candidates, "modelVersion": model}
 
 
 # tunedModels first: the plain ``tunedModels/{id}`` routes must not swallow ``id:verb``.
