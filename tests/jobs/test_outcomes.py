@@ -122,3 +122,21 @@ def test_a_hung_run_gives_up_its_lease_for_a_retry(job_service, make_job, monkey
     release.set()
     thread.join(timeout=60)
     assert not job_service.tuning.get_operation(name).done  # still the retry's to finish
+
+
+def test_checkpoints_of_jobs_that_ended_without_their_worker_are_swept(job_service, make_job):
+    import time
+
+    dead, alive = make_job(), make_job()
+    jobs = job_service.store.jobs
+    jobs.claim("dead-worker", lease_seconds=0.05)
+    jobs.claim("live-worker", lease_seconds=600)
+    worker = _worker(job_service)
+    folders = {}
+    for name in (dead, alive):
+        folders[name] = worker.settings.checkpoints_dir / name.split("/")[-1] / "step-000003"
+        folders[name].mkdir(parents=True)
+    time.sleep(0.2)
+    assert job_service.tuning.cancel_operation(dead).done  # its worker is gone
+    worker.sweep_checkpoints()
+    assert not folders[dead].exists() and folders[alive].exists()

@@ -228,13 +228,25 @@ class Worker:
         log.info("%s: %s", job.operation_id, status.value if status else "handed on")
         return True
 
+    def sweep_checkpoints(self) -> None:
+        """Remove checkpoints of jobs that ended without their worker (cancelled while it
+        was dead, failed after too many attempts) or whose model was deleted."""
+        folder = self.settings.checkpoints_dir
+        ids = [p.name for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+        for op_id in set(ids) - self.store.jobs.live(ids):
+            checkpoint.remove(folder / op_id)
+
     def run(self, should_exit=lambda: False) -> None:
         idle_since = time.monotonic()
+        swept = False
         while not self.stopping.is_set():
             try:
                 if self.run_once():
-                    idle_since = time.monotonic()
+                    idle_since, swept = time.monotonic(), False  # sweep after each busy spell
                     continue
+                if not swept:
+                    self.sweep_checkpoints()
+                    swept = True
             except Exception:  # the database is away for a moment: keep the worker alive
                 log.exception("claiming a job failed; retrying")
             if self.idle_exit is not None and time.monotonic() - idle_since > self.idle_exit:

@@ -36,7 +36,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
             # Let SQLAlchemy's BEGIN reach SQLite (pysqlite would otherwise defer it), so
-            # that claim_job's BEGIN IMMEDIATE is honoured.
+            # that write_session's BEGIN IMMEDIATE is honoured.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")

@@ -278,6 +278,19 @@ class JobQueue:
                 select(func.count()).select_from(OperationRow).where(_runnable(utcnow()))
             )
 
+    def live(self, operation_ids: list[str]) -> set[str]:
+        """Those of ``operation_ids`` that are still queued or running."""
+        if not operation_ids:
+            return set()
+        with self._sessions() as s:
+            rows = s.execute(
+                select(OperationRow.id).where(
+                    OperationRow.id.in_(operation_ids)
+                    & OperationRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+                )
+            )
+            return {r[0] for r in rows}
+
     def unfinished(self) -> int:
         """Jobs queued or running (whatever their leases)."""
         with self._sessions() as s:
