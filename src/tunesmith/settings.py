@@ -35,7 +35,7 @@ class Settings:
     """Save a resumable checkpoint every this many steps (and when a worker is told to stop)."""
     progress_timeout_seconds: float = 1800.0
     """A run with no finished step for this long is taken as hung: its lease is given up."""
-    adapter_cache: str = "64,512MiB"
+    adapter_cache: str = "64,128MiB"
     """Tuned adapters kept in memory per base model, ``COUNT[,BYTES]`` (units B, MB, MiB, GiB)."""
     generation_queue: int = 64
     """Generate requests that may wait for a batch; past this the server answers 429."""
@@ -87,7 +87,7 @@ def get_settings(**overrides) -> Settings:
         max_attempts=int(env.get("TUNESMITH_MAX_ATTEMPTS", 3)),
         checkpoint_every=int(env.get("TUNESMITH_CHECKPOINT_EVERY", 10)),
         progress_timeout_seconds=float(env.get("TUNESMITH_PROGRESS_TIMEOUT_SECONDS", 1800)),
-        adapter_cache=env.get("TUNESMITH_ADAPTER_CACHE") or "64,512MiB",
+        adapter_cache=env.get("TUNESMITH_ADAPTER_CACHE") or "64,128MiB",
         generation_queue=int(env.get("TUNESMITH_GENERATION_QUEUE", 64)),
         generation_batch_rows=int(env.get("TUNESMITH_GENERATION_BATCH_ROWS", 32)),
         max_request_bytes=int(env.get("TUNESMITH_MAX_REQUEST_BYTES", 32 * 1024 * 1024)),

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
 from tunesmith_server import Server, server_env
 
 URL = "/v1beta/models/text-bison-001"

@@ -2,7 +2,7 @@
 
 ``TUNESMITH_ADAPTER_CACHE`` is ``COUNT[,BYTES]``: at most COUNT adapters and at most BYTES of
 adapter weights per base model, BYTES a number with an optional unit (B, KB, MB, GB, KiB,
-MiB, GiB), e.g. ``64,512MiB`` (the default) or ``8``. Past either bound the least recently
+MiB, GiB), e.g. ``64,128MiB`` (the default) or ``8``. Past either bound the least recently
 used adapter leaves memory; its safetensors file stays on disk and is read again the next time
 a request names it. Adapters used by the batch being decoded are pinned: they may hold the
 cache over its bound until the batch ends, and are never evicted mid-batch.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import InvalidArgument
 
-DEFAULT_ADAPTER_CACHE = "64,512MiB"
+DEFAULT_ADAPTER_CACHE = "64,128MiB"
 _UNITS = {
     "": 1,
     "b": 1,
@@ -65,6 +65,7 @@ class AdapterCache:
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.peft = None  # the PeftModel, made when the first adapter loads
+        self.rows: list[str] | None = None  # the adapter of each row of the running forward
         self._entries: OrderedDict[str, Adapter] = OrderedDict()
         self.loads = 0  # adapters read from disk so far (tests and benchmarks look)
 
@@ -101,12 +102,32 @@ class AdapterCache:
         else:
             self.peft.load_adapter(folder, adapter_name=name)
         self.peft.eval()
+        self._hook_new_layers()
         self.loads += 1
         marker = f".{name}."
         nbytes = sum(
             p.numel() * p.element_size() for n, p in self.peft.named_parameters() if marker in n
         )
         return Adapter(name, folder, nbytes)
+
+    def _hook_new_layers(self) -> None:
+        # peft's own ``adapter_names=`` path registers and removes a hook on every LoRA layer
+        # at each forward (tens of ms per decode step here); these hooks are registered once
+        # and hand each layer the same per-row names (peft's mixed-batch LoRA forward).
+        from peft.tuners.lora import LoraLayer
+        from peft.utils.other import AuxiliaryTrainingWrapper
+
+        for module in self.peft.modules():
+            if isinstance(module, (LoraLayer, AuxiliaryTrainingWrapper)) and not getattr(
+                module, "_tunesmith_rows", False
+            ):
+                module.register_forward_pre_hook(self._inject_rows, with_kwargs=True)
+                module._tunesmith_rows = True
+
+    def _inject_rows(self, module, args, kwargs):
+        if self.rows is not None:
+            kwargs["adapter_names"] = self.rows
+        return args, kwargs
 
     def _over(self) -> bool:
         if len(self._entries) > self.max_count:

@@ -185,11 +185,10 @@ def _decode(base: LoadedBase, ready: list[tuple[Request, str]]) -> None:
         mask[b, width - len(prompt) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     params = RowParams([row.request.sampling for row in rows])
-    model = base.cache.peft if base.cache.peft is not None else base.model
     from transformers import DynamicCache
 
     kv = DynamicCache(config=base.model.config)
-    logits = _forward(model, rows, ids, mask, positions, kv, logits_to_keep=1)
+    logits = _forward(base, rows, ids, mask, positions, kv, logits_to_keep=1)
     next_position = positions[:, -1:] + 1
     waiting = {id(r): r for r, _ in ready}
     by_request: dict[int, list[_Row]] = {}
@@ -219,21 +218,25 @@ def _decode(base: LoadedBase, ready: list[tuple[Request, str]]) -> None:
             tokens, mask, next_position = tokens[index], mask[index], next_position[index]
             params.select(index)
         mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
-        logits = _forward(model, rows, tokens, mask, next_position, kv)
+        logits = _forward(base, rows, tokens, mask, next_position, kv)
         next_position = next_position + 1
 
 
-def _forward(model, rows, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
-    if hasattr(model, "peft_config"):
-        kwargs["adapter_names"] = [row.adapter for row in rows]
-    out = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        past_key_values=kv,
-        use_cache=True,
-        **kwargs,
-    )
+def _forward(base: LoadedBase, rows, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
+    # With adapters loaded, every row names its own (or __base__): LoRA layers are in the
+    # base model itself, and without names they would apply peft's "active" adapter to all.
+    base.cache.rows = [row.adapter for row in rows] if base.cache.peft is not None else None
+    try:
+        out = base.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=kv,
+            use_cache=True,
+            **kwargs,
+        )
+    finally:
+        base.cache.rows = None
     return out.logits[:, -1, :]
 
 
