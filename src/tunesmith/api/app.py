@@ -38,6 +38,10 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
     async def lifespan(app: FastAPI):
         runner = thread = None
         if worker:
+            # transformers' lazy imports are not thread-safe: the worker thread and a request
+            # thread importing it at once failed a tuning job with "cannot import name
+            # 'AutoTokenizer'" under load (benchmarks/load.py). Import it once, first.
+            await run_in_threadpool(_preload_transformers)
             runner = Worker(settings, service.store)
             runner.wake = wake
             thread = threading.Thread(target=runner.run, name="tunesmith-worker", daemon=True)
@@ -79,3 +83,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
 
     console.mount(app)  # the web console at /, a client of the routes above like any other
     return app
+
+
+def _preload_transformers() -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
