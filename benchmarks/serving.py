@@ -1,0 +1,265 @@
+"""Serving many tuned models from one base: memory, throughput and cold/warm latency.
+
+    .venv/bin/python benchmarks/serving.py [--adapters 50] [--requests 32] [--tokens 32]
+
+Uses the packaged SmolLM2-135M-Instruct (converted once under .test-cache/, as the slow tests
+do). The tuned models are LoRA adapters shaped like tunesmith's default (rank 8, alpha 16, all
+linear layers) with randomly initialised weights, saved with peft: a tuning run would only
+change their numbers, not their size or the serving path. Every ratio compares runs made in
+this same invocation, because the machine is shared and absolute timings drift.
+
+* memory: RSS of a fresh process serving 1 tuned model, then 50 (one request each);
+* throughput: 32 concurrent greedy requests spread over 8 tuned models, through tunesmith's
+  batching server, against (a) loading the tuned model with transformers + peft for each
+  request in turn, as a server without adapter sharing would, and (b) a stricter baseline that
+  keeps the base loaded and only loads the adapter with peft per request;
+* latency: one request to a tuned model not yet in memory (cold: read from its safetensors
+  file) against the same request once it is cached (warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from tunesmith.serving import DEFAULT_ADAPTER_CACHE
+
+REPO = Path(__file__).resolve().parent.parent
+ALL_RESIDENT = "64,4GiB"  # for comparison: no byte bound in practice, every adapter stays
+TEMPLATE = None  # the model's own chat template, as tunesmith serves it
+PROMPTS = [f"What number comes after {n}? Answer with the number only." for n in range(97, 140)]
+
+
+def base_dir() -> Path:
+    from tunesmith.engine import base_models
+    from tunesmith.settings import DEFAULT_BASE_MODEL
+
+    spec = base_models.resolve(DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL)
+    return base_models.materialize(spec, REPO / ".test-cache" / "base-models")
+
+
+def make_adapters(base: Path, folder: Path, n: int) -> list[Path]:
+    """``n`` random rank-8 all-linear LoRA adapters, saved as tunesmith saves a tuned one."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    out = []
+    for i in range(n):
+        torch.manual_seed(i)
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.data.normal_(0, 0.02)
+        peft_model.save_pretrained(folder / f"tuned-{i:02d}")
+        out.append(folder / f"tuned-{i:02d}")
+    return out
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def greedy(tokens: int):
+    from tunesmith.serving import Sampling
+
+    return Sampling(0.0, 1.0, 0, 1, tokens)
+
+
+# -- memory (in a fresh process, so nothing else is counted) --------------------------------
+
+
+def memory_child(base: Path, adapters: list[Path], cache: str) -> dict:
+    import gc
+
+    from tunesmith.serving import ModelServer
+
+    server = ModelServer(cache)
+    server.generate(base, TEMPLATE, PROMPTS[0], greedy(4), adapters[0])
+    gc.collect()
+    one = rss_mb()
+    for a in adapters[1:]:
+        server.generate(base, TEMPLATE, PROMPTS[0], greedy(4), a)
+    gc.collect()
+    many = rss_mb()
+    loaded = server.base(base).cache
+    return dict(one=one, many=many, resident=len(loaded.names()), mb=loaded.nbytes / 2**20)
+
+
+def memory(base: Path, adapters: list[Path], cache: str) -> dict:
+    args = [sys.executable, __file__, "--memory-child", json.dumps([str(base), cache])]
+    args += [str(a) for a in adapters]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# -- throughput ------------------------------------------------------------------------------
+
+
+def tunesmith_concurrent(server, base: Path, jobs, tokens: int) -> tuple[float, int]:
+    results = [None] * len(jobs)
+
+    def one(i, adapter, prompt):
+        results[i] = server.generate(base, TEMPLATE, prompt, greedy(tokens), adapter)
+
+    threads = [threading.Thread(target=one, args=(i, *job)) for i, job in enumerate(jobs)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return elapsed, sum(r.candidates_token_count for r in results)
+
+
+def hf_generate(model, tokenizer, prompt: str, tokens: int) -> int:
+    from tunesmith.engine.prompting import PromptFormat
+
+    text = PromptFormat(TEMPLATE, tokenizer).prompt(prompt)
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=ids,
+            max_new_tokens=tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return int(out.shape[1] - ids.shape[1])
+
+
+def baseline_reload_all(base: Path, jobs, tokens: int) -> tuple[float, int]:
+    """Each request loads base + adapter with transformers + peft, then generates."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    start, produced = time.perf_counter(), 0
+    for adapter, prompt in jobs:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        model = PeftModel.from_pretrained(model, adapter).eval()
+        produced += hf_generate(model, tokenizer, prompt, tokens)
+        del model
+    return time.perf_counter() - start, produced
+
+
+def baseline_adapter_per_request(base: Path, jobs, tokens: int) -> tuple[float, int]:
+    """Stricter: the base stays loaded; each request loads its adapter with peft, in turn."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+    start, produced = time.perf_counter(), 0
+    for adapter, prompt in jobs:
+        tuned = PeftModel.from_pretrained(model, adapter).eval()
+        produced += hf_generate(tuned, tokenizer, prompt, tokens)
+        model = tuned.unload()
+    return time.perf_counter() - start, produced
+
+
+# -- latency ---------------------------------------------------------------------------------
+
+
+def latency(server, base: Path, adapters: list[Path], tokens: int) -> tuple[float, float]:
+    cold, warm = [], []
+    for i, a in enumerate(adapters):
+        prompt = PROMPTS[i % len(PROMPTS)]
+        t = time.perf_counter()
+        server.generate(base, TEMPLATE, prompt, greedy(tokens), a)
+        cold.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        server.generate(base, TEMPLATE, prompt, greedy(tokens), a)
+        warm.append(time.perf_counter() - t)
+    return statistics.median(cold), statistics.median(warm)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--adapters", type=int, default=50)
+    p.add_argument("--requests", type=int, default=32)
+    p.add_argument("--models", type=int, default=8)
+    p.add_argument("--tokens", type=int, default=32)
+    p.add_argument("--cache", default=DEFAULT_ADAPTER_CACHE, help="TUNESMITH_ADAPTER_CACHE")
+    p.add_argument("--skip-baseline-reload", action="store_true")
+    p.add_argument(
+        "--quick", action="store_true", help="memory with --cache only; no base-kept baseline"
+    )
+    args = p.parse_args()
+
+    from tunesmith.serving import ModelServer
+
+    base = base_dir()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        adapters = make_adapters(base, Path(tmp), max(args.adapters, args.models + 4))
+        size = (adapters[0] / "adapter_model.safetensors").stat().st_size / 2**20
+        print(f"adapters: {len(adapters)} random rank-8 all-linear LoRA adapters saved with peft")
+        print(f"          ({size:.1f} MiB each on disk, made in {time.perf_counter() - t:.0f} s)")
+        print(f"threads:  torch {torch.get_num_threads()}; cache {args.cache}\n")
+
+        for cache in (args.cache,) if args.quick else (args.cache, ALL_RESIDENT):
+            m = memory(base, adapters[: args.adapters], cache)
+            print(f"memory    TUNESMITH_ADAPTER_CACHE={cache}")
+            print(f"          RSS serving 1 tuned model:   {m['one']:7.0f} MiB")
+            print(
+                f"          RSS serving {args.adapters} tuned models: {m['many']:7.0f} MiB "
+                f"({m['resident']} adapters resident, {m['mb']:.0f} MiB of adapter weights)"
+            )
+            print(f"          ratio {m['many'] / m['one']:.2f}  (aim < 1.2)\n")
+
+        jobs = [
+            (adapters[i % args.models], PROMPTS[i % len(PROMPTS)]) for i in range(args.requests)
+        ]
+        server = ModelServer(args.cache)
+        for a in adapters[: args.models]:  # warm: load the base and the 8 adapters once
+            server.generate(base, TEMPLATE, PROMPTS[0], greedy(2), a)
+        ts_time, ts_tokens = tunesmith_concurrent(server, base, jobs, args.tokens)
+        sched = server.scheduler
+        print(
+            f"throughput tunesmith, {args.requests} concurrent over {args.models} tuned models: "
+            f"{ts_time:6.1f} s, {ts_tokens} tokens, {args.requests / ts_time:.2f} req/s "
+            f"(largest batch {sched.largest_batch} rows)"
+        )
+        if not args.quick:
+            b2_time, b2_tokens = baseline_adapter_per_request(base, jobs, args.tokens)
+            print(
+                f"           baseline: base kept, peft adapter load per request, in turn: "
+                f"{b2_time:6.1f} s, {b2_tokens} tokens -> tunesmith {b2_time / ts_time:.1f}x"
+            )
+        if not args.skip_baseline_reload:
+            b1_time, b1_tokens = baseline_reload_all(base, jobs, args.tokens)
+            print(
+                f"           baseline: load tuned model (base + adapter) with peft per request: "
+                f"{b1_time:6.1f} s, {b1_tokens} tokens -> tunesmith {b1_time / ts_time:.1f}x "
+                f"(aim >= 5x)"
+            )
+
+        fresh = adapters[args.models : args.models + 4]
+        cold, warm = latency(server, base, fresh, 16)
+        print(
+            f"\nlatency   16 tokens, cold adapter (read from safetensors): {cold * 1000:6.0f} ms"
+            f"\n          warm adapter (cached):                      {warm * 1000:6.0f} ms"
+            f"\n          cold / warm {cold / warm:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--memory-child":
+        base_s, cache = json.loads(sys.argv[2])
+        result = memory_child(Path(base_s), [Path(a) for a in sys.argv[3:]], cache)
+        print(json.dumps(result))
+    else:
+        main()
