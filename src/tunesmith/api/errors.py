@@ -2,7 +2,8 @@
 
 ``{"error": {"code": <http>, "message": ..., "status": ...}}`` for typed service errors,
 for request validation (always 400 INVALID_ARGUMENT naming the field, never FastAPI's 422),
-for unknown routes, and for anything unexpected (500 INTERNAL, without a traceback).
+for unknown routes, for a database that is briefly gone (503 UNAVAILABLE with Retry-After),
+and for anything unexpected (500 INTERNAL, without a traceback).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from ..errors import Internal, InvalidArgument, TunesmithError
@@ -59,6 +61,21 @@ def install(app: FastAPI) -> None:
             message = f"{request.method} is not allowed on {request.url.path}"
         body = {"error": {"code": e.status_code, "message": message, "status": status}}
         return PrettyJSONResponse(body, status_code=e.status_code)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, e: DBAPIError):
+        if not e.connection_invalidated and not isinstance(e, OperationalError):
+            return await _unexpected(request, e)
+        # The database is gone for a moment (restarted, network): say so, and when to retry.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, e.orig)
+        body = {
+            "error": {
+                "code": 503,
+                "message": "The database is unavailable for the moment; retry shortly.",
+                "status": "UNAVAILABLE",
+            }
+        }
+        return PrettyJSONResponse(body, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception):
