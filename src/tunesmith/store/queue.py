@@ -111,8 +111,8 @@ class JobQueue:
         used up its attempts is failed, and one cancelled while its worker was dead is
         cancelled, instead of being handed out again.
         """
-        now = utcnow()
         with write_session(self.engine) as s:
+            now = self._now(s)
             q = (
                 select(OperationRow)
                 .options(undefer(OperationRow.training_data))
@@ -162,7 +162,7 @@ class JobQueue:
             op = _held(s, operation_id, worker_id)
             if op is None:
                 return False
-            op.lease_expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
+            op.lease_expires_at = self._now(s) + dt.timedelta(seconds=lease_seconds)
             return not op.cancel_requested
 
     def holds(self, operation_id: str, worker_id: str) -> bool:
@@ -195,7 +195,7 @@ class JobQueue:
                 .where(TunedModelRow.id == op.tuned_model_id)
                 .values(completed_steps=snapshot.step)
             )
-            op.lease_expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
+            op.lease_expires_at = self._now(s) + dt.timedelta(seconds=lease_seconds)
             return not op.cancel_requested
 
     def rewind(self, operation_id: str, worker_id: str, step: int) -> bool:
@@ -221,7 +221,7 @@ class JobQueue:
         with write_session(self.engine) as s:
             op = _held(s, operation_id, worker_id)
             if op is not None:
-                op.lease_expires_at = utcnow() - dt.timedelta(seconds=1)
+                op.lease_expires_at = self._now(s) - dt.timedelta(seconds=1)
 
     def finish(
         self,
@@ -258,8 +258,8 @@ class JobQueue:
     def request_cancel(self, model_id: str, operation_id: str) -> None:
         """A queued job (or one whose worker died) ends at once; a running one is told at its
         next step or heartbeat, within seconds."""
-        now = utcnow()
         with write_session(self.engine) as s:
+            now = self._now(s)
             op = s.get(OperationRow, operation_id)
             if op is None or op.tuned_model_id != model_id:
                 raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
@@ -275,8 +275,15 @@ class JobQueue:
         """Jobs a worker could take now: queued, or running under an expired lease."""
         with self._sessions() as s:
             return s.scalar(
-                select(func.count()).select_from(OperationRow).where(_runnable(utcnow()))
+                select(func.count()).select_from(OperationRow).where(_runnable(self._now(s)))
             )
+
+    def _now(self, s: Session) -> dt.datetime:
+        """The time leases are measured in: the database server's clock on PostgreSQL (so
+        workers on machines whose clocks disagree still agree on leases), else this one's."""
+        if is_sqlite(self.url):
+            return utcnow()
+        return _utc(s.scalar(select(func.now())))
 
     def live(self, operation_ids: list[str]) -> set[str]:
         """Those of ``operation_ids`` that are still queued or running."""
