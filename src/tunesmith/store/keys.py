@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from .db import write_session
 from .repository import Store, utcnow
 from .tables import Base
 
@@ -80,6 +81,7 @@ def check_user(field: str, value) -> str:
 class KeyStore:
     def __init__(self, store: Store):
         self._sessions = sessionmaker(store.engine, expire_on_commit=False)
+        self._store_engine = store.engine
 
     def create(
         self, name: str, user: str | None = None, groups: tuple[str, ...] = ()
@@ -115,7 +117,8 @@ class KeyStore:
             return [_record(r) for r in rows]
 
     def revoke(self, name_or_id: str) -> ApiKey:
-        with self._sessions.begin() as s:
+        # Reads then writes: take SQLite's write lock first (see db.write_session).
+        with write_session(self._store_engine) as s:
             row = s.scalars(
                 select(ApiKeyRow).where(
                     or_(ApiKeyRow.name == name_or_id, ApiKeyRow.id == name_or_id)
