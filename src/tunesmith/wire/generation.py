@@ -68,6 +68,10 @@ def generation_config_from_json(d: Any, field: str = "generation_config") -> Gen
     stops = d.get("stop_sequences") or []
     if isinstance(stops, str):
         stops = [stops]
+    if not isinstance(stops, list):
+        raise InvalidArgument(
+            f"{field}.stop_sequences: expected a list of strings, not {type(stops).__name__}"
+        )
     return GenerationConfig(
         temperature=_float(d.get("temperature")),
         top_p=_float(d.get("top_p")),
