@@ -9,6 +9,9 @@
   frozen linear weight would be cast to bf16 at every step; the cached base keeps them in
   bf16 once instead (the same numbers autocast would compute with). Trainable parameters, the
   embeddings and the norms stay float32, so the optimizer updates full-precision weights.
+* **Plain attention for short examples.** For a few dozen tokens the fused CPU attention's
+  backward costs more than the matmuls it replaces; ``eager`` attention is used up to
+  :data:`EAGER_ATTENTION_MAX_LEN` tokens, the model's own choice beyond.
 * **Logits only where there is a target.** The loss needs the vocabulary projection only at
   the output tokens; the prompt (most of each example) skips it and its backward.
 """
@@ -28,6 +31,8 @@ from .batching import IGNORE
 # others (logit scaling, extra heads) fall back to the model's own loss.
 _PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "olmo2"}
 
+EAGER_ATTENTION_MAX_LEN = 256
+
 _lock = threading.Lock()
 _cache: dict[tuple, torch.nn.Module] = {}  # at most one frozen base
 _in_use: set[int] = set()  # ids of cached bases lent to a running job
@@ -44,12 +49,17 @@ def load_model(base_dir: Path):
     return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(dev)
 
 
-def prepare(recipe, bf16: bool, load: Callable[[Path], torch.nn.Module] = load_model):
+def prepare(
+    recipe,
+    bf16: bool,
+    load: Callable[[Path], torch.nn.Module] = load_model,
+    longest: int | None = None,
+):
     """The trainable model for ``recipe``: LoRA over the cached base, or a full private copy.
 
     Seeds torch just before the adapter is made, so a cached base and a fresh load give the
     same initial adapter. ``load`` is part of the cache key: a different loader (a test's,
-    say) never gets a base another loader made.
+    say) never gets a base another loader made. ``longest`` (tokens) picks the attention.
     """
     if recipe.method == "full":
         model = load(recipe.base_dir)
@@ -61,6 +71,7 @@ def prepare(recipe, bf16: bool, load: Callable[[Path], torch.nn.Module] = load_m
 
     base = _borrow_base(Path(recipe.base_dir), bf16, load)
     try:
+        _pick_attention(base, longest)
         torch.manual_seed(recipe.seed)
         if recipe.init_adapter_dir is not None:
             model = PeftModel.from_pretrained(base, recipe.init_adapter_dir, is_trainable=True)
@@ -90,6 +101,16 @@ def release(model) -> None:
     if hasattr(base, "peft_config"):
         del base.peft_config
     _return_base(base, clean=True)
+
+
+def _pick_attention(base, longest: int | None) -> None:
+    original = base.config._attn_implementation
+    if not hasattr(base, "_tunesmith_attention"):
+        base._tunesmith_attention = original  # what the model chose when loaded
+    short = longest is not None and longest <= EAGER_ATTENTION_MAX_LEN
+    want = "eager" if short and not torch.cuda.is_available() else base._tunesmith_attention
+    if want != original:
+        base.set_attn_implementation(want)
 
 
 def _borrow_base(base_dir: Path, bf16: bool, load):

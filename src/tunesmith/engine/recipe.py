@@ -1,11 +1,13 @@
 """The tuning recipe: plain PyTorch + peft, readable top to bottom.
 
-    setup()   load base + tokenizer, wrap in LoRA (or unfreeze all for full tuning),
-              tokenise with the prompt masked out of the loss, plan the batches
+    setup()   tokenise with the prompt masked out of the loss, plan length-grouped batches,
+              check the run fits in memory, take the worker's cached base and wrap it in a
+              fresh LoRA adapter (or load a private copy and unfreeze it for full tuning)
     train()   for each planned batch: forward (bf16 autocast where the CPU has it),
               loss on output tokens only, backward, clip, AdamW step, warm-up + cosine lr;
               report (step, epoch, mean_loss) to the caller, who may say stop
-    save()    adapter weights only (LoRA) or the whole model (full), as safetensors
+    save()    adapter weights only (LoRA) or the whole model (full), as safetensors;
+              then the adapter comes off the cached base, which stays clean for the next job
 
 Steps follow Google's count: the examples of all epochs form one stream (each epoch in its own
 seeded order) cut into batches, so ``total_steps = ceil(epochs * examples / batch_size)`` and
@@ -150,7 +152,7 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
         use_bf16,
         recipe.lora_rank,
     )  # fail now, not when the operating system kills the worker
-    model = models.prepare(recipe, use_bf16, load_model)  # cached base, fresh adapter
+    model = models.prepare(recipe, use_bf16, load_model, max(lengths, default=1))
     try:
         _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step)
         _save(model, tokenizer, fmt, recipe)
