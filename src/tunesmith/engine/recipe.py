@@ -38,6 +38,7 @@ from . import checkpoint, memory, models
 from .batching import IGNORE, collate, plan_batches
 from .models import load_model
 from .prompting import PromptFormat
+from .steps import total_steps
 
 LORA_LEARNING_RATE = 2e-3
 FULL_LEARNING_RATE = 5e-5
@@ -94,10 +95,6 @@ class Stopped(Exception):
 
 class NonFiniteLoss(RuntimeError):
     pass
-
-
-def total_steps(n_examples: int, epoch_count: int, batch_size: int) -> int:
-    return math.ceil(epoch_count * n_examples / batch_size)
 
 
 def bf16_supported() -> bool:

@@ -7,13 +7,16 @@ adapters over it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..serving import ModelServer
 from ..settings import Settings, get_settings
 from ..store import Store
 from .generation import GenerationService
 from .permissions import PermissionService
 from .tuning import CreateTunedModelRequest, TuningService
+
+if TYPE_CHECKING:
+    from ..serving import ModelServer
 
 
 class Service:
@@ -30,9 +33,7 @@ class Service:
         self.store = store or Store(self.settings.database_url)
         self.tuning = TuningService(self.settings, self.store, on_enqueue)
         self.permissions = PermissionService(self.store, self.tuning.access)
-        self.generation = GenerationService(
-            self.settings, self.store, model_server or ModelServer.from_settings(self.settings)
-        )
+        self.generation = GenerationService(self.settings, self.store, model_server)
 
     def close(self) -> None:
         self.store.close()

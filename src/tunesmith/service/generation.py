@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine import base_models
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, TunesmithError
-from ..serving import ModelServer, Sampling, Stream
+from ..serving import Sampling, Stream
 from ..settings import Settings
 from ..store import Store
 from ..store.permissions import PermissionStore
 from ..types import Generation, GenerationConfig, Model, TunedModelState
 from .access import Access, Role
 from .tuning import _is_int, _is_number, parse_model_name
+
+if TYPE_CHECKING:
+    from ..serving import ModelServer
 
 GENERATION_METHODS = [
     "createTunedModel",
@@ -45,11 +50,22 @@ def model_record(spec: base_models.BaseModelSpec) -> Model:
 
 
 class GenerationService:
-    def __init__(self, settings: Settings, store: Store, server: ModelServer):
+    def __init__(self, settings: Settings, store: Store, server: ModelServer | None = None):
         self.settings = settings
         self.store = store
-        self.server = server
+        self._server = server
+        self._server_lock = threading.Lock()
         self.access = Access(PermissionStore(store))  # a READER may generate
+
+    @property
+    def server(self) -> ModelServer:
+        """The process's model server, made on the first generation (it loads torch)."""
+        with self._server_lock:
+            if self._server is None:
+                from ..serving import ModelServer
+
+                self._server = ModelServer.from_settings(self.settings)
+            return self._server
 
     def list_models(self) -> list[Model]:
         """The registry's installed models, plus the configured default when it is a local

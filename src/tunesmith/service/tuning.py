@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from .. import data
 from ..engine import base_models
-from ..engine.recipe import total_steps
+from ..engine.steps import total_steps
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from ..settings import Settings
 from ..store import NewTuning, Store, utcnow

@@ -7,21 +7,9 @@ are scaled, cut to their top-k and their top-p nucleus, then sampled.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
-
-@dataclasses.dataclass(frozen=True)
-class Sampling:
-    """Resolved sampling parameters (the service has filled in every default)."""
-
-    temperature: float
-    top_p: float
-    top_k: int
-    candidate_count: int
-    max_output_tokens: int
-    stop_sequences: tuple[str, ...] = ()
+from .params import Sampling
 
 
 class RowParams:
