@@ -1,0 +1,256 @@
+"""Training speed: tunesmith's engine against a plain transformers Trainer + peft, one run.
+
+    .venv/bin/python benchmarks/train_speed.py              # 300 examples, batch 8, 3 epochs
+    .venv/bin/python benchmarks/train_speed.py --rounds 2   # alternate the two twice
+
+Both tune the packaged default base model on the same next-number examples (see
+numbers_task.py) with the same batch size, epochs, LoRA settings (all-linear, r 8, alpha 16),
+peak learning rate, warm-up + cosine schedule and gradient clipping. The baseline is what a
+user writes with the libraries' defaults: a ``Trainer`` in float32 with padded random batches.
+Printed, all measured in this run (timings on a shared machine are noisy, so the two runs
+alternate and the ratio is what to read):
+
+* real (non-padding) tokens per second of each and their ratio;
+* each one's final training loss and held-out exact match;
+* useful training FLOP/s as a share of this machine's matmul peak, measured here in float32
+  and bfloat16. Useful FLOPs per real token: 4 x the linear weights of the layers (forward and
+  the input-gradient backward; frozen weights need no weight gradient) + 6 x the LoRA weights
+  + attention, and 4 x the vocabulary projection per target token;
+* time to a usable model: the seed's 15-example, 3-epoch job from ``create_tuned_model`` to
+  ACTIVE through the embedded SDK, base model already converted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from numbers_task import (  # noqa: E402
+    default_base_model,
+    evaluate,
+    exact_match,
+    greedy_answers,
+    make_examples,
+)
+
+from tunesmith.engine import models, recipe  # noqa: E402
+from tunesmith.engine.prompting import PromptFormat  # noqa: E402
+
+SEED_JOB = [
+    ("1", "2"), ("3", "4"), ("-3", "-2"), ("twenty two", "twenty three"),
+    ("two hundred", "two hundred one"), ("ninety nine", "one hundred"), ("8", "9"),
+    ("-98", "-97"), ("1,000", "1,001"), ("10,100,000", "10,100,001"),
+    ("thirteen", "fourteen"), ("eighty", "eighty one"), ("one", "two"),
+    ("three", "four"), ("seven", "eight"),
+]  # fmt: skip
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 3.0) -> float:
+    """Best FLOP/s of a square matmul over a few seconds (the machine's practical peak)."""
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - t))
+    return best
+
+
+def useful_flops(base_dir: Path, rows, epochs: int, lora_rank: int) -> float:
+    """Training FLOPs that the task needs (see the module docstring), for the whole run."""
+    import json
+
+    cfg = json.loads((base_dir / "config.json").read_text())
+    h, layers, inter = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"]
+    heads, vocab = cfg["num_attention_heads"], cfg["vocab_size"]
+    kv = cfg.get("num_key_value_heads", heads) * (h // heads)
+    linear = layers * (2 * h * h + 2 * h * kv + 3 * h * inter)
+    lora = layers * lora_rank * (9 * h + 2 * kv + 3 * inter)
+    total = 0.0
+    for ids, labels in rows:
+        n, targets = len(ids), sum(label != -100 for label in labels)
+        attention = layers * 3 * 4 * n * n * h / 2  # causal QK^T and AV, forward + backward
+        total += n * (4 * linear + 6 * lora) + attention + targets * 4 * h * vocab
+    return total * epochs
+
+
+def run_tunesmith(base_dir, template, train, heldout, args, out: Path):
+    stats = {"tokens": 0, "losses": []}
+
+    def on_step(r: recipe.StepReport) -> bool:
+        stats["tokens"] += r.tokens
+        stats["losses"].append(r.mean_loss)
+        return True
+
+    r = recipe.Recipe(
+        base_dir=base_dir,
+        examples=train,
+        output_dir=out,
+        epoch_count=args.epochs,
+        batch_size=args.batch_size,
+        prompt_template=template,
+        seed=args.seed,
+    )
+    started = time.perf_counter()
+    recipe.run(r, on_step)  # everything a job does: tokenise, wrap, train, save
+    secs = time.perf_counter() - started
+    acc = evaluate(base_dir, out, heldout, template)
+    return secs, stats["tokens"], _final(stats["losses"]), acc
+
+
+def run_trainer(base_dir, template, train, heldout, args, out: Path):
+    """The baseline: a plain Trainer + peft with the libraries' defaults, float32."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    tokenizer = recipe.load_tokenizer(base_dir)
+    fmt = PromptFormat(template, tokenizer)
+    rows = [recipe.encode(tokenizer, fmt, i, o, 1024) for i, o in train]
+    data = [{"input_ids": ids, "labels": labels} for ids, labels in rows]
+    torch.manual_seed(args.seed)
+    model = get_peft_model(
+        models.load_model(base_dir),
+        LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
+                   task_type="CAUSAL_LM"),
+    )  # fmt: skip
+    losses: list[float] = []
+
+    class Losses(TrainerCallback):
+        def on_log(self, _args, _state, _control, logs=None, **_kw):
+            if logs and "loss" in logs:
+                losses.append(logs["loss"])
+
+    training_args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=args.batch_size,
+        num_train_epochs=args.epochs,
+        learning_rate=recipe.LORA_LEARNING_RATE,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.06,
+        max_grad_norm=1.0,
+        weight_decay=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=args.seed,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=data,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
+        callbacks=[Losses()],
+    )
+    trainer.remove_callback(PrinterCallback)  # its per-step log lines would bury the table
+    started = time.perf_counter()
+    trainer.train()
+    secs = time.perf_counter() - started
+    tokens = args.epochs * sum(len(ids) for ids, _ in rows)
+    answers = greedy_answers(model, tokenizer, fmt.prompt, [i for i, _ in heldout])
+    return secs, tokens, _final(losses), exact_match(answers, [o for _, o in heldout]), rows
+
+
+def _final(losses: list[float]) -> float:
+    tail = losses[-max(1, len(losses) // 10) :]  # the last tenth: one batch is noisy
+    return sum(tail) / len(tail)
+
+
+def seed_job_seconds(base_models_dir: Path) -> tuple[float, int]:
+    """create_tuned_model -> ACTIVE for the seed's job, in a fresh home sharing the base."""
+    import tunesmith as ts
+    from tunesmith.sdk import clients
+
+    home = Path(tempfile.mkdtemp(prefix="tunesmith-seed-"))
+    (home / "base-models").symlink_to(base_models_dir.resolve(), target_is_directory=True)
+    saved = {k: os.environ.get(k) for k in ("TUNESMITH_HOME", "TUNESMITH_WORKER_IDLE_SECONDS")}
+    os.environ.update(TUNESMITH_HOME=str(home), TUNESMITH_WORKER_IDLE_SECONDS="2")
+    clients.configure()
+    try:
+        started = time.perf_counter()
+        op = ts.create_tuned_model(
+            source_model="models/text-bison-001",
+            training_data=[{"text_input": i, "output": o} for i, o in SEED_JOB],
+            id="number-generator",
+            epoch_count=3,
+            batch_size=2,
+            learning_rate=0.001,
+        )
+        model = op.result(timeout=1800)
+        secs = time.perf_counter() - started
+        assert model.state is ts.TunedModelState.ACTIVE, model.state
+        return secs, op.metadata.total_steps
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        clients.configure()
+        time.sleep(3)  # let the idle embedded worker leave before its home goes
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", type=int, default=300)
+    parser.add_argument("--heldout", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="baseline/tunesmith alternations")
+    parser.add_argument("--skip-seed-job", action="store_true")
+    args = parser.parse_args(argv)
+
+    base_dir, template = default_base_model()
+    train, heldout = make_examples(args.train, args.heldout)
+    print(
+        f"{len(train)} examples x {args.epochs} epochs, batch {args.batch_size}, LoRA all-linear "
+        f"r 8, lr {recipe.LORA_LEARNING_RATE:g}; {torch.get_num_threads()} threads; "
+        f"bf16 fast here: {recipe.bf16_supported()}"
+    )
+    peak = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
+    print("matmul peak: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peak.items()))
+    models.release(models.prepare(recipe.Recipe(base_dir, [], Path()), recipe.bf16_supported()))
+    results: dict[str, list] = {"trainer + peft": [], "tunesmith": []}
+    flops = None
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            *base_res, rows = run_trainer(base_dir, template, train, heldout, args, Path(tmp))
+            results["trainer + peft"].append(base_res)
+            flops = flops or useful_flops(base_dir, rows, args.epochs, 8)
+            results["tunesmith"].append(
+                run_tunesmith(base_dir, template, train, heldout, args, Path(tmp) / "adapter")
+            )
+    print(f"\n{'':16}{'tokens/s':>9}{'time':>8}{'loss':>8}{'exact':>8}"
+          f"{'of fp32 peak':>14}{'of bf16 peak':>14}")  # fmt: skip
+    speed = {}
+    for name, runs in results.items():
+        for secs, tokens, loss, acc in runs:
+            rate = flops / secs
+            print(
+                f"{name:16}{tokens / secs:9.0f}{secs:7.0f}s{loss:8.4f}{acc:8.1%}"
+                f"{rate / peak['float32']:14.0%}{rate / peak['bfloat16']:14.0%}"
+            )
+        speed[name] = sum(t for _, t, _, _ in runs) / sum(s for s, _, _, _ in runs)
+    print(
+        f"\ntunesmith / baseline tokens per second: {speed['tunesmith'] / speed['trainer + peft']:.2f}x"
+    )
+    if not args.skip_seed_job:
+        from tunesmith.settings import get_settings
+
+        secs, steps = seed_job_seconds(get_settings().base_models_dir)
+        print(f"seed job (15 examples, 3 epochs, {steps} steps): create -> ACTIVE in {secs:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
