@@ -26,6 +26,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+IDLE_IN_TX_MS = 10_000
+
+
 def make_engine(url: str) -> Engine:
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
@@ -50,7 +53,16 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql(conn.info.pop("begin_sql", "BEGIN"))
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # A process that stalls inside a transaction (SIGSTOP, a hung machine) would keep its row
+    # locks, and FOR UPDATE SKIP LOCKED would skip its job forever: PostgreSQL ends such a
+    # session after a few seconds, far longer than any transaction of ours stays idle.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TX_MS}"},
+    )
 
 
 @contextlib.contextmanager
