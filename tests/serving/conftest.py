@@ -26,7 +26,7 @@ def make_adapter(base_dir: Path, folder: Path, seed: int, rank: int = 4) -> Path
     peft_model = get_peft_model(model, config)
     for name, p in peft_model.named_parameters():
         if "lora_B" in name:
-            p.data.normal_(0, 0.5)
+            p.data.normal_(0, 2.0)
     peft_model.save_pretrained(folder)
     return folder
 
