@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 DEFAULT_BASE_MODEL = "models/smollm2-135m-instruct"
+# Tuned adapters kept in memory per base model: COUNT[,BYTES] (see serving/adapters.py).
+DEFAULT_ADAPTER_CACHE = "64,128MiB"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +89,7 @@ def get_settings(**overrides) -> Settings:
         max_attempts=int(env.get("TUNESMITH_MAX_ATTEMPTS", 3)),
         checkpoint_every=int(env.get("TUNESMITH_CHECKPOINT_EVERY", 10)),
         progress_timeout_seconds=float(env.get("TUNESMITH_PROGRESS_TIMEOUT_SECONDS", 1800)),
-        adapter_cache=env.get("TUNESMITH_ADAPTER_CACHE") or "64,128MiB",
+        adapter_cache=env.get("TUNESMITH_ADAPTER_CACHE") or DEFAULT_ADAPTER_CACHE,
         generation_queue=int(env.get("TUNESMITH_GENERATION_QUEUE", 64)),
         generation_batch_rows=int(env.get("TUNESMITH_GENERATION_BATCH_ROWS", 32)),
         max_request_bytes=int(env.get("TUNESMITH_MAX_REQUEST_BYTES", 32 * 1024 * 1024)),

@@ -21,8 +21,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import InvalidArgument
+from ..settings import DEFAULT_ADAPTER_CACHE  # noqa: F401 (re-exported by serving)
 
-DEFAULT_ADAPTER_CACHE = "64,128MiB"
 _UNITS = {
     "": 1,
     "b": 1,
