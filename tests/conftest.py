@@ -182,3 +182,35 @@ def make_job(job_service, tiny_model_dir):
         return job_service.tuning.create_tuned_model(req).name
 
     return make
+
+
+@pytest.fixture()
+def service(home, tiny_model_dir, monkeypatch):
+    """The service in-process over an empty home, the tiny model as the default base."""
+    from tunesmith.service import Service
+    from tunesmith.settings import get_settings
+
+    monkeypatch.setenv("TUNESMITH_DEFAULT_BASE_MODEL", str(tiny_model_dir))
+    svc = Service(get_settings())
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_model_dir):
+    """A real `tunesmith serve` with an in-process worker; Google's model names are the tiny
+    model. Directories that need another kind of server define their own."""
+    from tunesmith_server import Server, server_env
+
+    home = tmp_path_factory.mktemp("server-home")
+    s = Server(home, server_env(home, str(tiny_model_dir)))
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def http(server):
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=120) as c:
+        yield c

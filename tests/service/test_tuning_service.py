@@ -9,20 +9,11 @@ import pytest
 from tunesmith.demo import SEED_EXAMPLES
 from tunesmith.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from tunesmith.jobs.worker import Worker
-from tunesmith.service import CreateTunedModelRequest, Service
-from tunesmith.settings import get_settings
+from tunesmith.service import CreateTunedModelRequest
 from tunesmith.types import GenerationConfig, TunedModelState, TuningExample
 
 SEED = SEED_EXAMPLES
 EXAMPLES = [TuningExample(i, o) for i, o in SEED]
-
-
-@pytest.fixture()
-def service(home, tiny_model_dir, monkeypatch):
-    monkeypatch.setenv("TUNESMITH_DEFAULT_BASE_MODEL", str(tiny_model_dir))
-    svc = Service(get_settings())
-    yield svc
-    svc.close()
 
 
 def request(**kw) -> CreateTunedModelRequest:

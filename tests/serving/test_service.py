@@ -8,16 +8,7 @@ from tunesmith.errors import InvalidArgument
 from tunesmith.jobs.worker import Worker
 from tunesmith.service import CreateTunedModelRequest, Service
 from tunesmith.serving import Delta
-from tunesmith.settings import get_settings
 from tunesmith.types import Generation, GenerationConfig, TuningExample
-
-
-@pytest.fixture()
-def service(home, tiny_model_dir, monkeypatch):
-    monkeypatch.setenv("TUNESMITH_DEFAULT_BASE_MODEL", str(tiny_model_dir))
-    svc = Service(get_settings())
-    yield svc
-    svc.close()
 
 
 def tune(service: Service, model_id: str, word: str) -> str:
