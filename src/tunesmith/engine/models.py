@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,10 @@ from .batching import IGNORE
 _PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "olmo2"}
 
 EAGER_ATTENTION_MAX_LEN = 256
+
+# peft asks transformers a deprecated question each time it wraps a model; the warning reaches
+# users' terminals on every generation and says nothing they can act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 _lock = threading.Lock()
 _cache: dict[tuple, torch.nn.Module] = {}  # at most one frozen base

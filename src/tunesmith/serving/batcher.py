@@ -18,6 +18,7 @@ Requests arriving during a batch wait for the next one. The wait is bounded: pas
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import threading
@@ -70,11 +71,14 @@ class Scheduler:
         self._pending: deque[Request] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closing = False
         self.batches = 0  # batches run so far, and the most rows one had (tests look)
         self.largest_batch = 0
 
     def submit(self, request: Request) -> Stream:
         with self._cond:
+            if self._closing:
+                raise FailedPrecondition("the generation server is shutting down")
             if len(self._pending) >= self.max_queue:
                 raise ResourceExhausted(
                     f"generation queue is full ({self.max_queue} requests waiting): retry later"
@@ -85,15 +89,30 @@ class Scheduler:
                     target=self._run, name="tunesmith-generation", daemon=True
                 )
                 self._thread.start()
+                # A generation thread still parked in torch when the interpreter finalises
+                # aborts the process ("terminate called without an active exception", exit
+                # 134): end it before then.
+                atexit.register(self.close)
             self._cond.notify()
         return request.stream
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the generation thread once the batch it is running ends."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 idle = not self._pending
-                while not self._pending:
+                while not self._pending and not self._closing:
                     self._cond.wait()
+                if self._closing:
+                    return
             if idle:
                 time.sleep(GATHER_SECONDS)
             batch = self._take()
