@@ -81,6 +81,8 @@ def test_seed_flow_on_the_embedded_default(tiny_default):
         import json, tunesmith as ts
         op = ts.get_operation({op.name!r})
         ops = [o.name for o in ts.list_operations()]
+        # Generating starts a background thread; the script must still exit cleanly (0).
+        ts.generate_text(model=op.result().name, prompt="9", max_output_tokens=2)
         print(json.dumps({{"done": op.done(), "model": op.result().name, "ops": ops,
                           "steps": len(op.history)}}))
         """
