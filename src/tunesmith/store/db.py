@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -56,12 +56,15 @@ def make_engine(url: str) -> Engine:
     # A process that stalls inside a transaction (SIGSTOP, a hung machine) would keep its row
     # locks, and FOR UPDATE SKIP LOCKED would skip its job forever: PostgreSQL ends such a
     # session after a few seconds, far longer than any transaction of ours stays idle.
+    # Added to the URL's own libpq options (a search_path, say), never in place of them.
+    parsed = make_url(url)
+    options = f"{parsed.query.get('options', '')} -c idle_in_transaction_session_timeout="
+    options = (options + str(IDLE_IN_TX_MS)).strip()
     return create_engine(
-        url,
+        parsed.update_query_dict({"options": options}),
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
-        connect_args={"options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TX_MS}"},
     )
 
 
