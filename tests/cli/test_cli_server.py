@@ -78,10 +78,11 @@ def test_exit_codes_scripts_rely_on(keyed_server, client_env, tmp_path):
 def test_ctrl_c_leaves_the_bar_not_the_job(keyed_server, client_env, tmp_path):
     server, key = keyed_server
     data = tmp_path / "many.csv"
-    data.write_text("text_input,output\n" + "".join(f"{i},{i + 1}\n" for i in range(40)))
+    # Long enough (1,500 steps) that Ctrl-C lands mid-run even on a quiet, fast machine.
+    data.write_text("text_input,output\n" + "".join(f"{i},{i + 1}\n" for i in range(100)))
     proc = subprocess.Popen(
         [sys.executable, "-m", "tunesmith.cli", "tune", str(data), "--id", "long-run",
-         "--epochs", "3", "--batch-size", "2"],
+         "--epochs", "30", "--batch-size", "2"],
         env=client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     with httpx.Client(base_url=server.url, headers={"x-goog-api-key": key}, timeout=30) as http:
@@ -90,6 +91,7 @@ def test_ctrl_c_leaves_the_bar_not_the_job(keyed_server, client_env, tmp_path):
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
             time.sleep(0.2)
         time.sleep(1.0)  # the CLI is in its progress loop now
+        assert proc.poll() is None, "the CLI ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
         assert proc.returncode == INTERRUPTED, err
@@ -98,7 +100,7 @@ def test_ctrl_c_leaves_the_bar_not_the_job(keyed_server, client_env, tmp_path):
         ops = http.get("/v1beta/tunedModels/long-run/operations").json()["operations"]
         op = wait_done(http, ops[0]["name"], timeout=300)
     assert "error" not in op, op  # not cancelled: it ran to the end
-    assert op["metadata"]["completedSteps"] == op["metadata"]["totalSteps"] == 60
+    assert op["metadata"]["completedSteps"] == op["metadata"]["totalSteps"] == 1500
 
     watched = tunesmith("models", "watch", "long-run", "--json", env=client_env)
     assert watched.returncode == OK and json.loads(watched.stdout)["done"] is True
