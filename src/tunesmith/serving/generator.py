@@ -59,10 +59,7 @@ class ModelServer:
     ) -> Stream:
         """Queue a request; its answer streams back. Raises ResourceExhausted when full."""
         base = self.base(base_dir)
-        fmt = PromptFormat(prompt_template, base.tokenizer)
-        if adapter_dir is not None:
-            fmt = PromptFormat.load(adapter_dir, base.tokenizer) or fmt
-        ids = self._encode(base, fmt.prompt(text))
+        ids = self._prompt_ids(base, prompt_template, text, adapter_dir)
         return self.scheduler.submit(Request(base, adapter_dir, ids, sampling))
 
     def generate(
@@ -82,11 +79,17 @@ class ModelServer:
         text: str,
         adapter_dir: Path | None = None,
     ) -> int:
-        base = self.base(base_dir)
+        return len(self._prompt_ids(self.base(base_dir), prompt_template, text, adapter_dir))
+
+    def _prompt_ids(
+        self, base: LoadedBase, prompt_template: str | None, text: str, adapter_dir: Path | None
+    ) -> list[int]:
+        """The prompt's token ids, in the format the tuned model learned (kept beside its
+        adapter), else the base model's."""
         fmt = PromptFormat(prompt_template, base.tokenizer)
         if adapter_dir is not None:
             fmt = PromptFormat.load(adapter_dir, base.tokenizer) or fmt
-        return len(self._encode(base, fmt.prompt(text)))
+        return self._encode(base, fmt.prompt(text))
 
     def base(self, base_dir: Path) -> LoadedBase:
         """The base model in ``base_dir``, loaded once per process."""
