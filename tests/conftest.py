@@ -208,6 +208,21 @@ def server(tmp_path_factory, tiny_model_dir):
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory, tiny_model_dir):
+    """A real server on 127.0.0.1 with one API key (yields ``(server, key)``); the tiny model
+    is its default base."""
+    from tunesmith_server import Server, server_env, tunesmith
+
+    home = tmp_path_factory.mktemp("keyed-server-home")
+    env = server_env(home, str(tiny_model_dir))
+    created = tunesmith("keys", "create", "tests", env=env)
+    assert created.returncode == 0, created.stderr
+    server = Server(home, env)
+    yield server, created.stdout.strip()
+    server.stop()
+
+
 @pytest.fixture()
 def http(server):
     import httpx

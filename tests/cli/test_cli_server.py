@@ -12,18 +12,7 @@ import httpx
 import pytest
 
 from tunesmith.cli._common import INTERRUPTED, NOT_ALLOWED, NOT_FOUND, OK, USAGE
-from tunesmith_server import Server, server_env, tunesmith, wait_done
-
-
-@pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("cli-server-home")
-    env = server_env(home, str(tiny_model_dir))
-    created = tunesmith("keys", "create", "cli", env=env)
-    assert created.returncode == 0, created.stderr
-    server = Server(home, env)
-    yield server, created.stdout.strip()
-    server.stop()
+from tunesmith_server import server_env, tunesmith, wait_done
 
 
 @pytest.fixture()

@@ -39,20 +39,6 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory, tiny_model_dir):
-    """A real server on 127.0.0.1 with one API key; the tiny model is its default base."""
-    from tunesmith_server import Server, server_env, tunesmith
-
-    home = tmp_path_factory.mktemp("console-home")
-    env = server_env(home, str(tiny_model_dir))
-    created = tunesmith("keys", "create", "console", env=env)
-    assert created.returncode == 0, created.stderr
-    server = Server(home, env)
-    yield server, created.stdout.strip()
-    server.stop()
-
-
 @pytest.fixture()
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
