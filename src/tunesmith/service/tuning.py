@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from .. import data
 from ..engine import base_models
 from ..engine.steps import total_steps
-from ..errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..settings import Settings
 from ..store import NewTuning, Store, utcnow
 from ..store.permissions import PermissionStore
@@ -122,7 +122,6 @@ class TuningService:
             problems.append(f"method: '{req.method}' is not one of {', '.join(METHODS)}")
         if problems:
             raise InvalidArgument("; ".join(problems))
-        self._check_job_quota(caller)
 
         now = utcnow()
         model = TunedModel(
@@ -148,22 +147,12 @@ class TuningService:
                 method=req.method,
                 total_steps=total_steps(len(examples), hp.epoch_count, hp.batch_size),
                 owner=caller.user if caller else None,
+                max_active_jobs=self.settings.max_jobs_per_user,  # checked as the job is stored
             )
         )
         if self.on_enqueue is not None:
             self.on_enqueue()  # after the commit: a worker can only see committed jobs
         return op
-
-    def _check_job_quota(self, caller) -> None:
-        limit = self.settings.max_jobs_per_user
-        if caller is None or not limit:
-            return
-        active = self.access.permissions.active_jobs(caller.user)
-        if active >= limit:
-            raise ResourceExhausted(
-                f"{caller.user} has {active} tuning jobs queued or running, the limit per user "
-                f"(TUNESMITH_MAX_JOBS_PER_USER={limit}); wait for one to finish or cancel one"
-            )
 
     def _new_id(self, req: CreateTunedModelRequest, problems: list[str]) -> str:
         if req.id is not None:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 from ..errors import AlreadyExists, NotFound, ResourceExhausted
 from .db import write_session
 from .repository import Store, utcnow
-from .tables import Base, OperationRow, TunedModelRow
+from .tables import Base, TunedModelRow
 
 USER, GROUP, EVERYONE = "USER", "GROUP", "EVERYONE"
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -175,19 +175,6 @@ class PermissionStore:
                         role="WRITER",
                     )
                 )
-
-    def active_jobs(self, owner: str) -> int:
-        """Queued or running tuning jobs of the models ``owner`` owns."""
-        with self._sessions() as s:
-            return s.scalar(
-                select(func.count())
-                .select_from(OperationRow)
-                .join(TunedModelRow, TunedModelRow.id == OperationRow.tuned_model_id)
-                .where(
-                    TunedModelRow.owner == owner,
-                    OperationRow.status.in_(("queued", "running")),
-                )
-            )
 
     @staticmethod
     def _row(s, model_id: str, permission_id: str) -> PermissionRow:

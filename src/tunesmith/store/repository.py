@@ -11,12 +11,13 @@ import base64
 import dataclasses
 import datetime as dt
 import json
+import zlib
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from ..types import (
     CreateTunedModelMetadata,
     Hyperparameters,
@@ -50,6 +51,11 @@ class NewTuning:
     method: str
     total_steps: int
     owner: str | None = None
+    # At most this many jobs of ``owner`` queued or running, this one included (0: no limit).
+    max_active_jobs: int = 0
+
+
+_PG_JOB_LIMIT_LOCK = 727_002  # advisory lock namespace: one owner's creates count in turn
 
 
 class Store:
@@ -102,6 +108,8 @@ class Store:
         )
         try:
             with write_session(self.engine) as s:
+                if new.owner is not None and new.max_active_jobs:
+                    _check_job_limit(s, new.owner, new.max_active_jobs)
                 s.add(row)
                 s.flush()
                 s.add(op)
@@ -276,6 +284,36 @@ class Store:
         elif status.finished:
             record.error = OperationError(op.error_code or 13, op.error_message or "failed")
         return record
+
+
+def _check_job_limit(s, owner: str, limit: int) -> None:
+    """Refuse a new job when ``owner`` already has ``limit`` queued or running.
+
+    Runs inside the transaction that adds the job, so the count and the insert are one step:
+    SQLite's write transaction holds the database lock from ``BEGIN IMMEDIATE``; on
+    PostgreSQL a lock per owner, held until commit, makes racing creates of one owner count
+    one after the other (each count then sees the jobs committed before it).
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(owner.encode()) - 2**31  # into PostgreSQL's int4
+        s.execute(
+            text("SELECT pg_advisory_xact_lock(CAST(:ns AS integer), CAST(:key AS integer))"),
+            {"ns": _PG_JOB_LIMIT_LOCK, "key": key},
+        )
+    active = s.scalar(
+        select(func.count())
+        .select_from(OperationRow)
+        .join(TunedModelRow, TunedModelRow.id == OperationRow.tuned_model_id)
+        .where(
+            TunedModelRow.owner == owner,
+            OperationRow.status.in_((JobStatus.QUEUED.value, JobStatus.RUNNING.value)),
+        )
+    )
+    if active >= limit:
+        raise ResourceExhausted(
+            f"{owner} has {active} tuning jobs queued or running, the limit per user "
+            f"(TUNESMITH_MAX_JOBS_PER_USER={limit}); wait for one to finish or cancel one"
+        )
 
 
 def _visible(owner):
