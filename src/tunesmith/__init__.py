@@ -40,6 +40,7 @@ from .sdk.models import (
     update_tuned_model,
 )
 from .sdk.operations import CreateTunedModelOperation
+from .sdk.permissions import Permission, Permissions
 from .types import (
     Dataset,
     GenerationConfig,
@@ -68,6 +69,8 @@ __all__ = [
     "InvalidArgument",
     "Model",
     "NotFound",
+    "Permission",
+    "Permissions",
     "RequestOptions",
     "ResourceExhausted",
     "TunedModel",

@@ -88,6 +88,15 @@ class TunedModel:
     def id(self) -> str:
         return self.name.removeprefix("tunedModels/")
 
+    @property
+    def permissions(self):
+        """Who may use this model: ``model.permissions.create(role="reader", ...)``,
+        ``.list()``, ``.get(id)``, ``.transfer_ownership(user)``, over the default client
+        (:class:`tunesmith.sdk.permissions.Permissions` takes another)."""
+        from .sdk.permissions import Permissions
+
+        return Permissions(self)
+
 
 @dataclasses.dataclass
 class Model:

@@ -10,7 +10,8 @@ Exit codes (documented in the README; scripts rely on them):
        an id that already exists, an operation in the wrong state
     3  not found: no such tuned model, operation or base model
     4  the server cannot be reached (or did not answer in time)
-    5  not allowed: a missing, wrong or revoked API key
+    5  not allowed: a missing, wrong or revoked API key, or a role that does not allow
+       the call (a READER deleting, a non-owner sharing)
   130  interrupted with Ctrl-C (a tuning job keeps running)
 
 Every command calls the SDK (embedded or, with ``--endpoint``, remote); none re-validates.

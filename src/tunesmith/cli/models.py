@@ -1,4 +1,5 @@
-"""``tunesmith models list | show | watch | delete | cancel``: the tuned models."""
+"""``tunesmith models list | show | watch | delete | cancel``: the tuned models (sharing them:
+:mod:`.sharing`)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from ._common import (
     tuned_model_name,
 )
 
-models_app = typer.Typer(help="Tuned models: list, show, watch, delete, cancel.")
+models_app = typer.Typer(
+    help="Tuned models: list, show, watch, delete, cancel; share, permissions, unshare, transfer."
+)
 
 ModelId = Annotated[str, typer.Argument(help="The tuned model: ID or tunedModels/ID.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from ..service import CreateTunedModelRequest, Service
+from ..service.permissions import NewPermission
 from ..serving import Delta
 from ..settings import Settings, get_settings
+from ..store.permissions import Grant
 from ..types import Generation, GenerationConfig, Model, OperationRecord, TunedModel
 
 
@@ -71,6 +73,16 @@ class Client(Protocol):
         self, model: str, prompt: str, config: GenerationConfig, opts: RequestOptions
     ) -> Iterator[Delta | Generation]: ...
     def count_tokens(self, model: str, prompt: str, opts: RequestOptions) -> int: ...
+    def create_permission(self, parent: str, new: NewPermission, opts: RequestOptions) -> Grant: ...
+    def list_permissions(
+        self, parent: str, page_size: int | None, page_token: str | None, opts: RequestOptions
+    ) -> tuple[list[Grant], str | None]: ...
+    def get_permission(self, name: str, opts: RequestOptions) -> Grant: ...
+    def update_permission(
+        self, name: str, role: str | None, update_mask: list[str], opts: RequestOptions
+    ) -> Grant: ...
+    def delete_permission(self, name: str, opts: RequestOptions) -> None: ...
+    def transfer_ownership(self, name: str, email_address: str, opts: RequestOptions) -> None: ...
     def keep_running(self) -> None:
         """Make sure queued work is being processed (embedded: a live background worker)."""
 
@@ -127,6 +139,24 @@ class EmbeddedClient:
 
     def count_tokens(self, model, prompt, opts=None):
         return self.generation.count_tokens(model, prompt)
+
+    def create_permission(self, parent, new, opts=None):
+        return self.service.permissions.create(parent, new, None)
+
+    def list_permissions(self, parent, page_size, page_token, opts=None):
+        return self.service.permissions.list(parent, None, page_size, page_token)
+
+    def get_permission(self, name, opts=None):
+        return self.service.permissions.get(name, None)
+
+    def update_permission(self, name, role, update_mask, opts=None):
+        return self.service.permissions.update(name, role, update_mask, None)
+
+    def delete_permission(self, name, opts=None):
+        self.service.permissions.delete(name, None)
+
+    def transfer_ownership(self, name, email_address, opts=None):
+        self.service.permissions.transfer_ownership(name, email_address, None)
 
 
 _lock = threading.Lock()

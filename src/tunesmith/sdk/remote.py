@@ -20,8 +20,11 @@ import httpx
 
 from .. import errors, wire
 from ..service import CreateTunedModelRequest
+from ..service.permissions import NewPermission
 from ..serving import Delta
+from ..store.permissions import Grant
 from ..types import Generation, GenerationConfig, Model, OperationRecord, TunedModel
+from ..wire import permissions as pwire
 from .clients import RequestOptions
 
 API_VERSION = "v1beta"
@@ -206,6 +209,40 @@ class RemoteClient:
         body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
         d = self._request("POST", f"{_path(model)}:countTokens", opts, json=body)
         return int(d.get("totalTokens", 0))
+
+    # -- permissions ---------------------------------------------------------------------
+
+    def create_permission(
+        self, parent: str, new: NewPermission, opts: RequestOptions | None = None
+    ) -> Grant:
+        body = pwire.new_permission_to_json(new)
+        path = f"{_path(parent)}/permissions"
+        return pwire.grant_from_json(self._request("POST", path, opts, json=body, idempotent=False))
+
+    def list_permissions(self, parent, page_size, page_token, opts=None):
+        params = {"pageSize": page_size, "pageToken": page_token}
+        params = {k: v for k, v in params.items() if v is not None}
+        d = self._request("GET", f"{_path(parent)}/permissions", opts, params=params)
+        grants = [pwire.grant_from_json(p) for p in d.get("permissions") or []]
+        return grants, d.get("nextPageToken") or None
+
+    def get_permission(self, name: str, opts: RequestOptions | None = None) -> Grant:
+        return pwire.grant_from_json(self._request("GET", _path(name), opts))
+
+    def update_permission(self, name, role, update_mask, opts=None) -> Grant:
+        params = {"updateMask": ",".join(wire.camel(f) for f in update_mask)}
+        body = {"role": role} if role is not None else {}
+        return pwire.grant_from_json(
+            self._request("PATCH", _path(name), opts, json=body, params=params)
+        )
+
+    def delete_permission(self, name: str, opts: RequestOptions | None = None) -> None:
+        self._request("DELETE", _path(name), opts)
+
+    def transfer_ownership(self, name, email_address, opts=None) -> None:
+        body = {"emailAddress": email_address}
+        path = f"{_path(name)}:transferOwnership"
+        self._request("POST", path, opts, json=body, idempotent=False)
 
 
 def _path(name: str) -> str:

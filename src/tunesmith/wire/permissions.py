@@ -51,3 +51,24 @@ def role_from_json(payload: Any) -> Any:
 
 def transfer_email_from_json(payload: Any) -> Any:
     return snake_keys(_object(payload, "request")).get("email_address")
+
+
+# -- the remote client's side: requests out, records back ----------------------------------
+
+
+def new_permission_to_json(new: NewPermission) -> dict:
+    out = {"granteeType": new.grantee_type, "emailAddress": new.email_address, "role": new.role}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def grant_from_json(d: dict) -> Grant:
+    """A permission the server answered with (``name`` is ``tunedModels/M/permissions/P``)."""
+    parts = str(d.get("name", "")).split("/")
+    model_id, permission_id = (parts[1], parts[3]) if len(parts) == 4 else ("", d.get("name", ""))
+    return Grant(
+        model_id=model_id,
+        id=permission_id,
+        grantee_type=_enum(d.get("granteeType"), GRANTEE_TYPES),
+        email_address=d.get("emailAddress") or None,
+        role=_enum(d.get("role"), ROLES),
+    )
