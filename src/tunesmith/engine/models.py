@@ -128,15 +128,22 @@ def _borrow_base(base_dir: Path, bf16: bool, load):
     base = load(base_dir)
     base.requires_grad_(False)
     if bf16:
-        for module in base.modules():
-            if isinstance(module, torch.nn.Linear) and module.weight is not _tied(base):
-                module.to(torch.bfloat16)
+        linears_to_bf16(base)
     with _lock:
         if key not in _cache or id(_cache[key]) not in _in_use:
             _cache.clear()  # one base per worker: a new base evicts the old
             _cache[key] = base
             _in_use.add(id(base))
     return base
+
+
+def linears_to_bf16(model) -> None:
+    """Keep a frozen model's linear weights in bf16, the numbers bf16 autocast would use, cast
+    once instead of at every forward. A tied output head shares the float32 embeddings and
+    stays float32, as autocast leaves the embedding lookup."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.weight is not _tied(model):
+            module.to(torch.bfloat16)
 
 
 def _return_base(base, clean: bool) -> None:

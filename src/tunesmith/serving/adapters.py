@@ -7,8 +7,8 @@ used adapter leaves memory; its safetensors file stays on disk and is read again
 a request names it. Adapters used by the batch being decoded are pinned: they may hold the
 cache over its bound until the batch ends, and are never evicted mid-batch.
 
-All adapters live in one peft ``PeftModel`` wrapped around the shared base, so a batch can
-mix them row by row (peft's ``adapter_names``). Only the scheduler thread calls this class.
+The adapters' weights are applied by the base model's wrapped linear layers (:mod:`.lora`), so
+a batch can mix them row by row. Only the scheduler thread calls this class.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 
+import torch
+
 from ..errors import InvalidArgument
 from ..settings import DEFAULT_ADAPTER_CACHE  # noqa: F401 (re-exported by serving)
+from .lora import WEIGHTS_FILE, AdapterWeights, BatchAdapters, read_adapter, wrap_layers
 
 _UNITS = {
     "": 1,
@@ -51,21 +53,28 @@ def parse_cache_spec(spec: str) -> tuple[int, int | None]:
 
 @dataclasses.dataclass
 class Adapter:
-    name: str
     folder: Path
-    nbytes: int
+    weights: AdapterWeights
     pins: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.weights.name
+
+    @property
+    def nbytes(self) -> int:
+        return self.weights.nbytes
 
 
 class AdapterCache:
     """Adapters by folder over one base model; ``acquire`` loads (or reuses) and pins one."""
 
-    def __init__(self, base_model, max_count: int, max_bytes: int | None):
+    def __init__(self, base_model, max_count: int, max_bytes: int | None, dtype=torch.float32):
         self.base_model = base_model
         self.max_count = max_count
         self.max_bytes = max_bytes
-        self.peft = None  # the PeftModel, made when the first adapter loads
-        self.rows: list[str] | None = None  # the adapter of each row of the running forward
+        self.dtype = dtype  # adapters are kept in the dtype of the base's linear layers
+        self.batch = BatchAdapters()  # the rows of the running forward, seen by every layer
         self._entries: OrderedDict[str, Adapter] = OrderedDict()
         self.loads = 0  # adapters read from disk so far (tests and benchmarks look)
 
@@ -83,8 +92,10 @@ class AdapterCache:
         name = adapter_name(folder)
         entry = self._entries.get(name)
         if entry is None:
-            entry = self._load(folder, name)
-            self._entries[name] = entry
+            weights = read_adapter(folder, name, self.dtype)
+            wrap_layers(self.base_model, weights.layers, self.batch)
+            self.loads += 1
+            entry = self._entries[name] = Adapter(Path(folder), weights)
         self._entries.move_to_end(name)
         entry.pins += 1
         self._trim()
@@ -94,62 +105,24 @@ class AdapterCache:
         entry.pins -= 1
         self._trim()
 
-    def _load(self, folder: Path, name: str) -> Adapter:
-        from peft import PeftModel
-
-        if self.peft is None:
-            self.peft = PeftModel.from_pretrained(self.base_model, folder, adapter_name=name)
-        else:
-            self.peft.load_adapter(folder, adapter_name=name)
-        self.peft.eval()
-        self._hook_new_layers()
-        self.loads += 1
-        marker = f".{name}."
-        nbytes = sum(
-            p.numel() * p.element_size() for n, p in self.peft.named_parameters() if marker in n
-        )
-        return Adapter(name, folder, nbytes)
-
-    def _hook_new_layers(self) -> None:
-        # peft's own ``adapter_names=`` path registers and removes a hook on every LoRA layer
-        # at each forward (tens of ms per decode step here); these hooks are registered once
-        # and hand each layer the same per-row names (peft's mixed-batch LoRA forward).
-        from peft.tuners.lora import LoraLayer
-        from peft.utils.other import AuxiliaryTrainingWrapper
-
-        for module in self.peft.modules():
-            if isinstance(module, (LoraLayer, AuxiliaryTrainingWrapper)) and not getattr(
-                module, "_tunesmith_rows", False
-            ):
-                module.register_forward_pre_hook(self._inject_rows, with_kwargs=True)
-                module._tunesmith_rows = True
-
-    def _inject_rows(self, module, args, kwargs):
-        if self.rows is not None:
-            kwargs["adapter_names"] = self.rows
-        return args, kwargs
-
     def _over(self) -> bool:
         if len(self._entries) > self.max_count:
             return True
         return self.max_bytes is not None and self.nbytes > self.max_bytes
 
     def _trim(self) -> None:
-        # Oldest first; pinned adapters stay, and so does the newest (peft needs one loaded).
-        for name in list(self._entries)[:-1]:
+        # Oldest first; adapters pinned by the running batch stay.
+        for name in list(self._entries):
             if not self._over():
                 return
             if self._entries[name].pins == 0:
                 del self._entries[name]
-                with warnings.catch_warnings():  # "active adapter deleted": rows name theirs
-                    warnings.simplefilter("ignore")
-                    self.peft.delete_adapter(name)
 
 
 def adapter_name(folder: Path) -> str:
     """A peft-safe name for an adapter folder; a re-tuned folder (new file) gets a new name."""
     folder = Path(folder)
-    weights = folder / "adapter_model.safetensors"
+    weights = folder / WEIGHTS_FILE
     stamp = weights.stat().st_mtime_ns if weights.exists() else 0
     digest = hashlib.sha1(f"{folder.resolve()}|{stamp}".encode()).hexdigest()[:10]
     safe = re.sub(r"[^A-Za-z0-9_]", "_", folder.name)[:40]

@@ -3,9 +3,9 @@
 One thread (``tunesmith-generation``) takes the waiting requests for the base model of the
 oldest one, expands each into its candidates (rows), and decodes all rows together:
 
-* rows of different tuned models share the batch: every adapter is loaded into one peft model
-  over the base, and peft's ``adapter_names`` applies each row's own LoRA (``__base__`` for
-  none), so the base's weights are read once per step for everyone;
+* rows of different tuned models share the batch: the base's linear layers apply each row's
+  own LoRA (:mod:`.lora`, none for rows on the plain base), so the base's weights are read
+  once per step for everyone;
 * prompts are left-padded, with position ids counted from each row's first real token, and
   one KV cache serves the batch; rows that finish (end token, stop sequence, max tokens, or a
   caller that went away) leave the batch and its cache at once;
@@ -31,12 +31,12 @@ import torch
 from ..errors import FailedPrecondition, ResourceExhausted, TunesmithError
 from ..types import Candidate, Generation
 from .adapters import AdapterCache
+from .lora import AdapterWeights
 from .sampling import RowParams, Sampling, TextTracker, next_tokens
 from .stream import Delta, Stream
 
 log = logging.getLogger("tunesmith.serving")
 
-BASE_ROW = "__base__"  # peft's name for "no adapter on this row"
 GATHER_SECONDS = 0.005  # an idle scheduler waits this long so simultaneous requests batch
 
 
@@ -49,6 +49,7 @@ class LoadedBase:
     cache: AdapterCache
     eos_ids: set[int]
     pad_id: int
+    bf16: bool = False  # linear weights in bf16, run under bf16 autocast
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def decode(self, tokens: list[int]) -> str:
@@ -155,7 +156,7 @@ def run_batch(requests: list[Request]) -> None:
         if r.stream.cancelled:
             continue
         if r.adapter_dir is None:
-            ready.append((r, BASE_ROW))
+            ready.append((r, None))
             continue
         try:
             entry = base.cache.acquire(r.adapter_dir)
@@ -164,7 +165,7 @@ def run_batch(requests: list[Request]) -> None:
             r.stream.put(FailedPrecondition(f"the tuned model's adapter could not be loaded: {e}"))
             continue
         held.append(entry)
-        ready.append((r, entry.name))
+        ready.append((r, entry.weights))
     try:
         if ready:
             _decode(base, ready)
@@ -177,12 +178,22 @@ def run_batch(requests: list[Request]) -> None:
 class _Row:
     request: Request
     index: int  # candidate index within its request
-    adapter: str
+    adapter: AdapterWeights | None
     text: TextTracker
 
 
 @torch.inference_mode()
-def _decode(base: LoadedBase, ready: list[tuple[Request, str]]) -> None:
+def _decode(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | None]]) -> None:
+    base.cache.batch.begin(
+        [adapter for r, adapter in ready for _ in range(r.sampling.candidate_count)]
+    )
+    try:
+        _decode_rows(base, ready)
+    finally:
+        base.cache.batch.end()
+
+
+def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | None]]) -> None:
     rows = [
         _Row(
             r,
@@ -207,7 +218,7 @@ def _decode(base: LoadedBase, ready: list[tuple[Request, str]]) -> None:
     from transformers import DynamicCache
 
     kv = DynamicCache(config=base.model.config)
-    logits = _forward(base, rows, ids, mask, positions, kv, logits_to_keep=1)
+    logits = _forward(base, ids, mask, positions, kv, logits_to_keep=1)
     next_position = positions[:, -1:] + 1
     waiting = {id(r): r for r, _ in ready}
     by_request: dict[int, list[_Row]] = {}
@@ -233,19 +244,17 @@ def _decode(base: LoadedBase, ready: list[tuple[Request, str]]) -> None:
         if len(keep) < len(rows):  # finished rows leave the batch and the cache
             index = torch.tensor(keep)
             kv.batch_select_indices(index)
+            base.cache.batch.select(index)
             rows = [rows[b] for b in keep]
             tokens, mask, next_position = tokens[index], mask[index], next_position[index]
             params.select(index)
         mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
-        logits = _forward(base, rows, tokens, mask, next_position, kv)
+        logits = _forward(base, tokens, mask, next_position, kv)
         next_position = next_position + 1
 
 
-def _forward(base: LoadedBase, rows, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
-    # With adapters loaded, every row names its own (or __base__): LoRA layers are in the
-    # base model itself, and without names they would apply peft's "active" adapter to all.
-    base.cache.rows = [row.adapter for row in rows] if base.cache.peft is not None else None
-    try:
+def _forward(base: LoadedBase, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
+    with torch.autocast(base.model.device.type, torch.bfloat16, enabled=base.bf16):
         out = base.model(
             input_ids=ids,
             attention_mask=mask,
@@ -254,9 +263,7 @@ def _forward(base: LoadedBase, rows, ids, mask, positions, kv, **kwargs) -> torc
             use_cache=True,
             **kwargs,
         )
-    finally:
-        base.cache.rows = None
-    return out.logits[:, -1, :]
+    return out.logits[:, -1, :].float()
 
 
 def _finish_done(by_request: dict[int, list[_Row]], waiting: dict[int, Request]) -> None:
