@@ -96,6 +96,7 @@ def resolve(name: str, default: str) -> BaseModelSpec:
 def _custom(name: str) -> BaseModelSpec:
     path = Path(name.removeprefix("models/")).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
+        _require_safetensors(path)
         source = {"kind": "folder", "path": str(path.resolve())}
     elif path.is_file() and path.suffix == ".gguf":
         source = {"kind": "gguf_file", "path": str(path.resolve())}
@@ -120,6 +121,24 @@ def _custom(name: str) -> BaseModelSpec:
         top_p=0.95,
         top_k=40,
         source=source,
+    )
+
+
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def _require_safetensors(folder: Path) -> None:
+    """Weights load from safetensors only: a pickle file (``pytorch_model.bin``) can run code
+    when it is loaded, so a folder without safetensors is refused when it is named."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
+    holds = f"holds {', '.join(pickles)} but no" if pickles else "holds no"
+    raise InvalidArgument(
+        f"base model folder {folder} {holds} .safetensors weights; tunesmith loads safetensors "
+        "only (pickle files can run code when loaded). Convert it to safetensors once, e.g. "
+        "for a checkpoint you trust: AutoModelForCausalLM.from_pretrained(folder)"
+        ".save_pretrained(new_folder), then name new_folder"
     )
 
 
@@ -160,15 +179,17 @@ def _convert(spec: BaseModelSpec, out: Path, workdir: Path) -> None:
 
     kind = spec.source["kind"]
     if kind == "hub":
-        location, kwargs = spec.source["repo_id"], {}
+        # A hub repository with pickle weights only is refused, never unpickled.
+        location, kwargs, weights = spec.source["repo_id"], {}, {"use_safetensors": True}
     else:
         gguf = _gguf_path(spec, workdir)
-        location, kwargs = str(gguf.parent), {"gguf_file": gguf.name}
+        location, kwargs, weights = str(gguf.parent), {"gguf_file": gguf.name}, {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype="float32", **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype="float32", **kwargs, **weights)
     except OSError as e:
-        raise FailedPrecondition(f"cannot load base model {spec.name}: {e}") from None
+        hint = " (tunesmith loads safetensors weights only)" if "safetensors" in str(e) else ""
+        raise FailedPrecondition(f"cannot load base model {spec.name}: {e}{hint}") from None
     # A model loaded from GGUF keeps its quantizer and refuses save_pretrained otherwise.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

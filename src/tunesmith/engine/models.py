@@ -51,7 +51,11 @@ def load_model(base_dir: Path):
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(dev)
+    # safetensors only: a folder's pickle weights (pytorch_model.bin) are never unpickled.
+    model = AutoModelForCausalLM.from_pretrained(
+        base_dir, dtype=torch.float32, use_safetensors=True
+    )
+    return model.to(dev)
 
 
 def prepare(
