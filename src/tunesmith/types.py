@@ -59,6 +59,19 @@ class TuningSnapshot:
 
 
 @dataclasses.dataclass
+class ValidationLosses:
+    """tunesmith's own (not in Google's API): a tuned model's validation losses so far.
+
+    Each is a snapshot whose ``mean_loss`` is over the held-out examples, taken after a step
+    that ended an epoch (``epoch``: epochs completed, as in the training snapshots).
+    ``example_count`` 0: the model was tuned without validation data.
+    """
+
+    example_count: int = 0
+    losses: list[TuningSnapshot] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class TuningTask:
     start_time: dt.datetime | None = None
     complete_time: dt.datetime | None = None
@@ -184,4 +197,5 @@ __all__ = [
     "TuningExample",
     "TuningSnapshot",
     "TuningTask",
+    "ValidationLosses",
 ]

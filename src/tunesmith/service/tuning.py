@@ -29,6 +29,7 @@ from ..types import (
     TunedModelState,
     TuningExample,
     TuningTask,
+    ValidationLosses,
 )
 from .access import Access, Role, as_caller, visibility
 
@@ -63,6 +64,8 @@ class CreateTunedModelRequest:
     learning_rate: float | None = None
     learning_rate_multiplier: float | None = None
     method: str = "lora"
+    validation_examples: Sequence[TuningExample] | None = None
+    """tunesmith's own: held-out examples whose mean loss is recorded at every epoch's end."""
 
 
 def parse_model_name(name: str, collection: str = "tunedModels") -> str:
@@ -99,6 +102,12 @@ class TuningService:
         caller = as_caller(owner)
         examples = list(req.examples)
         data.validate_examples(examples, max_examples=self.settings.max_examples)
+        held_out = None
+        if req.validation_examples is not None:
+            held_out = list(req.validation_examples)
+            data.validate_examples(
+                held_out, max_examples=self.settings.max_examples, field="validation_data"
+            )
         problems: list[str] = []
         model_id = self._new_id(req, problems)
         hp = self._hyperparameters(req, problems)
@@ -147,6 +156,7 @@ class TuningService:
                 method=req.method,
                 total_steps=total_steps(len(examples), hp.epoch_count, hp.batch_size),
                 owner=caller.user if caller else None,
+                validation_examples=held_out,
                 max_active_jobs=self.settings.max_jobs_per_user,  # checked as the job is stored
             )
         )
@@ -209,6 +219,13 @@ class TuningService:
         model_id = parse_model_name(name)
         self.access.require(owner, model_id, need)
         return self.store.get_tuned_model(model_id)
+
+    def get_validation_losses(self, name: str, owner=None) -> ValidationLosses:
+        """tunesmith's own: the loss over the model's validation examples at each epoch's end
+        (no losses and ``example_count`` 0 when it was tuned without validation data)."""
+        model_id = parse_model_name(name)
+        self.access.require(owner, model_id, Role.READER)
+        return self.store.validation_losses(model_id)
 
     def list_tuned_models(
         self,

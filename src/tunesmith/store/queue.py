@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 from ..errors import NotFound
 from ..types import TunedModel, TunedModelState, TuningExample, TuningSnapshot
 from .db import is_sqlite, write_session
-from .tables import OperationRow, SnapshotRow, TunedModelRow
+from .tables import OperationRow, SnapshotRow, TunedModelRow, ValidationLossRow
 
 
 class JobStatus(enum.StrEnum):
@@ -85,6 +85,7 @@ class ClaimedJob:
     method: str
     total_steps: int
     completed_steps: int
+    validation_examples: list[TuningExample] = dataclasses.field(default_factory=list)
 
 
 class JobQueue:
@@ -115,7 +116,7 @@ class JobQueue:
             now = self._now(s)
             q = (
                 select(OperationRow)
-                .options(undefer(OperationRow.training_data))
+                .options(undefer(OperationRow.training_data), undefer(OperationRow.validation_data))
                 .where(_runnable(now))
                 .order_by(OperationRow.created_at, OperationRow.id)
                 .limit(1)
@@ -150,10 +151,11 @@ class JobQueue:
                 worker_id=worker_id,
                 attempt=op.attempts,
                 model=self._to_record(s, row),
-                examples=[TuningExample(i, o) for i, o in json.loads(op.training_data)],
+                examples=_examples(op.training_data),
                 method=row.method,
                 total_steps=row.total_steps,
                 completed_steps=row.completed_steps,
+                validation_examples=_examples(op.validation_data),
             )
 
     def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool:
@@ -171,9 +173,15 @@ class JobQueue:
             return _held(s, operation_id, worker_id) is not None
 
     def record_step(
-        self, operation_id: str, worker_id: str, snapshot: TuningSnapshot, lease_seconds: float
+        self,
+        operation_id: str,
+        worker_id: str,
+        snapshot: TuningSnapshot,
+        lease_seconds: float,
+        validation_loss: float | None = None,
     ) -> bool:
-        """Store one step's snapshot and renew the lease, in one transaction.
+        """Store one step's snapshot and renew the lease, in one transaction; with
+        ``validation_loss`` (the step ended an epoch) that epoch's validation loss too.
 
         Returns False when the job should stop (cancel requested, or the lease was lost).
         """
@@ -190,6 +198,16 @@ class JobQueue:
                     compute_time=snapshot.compute_time,
                 )
             )
+            if validation_loss is not None:
+                s.merge(  # keyed by epoch: a step run again after a resume replaces its row
+                    ValidationLossRow(
+                        tuned_model_id=op.tuned_model_id,
+                        epoch=snapshot.epoch,
+                        step=snapshot.step,
+                        mean_loss=validation_loss,
+                        compute_time=snapshot.compute_time,
+                    )
+                )
             s.execute(
                 update(TunedModelRow)
                 .where(TunedModelRow.id == op.tuned_model_id)
@@ -199,16 +217,18 @@ class JobQueue:
             return not op.cancel_requested
 
     def rewind(self, operation_id: str, worker_id: str, step: int) -> bool:
-        """A resumed run restarts after ``step``: drop the snapshots it will redo."""
+        """A resumed run restarts after ``step``: drop the snapshots (and validation losses)
+        it will redo."""
         with write_session(self.engine) as s:
             op = _held(s, operation_id, worker_id)
             if op is None:
                 return False
-            s.execute(
-                delete(SnapshotRow).where(
-                    (SnapshotRow.tuned_model_id == op.tuned_model_id) & (SnapshotRow.step > step)
+            for table in (SnapshotRow, ValidationLossRow):
+                s.execute(
+                    delete(table).where(
+                        (table.tuned_model_id == op.tuned_model_id) & (table.step > step)
+                    )
                 )
-            )
             s.execute(
                 update(TunedModelRow)
                 .where(TunedModelRow.id == op.tuned_model_id)
@@ -330,6 +350,15 @@ def _runnable(now: dt.datetime):
         OperationRow.lease_expires_at < now
     )
     return (OperationRow.status == JobStatus.QUEUED.value) | expired
+
+
+def examples_to_json(examples) -> str:
+    """How a job's examples are stored: ``[[text_input, output], ...]``."""
+    return json.dumps([[e.text_input, e.output] for e in examples])
+
+
+def _examples(stored: str | None) -> list[TuningExample]:
+    return [TuningExample(i, o) for i, o in json.loads(stored or "[]")]
 
 
 def _held(s: Session, operation_id: str, worker_id: str) -> OperationRow | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import json
 import zlib
 
 from sqlalchemy import delete, func, or_, select, text
@@ -28,10 +27,11 @@ from ..types import (
     TuningExample,
     TuningSnapshot,
     TuningTask,
+    ValidationLosses,
 )
 from .db import make_engine, migrate, write_session
-from .queue import JobQueue, JobStatus, utcnow
-from .tables import OperationRow, SnapshotRow, TunedModelRow
+from .queue import JobQueue, JobStatus, examples_to_json, utcnow
+from .tables import OperationRow, SnapshotRow, TunedModelRow, ValidationLossRow
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -51,6 +51,7 @@ class NewTuning:
     method: str
     total_steps: int
     owner: str | None = None
+    validation_examples: list[TuningExample] | None = None
     # At most this many jobs of ``owner`` queued or running, this one included (0: no limit).
     max_active_jobs: int = 0
 
@@ -104,7 +105,13 @@ class Store:
             attempts=0,
             cancel_requested=False,
             created_at=m.create_time,
-            training_data=json.dumps([[e.text_input, e.output] for e in new.examples]),
+            training_data=examples_to_json(new.examples),
+            validation_data=(
+                None
+                if new.validation_examples is None
+                else examples_to_json(new.validation_examples)
+            ),
+            validation_count=len(new.validation_examples or ()),
         )
         try:
             with write_session(self.engine) as s:
@@ -177,7 +184,8 @@ class Store:
         with write_session(self.engine) as s:
             row = self._row(s, model_id, owner)
             path = row.adapter_path
-            s.execute(delete(SnapshotRow).where(SnapshotRow.tuned_model_id == model_id))
+            for table in (SnapshotRow, ValidationLossRow):
+                s.execute(delete(table).where(table.tuned_model_id == model_id))
             s.execute(delete(OperationRow).where(OperationRow.tuned_model_id == model_id))
             s.delete(row)
         return path
@@ -213,6 +221,18 @@ class Store:
             q = q.order_by(OperationRow.created_at, OperationRow.id)
             return [self._operation(s, op, row) for op, row in s.execute(q).all()]
 
+    def validation_losses(self, model_id: str) -> ValidationLosses:
+        """How many validation examples the model's tuning has, and their loss per epoch."""
+        with self._sessions() as s:
+            self._row(s, model_id, None)
+            count = s.scalar(
+                select(func.coalesce(func.max(OperationRow.validation_count), 0)).where(
+                    OperationRow.tuned_model_id == model_id
+                )
+            )
+            losses = self._snapshots(s, model_id, ValidationLossRow)
+        return ValidationLosses(example_count=count, losses=losses)
+
     def request_cancel(self, model_id: str, operation_id: str, owner: str | None) -> None:
         """A queued job ends at once; a running one is told at its next step or heartbeat."""
         with self._sessions() as s:
@@ -229,11 +249,10 @@ class Store:
             raise NotFound(f"tunedModels/{model_id} not found")
         return row
 
-    def _snapshots(self, s, model_id: str) -> list[TuningSnapshot]:
+    def _snapshots(self, s, model_id: str, table=SnapshotRow) -> list[TuningSnapshot]:
+        """The training snapshots, or (``table=ValidationLossRow``) the validation losses."""
         rows = s.scalars(
-            select(SnapshotRow)
-            .where(SnapshotRow.tuned_model_id == model_id)
-            .order_by(SnapshotRow.step)
+            select(table).where(table.tuned_model_id == model_id).order_by(table.step)
         ).all()
         return [TuningSnapshot(r.step, r.epoch, r.mean_loss, _utc(r.compute_time)) for r in rows]
 

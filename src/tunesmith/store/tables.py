@@ -71,6 +71,9 @@ class OperationRow(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     # JSON list of [text_input, output]; loaded only by the worker that runs the job.
     training_data: Mapped[str] = deferred(mapped_column(Text))
+    # tunesmith's own held-out set, the same JSON form; None when the job has none.
+    validation_data: Mapped[str | None] = deferred(mapped_column(Text))
+    validation_count: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_operations_status_created", "status", "created_at"),)
 
@@ -83,5 +86,19 @@ class SnapshotRow(Base):
     )
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer)
+    mean_loss: Mapped[float] = mapped_column(Float)
+    compute_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ValidationLossRow(Base):
+    """The mean loss over a job's validation examples after a step that ended an epoch."""
+
+    __tablename__ = "validation_losses"
+
+    tuned_model_id: Mapped[str] = mapped_column(
+        ForeignKey("tuned_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step: Mapped[int] = mapped_column(Integer)
     mean_loss: Mapped[float] = mapped_column(Float)
     compute_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
