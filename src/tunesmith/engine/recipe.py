@@ -5,7 +5,9 @@
               fresh LoRA adapter (or load a private copy and unfreeze it for full tuning)
     train()   for each planned batch: forward (bf16 autocast where the CPU has it),
               loss on output tokens only, backward, clip, AdamW step, warm-up + cosine lr;
-              report (step, epoch, mean_loss) to the caller, who may say stop
+              report (step, epoch, mean_loss) to the caller, who may say stop; after a
+              step that ends an epoch, also the mean loss over the validation examples
+              (if any: no gradients, dropout off, batched by length)
     save()    adapter weights only (LoRA) or the whole model (full), as safetensors;
               then the adapter comes off the cached base, which stays clean for the next job
 
@@ -68,6 +70,8 @@ class Recipe:
     checkpoint_dir: Path | None = None
     """Resume from the newest checkpoint here, and save one every ``checkpoint_every`` steps."""
     checkpoint_every: int = 10
+    validation_examples: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """Held-out (input, output) pairs, scored at the end of every epoch; none: no scoring."""
 
     @property
     def total_steps(self) -> int:
@@ -87,6 +91,8 @@ class StepReport:
     epoch: int
     mean_loss: float
     tokens: int  # real (non-padding) tokens in the batch
+    validation_loss: float | None = None
+    """Set on a step that ends an epoch, when the recipe has validation examples."""
 
 
 class Stopped(Exception):
@@ -136,6 +142,9 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
     tokenizer = load_tokenizer(recipe.base_dir)
     fmt = PromptFormat(recipe.prompt_template, tokenizer)
     rows = [encode(tokenizer, fmt, i, o, recipe.max_seq_len) for i, o in recipe.examples]
+    held_out = [
+        encode(tokenizer, fmt, i, o, recipe.max_seq_len) for i, o in recipe.validation_examples
+    ]
     lengths = [len(ids) for ids, _ in rows]
     plan = plan_batches(len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed, lengths)
     use_bf16 = recipe.mixed_precision == "bf16" or (
@@ -145,20 +154,21 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
         recipe.base_dir,
         recipe.method,
         recipe.batch_size,
-        max(lengths, default=1),
+        max(lengths + [len(ids) for ids, _ in held_out], default=1),
         use_bf16,
         recipe.lora_rank,
     )  # fail now, not when the operating system kills the worker
     model = models.prepare(recipe, use_bf16, load_model, max(lengths, default=1))
     try:
-        _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step)
+        scorer = _Scorer(held_out, recipe.batch_size, tokenizer.pad_token_id, use_bf16)
+        _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step, scorer)
         _save(model, tokenizer, fmt, recipe)
     finally:
         models.release(model)  # the cached base goes back clean for the next job
     return recipe.output_dir
 
 
-def _train(recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step) -> None:
+def _train(recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step, scorer) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.peak_learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -183,12 +193,57 @@ def _train(recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        report = StepReport(step, epoch, float(loss.detach()), int(mask.sum()))
+        # Whether this step ends an epoch comes from the plan alone, so a resumed run scores
+        # exactly the epochs that end after its checkpoint.
+        ended_epoch = epoch > (plan[step - 2][1] if step > 1 else 0)
+        held_out = scorer(model, epoch) if scorer and ended_epoch else None
+        report = StepReport(step, epoch, float(loss.detach()), int(mask.sum()), held_out)
         decision = on_step(report)  # True, False (stop) or checkpoint.PAUSE (save, then stop)
         if checkpoint.due(recipe, step, len(plan), decision):
             checkpoint.save(recipe.checkpoint_dir, step, model, optimizer, scheduler, plan)
         if not decision:
             raise Stopped(f"stopped at step {step}")
+
+
+class _Scorer:
+    """The mean loss per target token over the validation examples, with the model as it is.
+
+    Examples are batched by length (``batch_size`` at a time) so little goes to padding; the
+    mean is over all target tokens, so it does not depend on how they were batched.
+    """
+
+    def __init__(self, rows, batch_size: int, pad_id: int, use_bf16: bool):
+        ranked = sorted(rows, key=lambda r: len(r[0]))
+        self.batches = [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
+        self.pad_id = pad_id
+        self.use_bf16 = use_bf16
+
+    def __bool__(self) -> bool:
+        return bool(self.batches)
+
+    def __call__(self, model, epoch: int) -> float:
+        dev = device()
+        total, count = 0.0, 0
+        model.eval()
+        try:
+            with torch.inference_mode():
+                for batch in self.batches:
+                    ids, labels, mask = (t.to(dev) for t in collate(batch, self.pad_id))
+                    targets = int((labels[:, 1:] != IGNORE).sum())
+                    if not targets:
+                        continue  # only possible when a target fills the whole window
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+                        loss = models.target_loss(model, ids, mask, labels)
+                    total += float(loss) * targets
+                    count += targets
+        finally:
+            model.train()
+        mean = total / max(1, count)
+        if not math.isfinite(mean):
+            raise NonFiniteLoss(
+                f"the validation loss became {mean} after epoch {epoch}; try a lower learning rate"
+            )
+        return mean
 
 
 def _use_all_cores() -> None:

@@ -82,6 +82,7 @@ def build_recipe(settings: Settings, store: Store, job: ClaimedJob) -> recipe.Re
         prompt_template=spec.prompt_template,
         init_adapter_dir=init_adapter,
         seed=settings.seed,
+        validation_examples=[(e.text_input, e.output) for e in job.validation_examples],
     )
 
 
@@ -136,7 +137,9 @@ def run_job(
     def on_step(r: recipe.StepReport):
         ctl.last_progress = time.monotonic()
         snap = TuningSnapshot(r.step, r.epoch, r.mean_loss, utcnow())
-        if ctl.why is None and not jobs.record_step(**held, snapshot=snap, lease_seconds=lease):
+        if ctl.why is None and not jobs.record_step(
+            **held, snapshot=snap, lease_seconds=lease, validation_loss=r.validation_loss
+        ):
             ctl.stop("cancelled" if jobs.holds(**held) else "lost")
         if ctl.why is None and shutdown.is_set():
             ctl.stop("shutdown")
