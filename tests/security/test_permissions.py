@@ -110,6 +110,12 @@ ROUTES = [
     ("operations", "READER", False, lambda m, op, p: ("GET", f"/tunedModels/{m}/operations", None)),
     ("operation", "READER", False, lambda m, op, p: ("GET", f"/{op}", None)),
     (
+        "validationLosses",
+        "READER",
+        False,
+        lambda m, op, p: ("GET", f"/tunedModels/{m}/validationLosses", None),
+    ),
+    (
         "generateText",
         "READER",
         False,

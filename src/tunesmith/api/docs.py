@@ -12,6 +12,27 @@ _SNAPSHOT = {
         "computeTime": {"type": "string", "format": "date-time"},
     },
 }
+_DATASET = {
+    "type": "object",
+    "writeOnly": True,
+    "properties": {
+        "examples": {
+            "type": "object",
+            "properties": {
+                "examples": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "textInput": {"type": "string"},
+                            "output": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        }
+    },
+}
 TUNED_MODEL = {
     "type": "object",
     "properties": {
@@ -35,26 +56,11 @@ TUNED_MODEL = {
                 "startTime": {"type": "string", "format": "date-time", "readOnly": True},
                 "completeTime": {"type": "string", "format": "date-time", "readOnly": True},
                 "snapshots": {"type": "array", "items": _SNAPSHOT, "readOnly": True},
-                "trainingData": {
-                    "type": "object",
-                    "writeOnly": True,
-                    "properties": {
-                        "examples": {
-                            "type": "object",
-                            "properties": {
-                                "examples": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "properties": {
-                                            "textInput": {"type": "string"},
-                                            "output": {"type": "string"},
-                                        },
-                                    },
-                                }
-                            },
-                        }
-                    },
+                "trainingData": _DATASET,
+                "validationData": {
+                    **_DATASET,
+                    "description": "tunesmith's own: held-out examples whose mean loss is "
+                    "recorded at the end of every epoch (GET tunedModels/ID/validationLosses)",
                 },
                 "hyperparameters": {
                     "type": "object",
@@ -91,6 +97,13 @@ OPERATION = {
             "type": "object",
             "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
         },
+    },
+}
+VALIDATION_LOSSES = {
+    "type": "object",
+    "properties": {
+        "exampleCount": {"type": "integer", "description": "0: tuned without validation data"},
+        "validationLosses": {"type": "array", "items": _SNAPSHOT},
     },
 }
 ERROR = {

@@ -38,6 +38,8 @@ from .tuning import (
     update_from_json,
     update_mask,
     update_to_json,
+    validation_losses_from_json,
+    validation_losses_to_json,
 )
 
 __all__ = [
@@ -73,4 +75,6 @@ __all__ = [
     "update_from_json",
     "update_mask",
     "update_to_json",
+    "validation_losses_from_json",
+    "validation_losses_to_json",
 ]

@@ -13,8 +13,10 @@ from ..types import (
     OperationError,
     OperationRecord,
     TunedModel,
+    TuningExample,
     TuningSnapshot,
     TuningTask,
+    ValidationLosses,
 )
 from ._base import (
     _compact,
@@ -146,7 +148,14 @@ _TUNED_MODEL_FIELDS = {
     "reader_project_numbers",
     "method",  # tunesmith's own: "lora" (default) or "full"
 }
-_TASK_FIELDS = {"start_time", "complete_time", "snapshots", "training_data", "hyperparameters"}
+_TASK_FIELDS = {
+    "start_time",
+    "complete_time",
+    "snapshots",
+    "training_data",
+    "validation_data",  # tunesmith's own: held-out examples, scored at each epoch's end
+    "hyperparameters",
+}
 _HP_FIELDS = {"epoch_count", "batch_size", "learning_rate", "learning_rate_multiplier"}
 
 
@@ -167,18 +176,13 @@ def create_request_from_json(
     _unknown(task, _TASK_FIELDS, "tuning_task.")
     hp = _object(task.get("hyperparameters"), "tuning_task.hyperparameters")
     _unknown(hp, _HP_FIELDS, "tuning_task.hyperparameters.")
-    training = _object(task.get("training_data"), "tuning_task.training_data")
-    examples = _object(training.get("examples"), "tuning_task.training_data.examples")
-    rows = examples.get("examples") or []
-    if not isinstance(rows, list):
-        raise InvalidArgument("tuning_task.training_data.examples.examples: expected a list")
     source = _object(d.get("tuned_model_source"), "tuned_model_source")
     source_model = source.get("tuned_model") or d.get("base_model")
     if source_model is None:
         raise InvalidArgument("base_model: required (or tuned_model_source.tuned_model)")
     return CreateTunedModelRequest(
         source_model=source_model,
-        examples=data.examples_from_records(rows),
+        examples=_dataset_from_json(task, "training_data") or [],
         id=tuned_model_id,
         display_name=d.get("display_name"),
         description=d.get("description"),
@@ -190,7 +194,31 @@ def create_request_from_json(
         learning_rate=_float(hp.get("learning_rate")),
         learning_rate_multiplier=_float(hp.get("learning_rate_multiplier")),
         method=d.get("method") or "lora",
+        validation_examples=_dataset_from_json(task, "validation_data"),
     )
+
+
+def _dataset_from_json(task: dict, field: str) -> list[TuningExample] | None:
+    """``tuning_task.<field>.examples.examples[]`` (a Dataset); None when the field is absent.
+
+    Row errors name ``field`` (``training_data`` or ``validation_data``) as the SDK's do.
+    """
+    if task.get(field) is None:
+        return None
+    where = f"tuning_task.{field}"
+    examples = _object(_object(task[field], where).get("examples"), f"{where}.examples")
+    rows = examples.get("examples") or []
+    if not isinstance(rows, list):
+        raise InvalidArgument(f"{where}.examples.examples: expected a list")
+    return data.examples_from_records(rows, field=field)
+
+
+def _dataset_to_json(examples) -> dict:
+    return {
+        "examples": {
+            "examples": [{"textInput": e.text_input, "output": e.output} for e in examples]
+        }
+    }
 
 
 def create_request_to_json(req: CreateTunedModelRequest) -> dict:
@@ -207,7 +235,6 @@ def create_request_to_json(req: CreateTunedModelRequest) -> dict:
             "learningRateMultiplier": req.learning_rate_multiplier,
         }
     )
-    examples = [{"textInput": e.text_input, "output": e.output} for e in req.examples]
     body = {
         **source,
         **_compact(
@@ -219,11 +246,28 @@ def create_request_to_json(req: CreateTunedModelRequest) -> dict:
                 "topK": req.top_k,
             }
         ),
-        "tuningTask": {"hyperparameters": hp, "trainingData": {"examples": {"examples": examples}}},
+        "tuningTask": {"hyperparameters": hp, "trainingData": _dataset_to_json(req.examples)},
     }
+    if req.validation_examples is not None:
+        body["tuningTask"]["validationData"] = _dataset_to_json(req.validation_examples)
     if req.method != "lora":
         body["method"] = req.method
     return body
+
+
+def validation_losses_to_json(v: ValidationLosses) -> dict:
+    """tunesmith's own ``GET tunedModels/ID/validationLosses`` answer."""
+    return {
+        "exampleCount": v.example_count,
+        "validationLosses": [snapshot_to_json(s) for s in v.losses],
+    }
+
+
+def validation_losses_from_json(d: dict) -> ValidationLosses:
+    return ValidationLosses(
+        example_count=int(d.get("exampleCount", 0)),
+        losses=[snapshot_from_json(s) for s in d.get("validationLosses") or []],
+    )
 
 
 def update_from_json(body: Any) -> dict:

@@ -1,4 +1,5 @@
-"""``tunedModels``: create (a long-running operation), get, list, patch, delete."""
+"""``tunedModels``: create (a long-running operation), get, list, patch, delete; and
+tunesmith's own ``validationLosses`` (the loss over a job's validation data per epoch)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from ... import wire
 from ..deps import Body, Owner, ServiceDep, call
-from ..docs import OPERATION, TUNED_MODEL, body, returns
+from ..docs import OPERATION, TUNED_MODEL, VALIDATION_LOSSES, body, returns
 
 router = APIRouter(tags=["tunedModels"])
 
@@ -75,6 +76,16 @@ async def list_tuned_models(
 async def get_tuned_model(model_id: str, service: ServiceDep, owner: Owner):
     model = await call(service.tuning.get_tuned_model, f"tunedModels/{model_id}", owner)
     return wire.tuned_model_to_json(model)
+
+
+@router.get(
+    "/tunedModels/{model_id}/validationLosses",
+    summary="tunesmith's own: the loss over the validation data at the end of each epoch",
+    responses=returns(VALIDATION_LOSSES),
+)
+async def get_validation_losses(model_id: str, service: ServiceDep, owner: Owner):
+    losses = await call(service.tuning.get_validation_losses, f"tunedModels/{model_id}", owner)
+    return wire.validation_losses_to_json(losses)
 
 
 @router.patch(
