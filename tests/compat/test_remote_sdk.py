@@ -97,3 +97,24 @@ def test_environment_variables_choose_remote_mode(server, home, monkeypatch):
     from tunesmith.sdk.clients import default_client
 
     assert isinstance(default_client(), RemoteClient)
+
+
+def test_validation_data_reaches_the_server_and_comes_back_in_history(remote):
+    held_out = pd.DataFrame({"text_input": ["20", "one"], "output": ["21", "two"]})
+    op = ts.create_tuned_model(
+        source_model="models/text-bison-001",
+        training_data=DATA,
+        validation_data=held_out,
+        epoch_count=2,
+        batch_size=2,
+    )  # 6 examples: 6 steps, the epochs end at steps 3 and 6
+    op.result()
+    scored = op.history.dropna(subset=["validation_loss"])
+    assert scored["step"].tolist() == [3, 6] and scored["epoch"].tolist() == [1, 2]
+    assert op.validation_losses().example_count == 2
+    with pytest.raises(ts.InvalidArgument, match="validation_data row 1: 'output' is empty"):
+        ts.create_tuned_model(
+            source_model="models/text-bison-001",
+            training_data=DATA,
+            validation_data=[{"text_input": "1", "output": ""}],
+        )

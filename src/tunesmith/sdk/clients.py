@@ -16,7 +16,14 @@ from ..service.permissions import NewPermission
 from ..serving import Delta
 from ..settings import Settings, get_settings
 from ..store.permissions import Grant
-from ..types import Generation, GenerationConfig, Model, OperationRecord, TunedModel
+from ..types import (
+    Generation,
+    GenerationConfig,
+    Model,
+    OperationRecord,
+    TunedModel,
+    ValidationLosses,
+)
 
 
 @dataclasses.dataclass
@@ -61,6 +68,7 @@ class Client(Protocol):
         self, name: str, changes: dict, update_mask: list[str] | None, opts: RequestOptions
     ) -> TunedModel: ...
     def delete_tuned_model(self, name: str, opts: RequestOptions) -> None: ...
+    def get_validation_losses(self, name: str, opts: RequestOptions) -> ValidationLosses: ...
     def get_operation(self, name: str, opts: RequestOptions) -> OperationRecord: ...
     def list_operations(self, name: str | None, opts: RequestOptions) -> list[OperationRecord]: ...
     def cancel_operation(self, name: str, opts: RequestOptions) -> OperationRecord: ...
@@ -115,6 +123,9 @@ class EmbeddedClient:
 
     def delete_tuned_model(self, name, opts=None):
         self.tuning.delete_tuned_model(name)
+
+    def get_validation_losses(self, name, opts=None):
+        return self.tuning.get_validation_losses(name)
 
     def get_operation(self, name, opts=None):
         return self.tuning.get_operation(name)

@@ -55,6 +55,7 @@ def create_tuned_model(
     input_key: str = "text_input",
     output_key: str = "output",
     method: str = "lora",
+    validation_data=None,
     client: Client | None = None,
     request_options=None,
 ) -> CreateTunedModelOperation:
@@ -63,11 +64,19 @@ def create_tuned_model(
     ``training_data`` takes every form of Google's SDK: examples, dicts, tuples, a mapping of
     columns or a DataFrame, a CSV / JSON / JSONL path or URL, a Google Sheets URL.
     ``method`` is ``"lora"`` (default) or ``"full"``.
+
+    ``validation_data`` (tunesmith's own) takes the same forms and keys: held-out examples
+    whose mean loss is recorded at the end of every epoch, shown in ``op.history``.
     """
     c, opts = _client(client), RequestOptions.of(request_options)
     if isinstance(source_model, (TunedModel, Model)):
         source_model = source_model.name
     examples = data.load_examples(training_data, input_key, output_key)
+    held_out = None
+    if validation_data is not None:
+        held_out = data.load_examples(
+            validation_data, input_key, output_key, field="validation_data"
+        )
     req = CreateTunedModelRequest(
         source_model=source_model,
         examples=examples,
@@ -82,6 +91,7 @@ def create_tuned_model(
         learning_rate=learning_rate,
         learning_rate_multiplier=learning_rate_multiplier,
         method=method,
+        validation_examples=held_out,
     )
     return CreateTunedModelOperation(c.create_tuned_model(req, opts), c, opts)
 

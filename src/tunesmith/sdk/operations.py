@@ -6,6 +6,9 @@ for metadata in op.wait_bar():   # tqdm over steps
 model = op.result()              # raises the typed error if the tuning failed
 op.history                       # pandas DataFrame of the per-step snapshots
 op.plot()                        # the loss curve, a matplotlib figure (pip install tunesmith[plot])
+
+With validation data (tunesmith's own, ``create_tuned_model(..., validation_data=...)``) both
+also show the loss over the held-out examples at the end of each epoch.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from .. import errors
-from ..types import CreateTunedModelMetadata, OperationRecord, TunedModel
+from ..types import CreateTunedModelMetadata, OperationRecord, TunedModel, ValidationLosses
 from .clients import Client, RequestOptions
 
 POLL_SECONDS = 0.5
@@ -140,31 +143,47 @@ class CreateTunedModelOperation:
         finally:
             bar.close()
 
+    def validation_losses(self) -> ValidationLosses:
+        """tunesmith's own: the loss over the validation data after each epoch so far."""
+        try:
+            return self._client.get_validation_losses(self.metadata.tuned_model, self._opts)
+        except errors.NotFound:  # the model was deleted since
+            return ValidationLosses()
+
     @property
     def history(self):
-        """The per-step snapshots: a pandas DataFrame (step, epoch, mean_loss, compute_time)."""
+        """The per-step snapshots: a pandas DataFrame (step, epoch, mean_loss, compute_time).
+
+        A job with validation data also has a ``validation_loss`` column: the loss over the
+        held-out examples on the rows of steps that ended an epoch, NaN on the others.
+        """
         import pandas as pd
 
         if not self._record.done:
             self.update()
-        snapshots = self.metadata.snapshots
-        return pd.DataFrame(
-            [
-                {
-                    "step": s.step,
-                    "epoch": s.epoch,
-                    "mean_loss": s.mean_loss,
-                    "compute_time": s.compute_time,
-                }
-                for s in snapshots
-            ],
-            columns=["step", "epoch", "mean_loss", "compute_time"],
-        )
+        columns = ["step", "epoch", "mean_loss", "compute_time"]
+        rows = [
+            {
+                "step": s.step,
+                "epoch": s.epoch,
+                "mean_loss": s.mean_loss,
+                "compute_time": s.compute_time,
+            }
+            for s in self.metadata.snapshots
+        ]
+        held_out = self.validation_losses()
+        if held_out.example_count:
+            by_step = {v.step: v.mean_loss for v in held_out.losses}
+            for row in rows:
+                row["validation_loss"] = by_step.get(row["step"], float("nan"))
+            columns.append("validation_loss")
+        return pd.DataFrame(rows, columns=columns)
 
     def plot(self, ax=None):
         """The loss curve so far: a matplotlib ``Figure`` (shown inline in notebooks).
 
-        Draws on ``ax`` when given; epochs are marked with dotted lines. Needs the ``plot``
+        Draws on ``ax`` when given; epochs are marked with dotted lines, and the validation
+        loss (if the job has validation data) with points at their ends. Needs the ``plot``
         extra (``pip install 'tunesmith[plot]'``).
         """
         try:
@@ -179,6 +198,15 @@ class CreateTunedModelOperation:
             ax = Figure(figsize=(7, 3.5), layout="constrained").subplots()
         steps = [s.step for s in meta.snapshots]
         ax.plot(steps, [s.mean_loss for s in meta.snapshots], color="#3b5bdb", label="mean loss")
+        held_out = self.validation_losses().losses
+        if held_out:
+            ax.plot(
+                [v.step for v in held_out],
+                [v.mean_loss for v in held_out],
+                color="#e8590c",
+                marker="o",
+                label="validation loss",
+            )
         for prev, s in zip(meta.snapshots, meta.snapshots[1:], strict=False):
             if s.epoch != prev.epoch:
                 ax.axvline(s.step - 0.5, color="#999999", linestyle=":", linewidth=1)
@@ -189,4 +217,6 @@ class CreateTunedModelOperation:
             f"{meta.tuned_model}: {meta.completed_steps}/{meta.total_steps} steps", fontsize=10
         )
         ax.grid(alpha=0.3)
+        if held_out:
+            ax.legend(fontsize=8)
         return ax.figure

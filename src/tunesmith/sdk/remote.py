@@ -23,7 +23,14 @@ from ..service import CreateTunedModelRequest
 from ..service.permissions import NewPermission
 from ..serving import Delta
 from ..store.permissions import Grant
-from ..types import Generation, GenerationConfig, Model, OperationRecord, TunedModel
+from ..types import (
+    Generation,
+    GenerationConfig,
+    Model,
+    OperationRecord,
+    TunedModel,
+    ValidationLosses,
+)
 from ..wire import permissions as pwire
 from .clients import RequestOptions
 
@@ -124,6 +131,12 @@ class RemoteClient:
 
     def delete_tuned_model(self, name: str, opts: RequestOptions | None = None) -> None:
         self._request("DELETE", _path(name), opts)
+
+    def get_validation_losses(
+        self, name: str, opts: RequestOptions | None = None
+    ) -> ValidationLosses:
+        d = self._request("GET", f"{_path(name)}/validationLosses", opts)
+        return wire.validation_losses_from_json(d)
 
     # -- operations ----------------------------------------------------------------------
 
