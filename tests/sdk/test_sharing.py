@@ -118,6 +118,10 @@ def test_embedded_permissions_share_the_rules(service, home):
         perms.create(role="reader", grantee_type="everyone", email_address="bob")
     with pytest.raises(ts.InvalidArgument, match="role: 'ADMIN' must be READER or WRITER"):
         perms.create(role="admin", email_address="bob")
+    with pytest.raises(ts.InvalidArgument, match="role: expected a name or number, not dict"):
+        perms.create(role={"role": "reader"}, email_address="bob")
+    with pytest.raises(ts.InvalidArgument, match="updates: expected a dict"):
+        bob.update("writer")
     everyone.delete()
     perms.transfer_ownership("bob")
     assert [(p.email_address, p.role) for p in perms.list()] == [("bob", "OWNER")]

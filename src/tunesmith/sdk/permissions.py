@@ -20,6 +20,7 @@ import enum
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import InvalidArgument
 from ..service.permissions import NewPermission
 from ..store.permissions import Grant
 from ..types import TunedModel
@@ -48,8 +49,10 @@ class Permission:
     def update(self, updates: dict[str, Any], *, client=None, request_options=None) -> Permission:
         """Change the role: ``p.update({"role": "writer"})`` (role is the one field); returns
         this permission, updated."""
+        if not isinstance(updates, dict):
+            raise InvalidArgument("updates: expected a dict such as {'role': 'writer'}")
         c = _client(client or self.client)
-        role = _enum_name(updates.get("role"), ROLES)
+        role = _enum_name(updates.get("role"), ROLES, "role")
         grant = c.update_permission(
             self.name, role, list(updates), RequestOptions.of(request_options)
         )
@@ -94,10 +97,10 @@ class Permissions:
 
         Without ``grantee_type``, an ``email_address`` names a user (as Google's SDK).
         """
-        kind = _enum_name(grantee_type, GRANTEE_TYPES)
+        kind = _enum_name(grantee_type, GRANTEE_TYPES, "grantee_type")
         if kind is None and email_address:
             kind = "USER"
-        new = NewPermission(kind, email_address, _enum_name(role, ROLES))
+        new = NewPermission(kind, email_address, _enum_name(role, ROLES, "role"))
         c = _client(client or self._client)
         return _permission(
             c.create_permission(self._parent, new, RequestOptions.of(request_options)), c
@@ -135,10 +138,13 @@ def _client(client: Client | None) -> Client:
     return client if client is not None else default_client()
 
 
-def _enum_name(value, names: dict[int, str]):
-    """Google's SDK's forms (a name in any case, a number, an enum member) to the name."""
+def _enum_name(value, names: dict[int, str], field: str):
+    """Google's SDK's forms (a name in any case, a number, an enum member) to the name; the
+    service judges the name, so embedded and remote calls refuse the same values."""
     if isinstance(value, enum.Enum):
         value = value.name
+    if value is not None and not isinstance(value, (str, int)):
+        raise InvalidArgument(f"{field}: expected a name or number, not {type(value).__name__}")
     return _enum(value, names)
 
 
