@@ -22,3 +22,14 @@ def test_google_sdk_function_signatures():
                  "client", "request_options"):  # fmt: skip
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
     assert list(params)[:2] == ["source_model", "training_data"]
+
+
+def test_importing_tunesmith_does_not_load_torch():
+    # Every CLI command imports tunesmith; torch costs seconds and only generation and
+    # tuning need it.
+    import subprocess
+    import sys
+
+    code = "import sys, tunesmith, tunesmith.serving; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

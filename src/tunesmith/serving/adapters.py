@@ -18,12 +18,17 @@ import hashlib
 import re
 from collections import OrderedDict
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument
 from ..settings import DEFAULT_ADAPTER_CACHE  # noqa: F401 (re-exported by serving)
-from .lora import WEIGHTS_FILE, AdapterWeights, BatchAdapters, read_adapter, wrap_layers
+
+if TYPE_CHECKING:  # torch-free at import: ``import tunesmith`` must not load torch
+    from .lora import AdapterWeights
+
+# A tuned model's adapter folder, as peft saves it.
+WEIGHTS_FILE = "adapter_model.safetensors"
+CONFIG_FILE = "adapter_config.json"
 
 _UNITS = {
     "": 1,
@@ -69,11 +74,13 @@ class Adapter:
 class AdapterCache:
     """Adapters by folder over one base model; ``acquire`` loads (or reuses) and pins one."""
 
-    def __init__(self, base_model, max_count: int, max_bytes: int | None, dtype=torch.float32):
+    def __init__(self, base_model, max_count: int, max_bytes: int | None, dtype=None):
+        from .lora import BatchAdapters
+
         self.base_model = base_model
         self.max_count = max_count
         self.max_bytes = max_bytes
-        self.dtype = dtype  # adapters are kept in the dtype of the base's linear layers
+        self.dtype = dtype  # the dtype of the base's linear layers (None: float32)
         self.batch = BatchAdapters()  # the rows of the running forward, seen by every layer
         self._entries: OrderedDict[str, Adapter] = OrderedDict()
         self.loads = 0  # adapters read from disk so far (tests and benchmarks look)
@@ -92,6 +99,8 @@ class AdapterCache:
         name = adapter_name(folder)
         entry = self._entries.get(name)
         if entry is None:
+            from .lora import read_adapter, wrap_layers
+
             weights = read_adapter(folder, name, self.dtype)
             wrap_layers(self.base_model, weights.layers, self.batch)
             self.loads += 1

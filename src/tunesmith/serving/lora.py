@@ -28,9 +28,8 @@ from pathlib import Path
 import torch
 
 from ..errors import FailedPrecondition
+from .adapters import CONFIG_FILE, WEIGHTS_FILE
 
-WEIGHTS_FILE = "adapter_model.safetensors"
-CONFIG_FILE = "adapter_config.json"
 _PREFIX = "base_model.model."  # peft's prefix on saved keys
 # Features of peft's LoraConfig that change the arithmetic above; their "off" values.
 _UNSUPPORTED = {
@@ -54,10 +53,11 @@ class AdapterWeights:
         return sum(t.numel() * t.element_size() for pair in self.layers.values() for t in pair)
 
 
-def read_adapter(folder: Path, name: str, dtype: torch.dtype) -> AdapterWeights:
+def read_adapter(folder: Path, name: str, dtype: torch.dtype | None) -> AdapterWeights:
     """Load a peft LoRA adapter's weights (safetensors only), scaled and transposed for use."""
     from safetensors.torch import load_file
 
+    dtype = dtype or torch.float32
     folder = Path(folder)
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
