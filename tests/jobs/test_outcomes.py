@@ -79,6 +79,7 @@ def test_a_base_model_that_cannot_load_fails(job_service, make_job, tmp_path):
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text('{"model_type": "llama", "hidden_size": ')
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")  # passes create
     name = make_job(source_model=str(broken))
     _worker(job_service).run_once()
     op, model = _ended(job_service, name)
