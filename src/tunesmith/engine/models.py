@@ -8,7 +8,11 @@
 * **bf16 where the processor is fast at it, fp32 master weights.** Under bf16 autocast every
   frozen linear weight would be cast to bf16 at every step; the cached base keeps them in
   bf16 once instead (the same numbers autocast would compute with). Trainable parameters, the
-  embeddings and the norms stay float32, so the optimizer updates full-precision weights.
+  embeddings and the norms stay float32, so the optimizer updates full-precision weights and
+  the residual stream between layers keeps float32 precision (a bf16 one measurably trained
+  worse on the speed benchmark: final loss 0.05 against 0.008).
+* **Fewer, larger operations for LoRA.** Projections that read the same input (q/k/v, gate/up)
+  run as one autograd node with their LoRA matrices stacked (:mod:`.fused_lora`).
 * **Plain attention for short examples.** For a few dozen tokens the fused CPU attention's
   backward costs more than the matmuls it replaces; ``eager`` attention is used up to
   :data:`EAGER_ATTENTION_MAX_LEN` tokens, the model's own choice beyond.
@@ -26,6 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import fused_lora
 from .batching import IGNORE
 
 # Architectures whose logits are exactly ``lm_head(final hidden state)``, possibly soft-capped;
@@ -99,6 +104,7 @@ def prepare(
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()  # master weights in fp32 even over a bf16 base
+    fused_lora.fuse(model, torch.zeros((1, 4), dtype=torch.long, device=base.device))
     return model
 
 
@@ -145,8 +151,10 @@ def linears_to_bf16(model) -> None:
     """Keep a frozen model's linear weights in bf16, the numbers bf16 autocast would use, cast
     once instead of at every forward. A tied output head shares the float32 embeddings and
     stays float32, as autocast leaves the embedding lookup."""
+    embeddings = model.get_input_embeddings()
+    tied = None if embeddings is None else embeddings.weight
     for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and module.weight is not _tied(model):
+        if isinstance(module, torch.nn.Linear) and module.weight is not tied:
             module.to(torch.bfloat16)
 
 
@@ -157,12 +165,6 @@ def _return_base(base, clean: bool) -> None:
             for key, cached in list(_cache.items()):
                 if cached is base:
                     del _cache[key]  # a half-wrapped base is not reused
-
-
-def _tied(model) -> torch.Tensor | None:
-    """The input embedding matrix, which a tied lm_head shares (it stays float32)."""
-    emb = model.get_input_embeddings()
-    return None if emb is None else emb.weight
 
 
 def clear_cache() -> None:

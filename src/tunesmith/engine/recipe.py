@@ -170,7 +170,11 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
 
 def _train(recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step, scorer) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe.peak_learning_rate, weight_decay=0.0)
+    # fused: one kernel for all parameters instead of a loop over ~200 small LoRA tensors
+    # (about 4 % of a CPU step); the same update, the same state dict for checkpoints.
+    optimizer = torch.optim.AdamW(
+        params, lr=recipe.peak_learning_rate, weight_decay=0.0, fused=True
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _warmup_cosine(len(plan), recipe.warmup_fraction)
     )
