@@ -14,7 +14,9 @@ this same invocation, because the machine is shared and absolute timings drift.
   request in turn, as a server without adapter sharing would, and (b) a stricter baseline that
   keeps the base loaded and only loads the adapter with peft per request;
 * latency: one request to a tuned model not yet in memory (cold: read from its safetensors
-  file) against the same request once it is cached (warm).
+  file) against the same request once it is cached (warm);
+* CPU share with tuning: the same 32 requests while a tuning run trains in the same process
+  (as ``tunesmith serve`` runs jobs in a worker thread), against each of them alone.
 """
 
 from __future__ import annotations
@@ -170,6 +172,53 @@ def baseline_adapter_per_request(base: Path, jobs, tokens: int) -> tuple[float, 
     return time.perf_counter() - start, produced
 
 
+# -- CPU share with a tuning run in the same process -----------------------------------------
+
+
+def share_with_tuning(server, base: Path, jobs, tokens: int, alone: float) -> dict:
+    """Generation with a LoRA run training in a thread of this process, against each alone."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from numbers_task import make_examples
+
+    from tunesmith.engine import recipe
+
+    train, _ = make_examples(400, 0)
+    steps: list[float] = []  # when each step ended
+    stop = threading.Event()
+
+    def on_step(_report) -> bool:
+        steps.append(time.perf_counter())
+        return not stop.is_set()
+
+    with tempfile.TemporaryDirectory() as out:
+        run = recipe.Recipe(base_dir=base, examples=train, output_dir=Path(out), batch_size=8)
+        thread = threading.Thread(target=_train_until_stopped, args=(run, on_step))
+        thread.start()
+        while len(steps) < 8:  # warm up, then time the run's steps on their own
+            time.sleep(0.05)
+        t0, n0 = time.perf_counter(), len(steps)
+        while time.perf_counter() - t0 < alone:
+            time.sleep(0.05)
+        train_alone = (len(steps) - n0) / (time.perf_counter() - t0)
+        n1 = len(steps)
+        gen_time, _ = tunesmith_concurrent(server, base, jobs, tokens)
+        train_shared = (len(steps) - n1) / gen_time
+        stop.set()
+        thread.join()
+    return dict(
+        gen_alone=alone, gen_shared=gen_time, train_alone=train_alone, train_shared=train_shared
+    )
+
+
+def _train_until_stopped(run, on_step) -> None:
+    from tunesmith.engine import recipe
+
+    try:
+        recipe.run(run, on_step)
+    except recipe.Stopped:
+        pass
+
+
 # -- latency ---------------------------------------------------------------------------------
 
 
@@ -245,6 +294,17 @@ def main() -> None:
                 f"           baseline: load tuned model (base + adapter) with peft per request: "
                 f"{b1_time:6.1f} s, {b1_tokens} tokens -> tunesmith {b1_time / ts_time:.1f}x "
                 f"(aim >= 5x)"
+            )
+
+        if not args.quick:
+            sh = share_with_tuning(server, base, jobs, args.tokens, ts_time)
+            print(
+                f"\nCPU share with a tuning run in the same process (LoRA, batch 8):"
+                f"\n          generation: {sh['gen_alone']:6.1f} s alone, {sh['gen_shared']:6.1f} s"
+                f" beside tuning -> {sh['gen_alone'] / sh['gen_shared']:.0%} of its speed"
+                f"\n          tuning:     {sh['train_alone']:6.2f} steps/s alone, "
+                f"{sh['train_shared']:6.2f} beside generation -> "
+                f"{sh['train_shared'] / sh['train_alone']:.0%} of its speed"
             )
 
         fresh = adapters[args.models : args.models + 4]
