@@ -21,7 +21,7 @@ def test_mixed_rows_get_the_same_logits_as_peft_one_adapter_at_a_time(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    server = ModelServer("8", bf16=False)  # float32, to compare with peft's float32 exactly
+    server = ModelServer("8")
     base = server.base(tiny_model_dir)
     choices = [adapters[0], None, adapters[1], adapters[0], adapters[2]]
     weights = [None if a is None else base.cache.acquire(a).weights for a in choices]
@@ -43,7 +43,7 @@ def test_a_served_adapter_answers_like_peft_generate(tiny_model_dir, adapters):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    server = ModelServer("8", bf16=False)
+    server = ModelServer("8")
     ours = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(8), adapters[3])
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
@@ -68,7 +68,7 @@ def test_adapters_using_other_peft_features_are_refused(tmp_path, adapters, chan
     config = json.loads((folder / "adapter_config.json").read_text())
     (folder / "adapter_config.json").write_text(json.dumps({**config, **change}))
     with pytest.raises(FailedPrecondition, match=message):
-        read_adapter(folder, "odd", torch.float32)
+        read_adapter(folder, "odd")
 
 
 def test_an_adapter_for_another_architecture_is_refused(tmp_path, tiny_model_dir, adapters):

@@ -74,13 +74,12 @@ class Adapter:
 class AdapterCache:
     """Adapters by folder over one base model; ``acquire`` loads (or reuses) and pins one."""
 
-    def __init__(self, base_model, max_count: int, max_bytes: int | None, dtype=None):
+    def __init__(self, base_model, max_count: int, max_bytes: int | None):
         from .lora import BatchAdapters
 
         self.base_model = base_model
         self.max_count = max_count
         self.max_bytes = max_bytes
-        self.dtype = dtype  # the dtype of the base's linear layers (None: float32)
         self.batch = BatchAdapters()  # the rows of the running forward, seen by every layer
         self._entries: OrderedDict[str, Adapter] = OrderedDict()
         self.loads = 0  # adapters read from disk so far (tests and benchmarks look)
@@ -101,7 +100,7 @@ class AdapterCache:
         if entry is None:
             from .lora import read_adapter, wrap_layers
 
-            weights = read_adapter(folder, name, self.dtype)
+            weights = read_adapter(folder, name)
             wrap_layers(self.base_model, weights.layers, self.batch)
             self.loads += 1
             entry = self._entries[name] = Adapter(Path(folder), weights)

@@ -49,7 +49,6 @@ class LoadedBase:
     cache: AdapterCache
     eos_ids: set[int]
     pad_id: int
-    bf16: bool = False  # linear weights in bf16, run under bf16 autocast
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def decode(self, tokens: list[int]) -> str:
@@ -254,16 +253,15 @@ def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | N
 
 
 def _forward(base: LoadedBase, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
-    with torch.autocast(base.model.device.type, torch.bfloat16, enabled=base.bf16):
-        out = base.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=kv,
-            use_cache=True,
-            **kwargs,
-        )
-    return out.logits[:, -1, :].float()
+    out = base.model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=kv,
+        use_cache=True,
+        **kwargs,
+    )
+    return out.logits[:, -1, :]
 
 
 def _finish_done(by_request: dict[int, list[_Row]], waiting: dict[int, Request]) -> None:

@@ -53,11 +53,10 @@ class AdapterWeights:
         return sum(t.numel() * t.element_size() for pair in self.layers.values() for t in pair)
 
 
-def read_adapter(folder: Path, name: str, dtype: torch.dtype | None) -> AdapterWeights:
+def read_adapter(folder: Path, name: str) -> AdapterWeights:
     """Load a peft LoRA adapter's weights (safetensors only), scaled and transposed for use."""
     from safetensors.torch import load_file
 
-    dtype = dtype or torch.float32
     folder = Path(folder)
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
@@ -82,7 +81,7 @@ def read_adapter(folder: Path, name: str, dtype: torch.dtype | None) -> AdapterW
             raise FailedPrecondition(f"adapter {folder.name}: LoRA weights of {layer} don't match")
         rank = a.shape[0]
         scale = alpha / (math.sqrt(rank) if config.get("use_rslora") else rank)
-        layers[layer] = (a.t().to(dtype).contiguous(), (b.float() * scale).t().to(dtype))
+        layers[layer] = (a.float().t().contiguous(), (b.float() * scale).t().contiguous())
     if not layers:
         raise FailedPrecondition(f"adapter {folder.name}: no LoRA weights in {WEIGHTS_FILE}")
     return AdapterWeights(name, layers)
@@ -95,43 +94,52 @@ class BatchAdapters:
         self.adapters: list[AdapterWeights] = []
         self.slots: torch.Tensor | None = None  # [rows]: index into ``adapters``, -1 for none
         self._stacked: dict[str, tuple | None] = {}
+        self._masks: dict[tuple, torch.Tensor | None] = {}
+        self._owners: dict[tuple, torch.Tensor] = {}
 
     def begin(self, rows: list[AdapterWeights | None]) -> None:
         unique = list({id(a): a for a in rows if a is not None}.values())
         index = {id(a): i for i, a in enumerate(unique)}
         self.adapters = unique
         self.slots = torch.tensor([-1 if a is None else index[id(a)] for a in rows])
-        self._stacked = {}
+        self._stacked, self._masks, self._owners = {}, {}, {}
 
     def select(self, keep: torch.Tensor) -> None:
         """Rows that finished leave the batch."""
         if self.slots is not None:
             self.slots = self.slots[keep]
+            self._masks = {}
 
     def end(self) -> None:
-        self.adapters, self.slots, self._stacked = [], None, {}
+        self.adapters, self.slots = [], None
+        self._stacked, self._masks, self._owners = {}, {}, {}
 
     def stacked(self, layer: str):
-        """``(A_cat, B_cat, mask)`` of the batch's adapters at ``layer``, or None if none."""
+        """``(A_cat, B_cat, mask)`` of the batch's adapters at ``layer``, or None if none.
+
+        ``mask`` is None when every row uses the one adapter present at the layer."""
         if layer not in self._stacked:
-            present = [
-                (i, a.layers[layer]) for i, a in enumerate(self.adapters) if layer in a.layers
-            ]
-            if not present:
-                self._stacked[layer] = None
-            else:
-                a_cat = torch.cat([a for _, (a, _) in present], dim=1)
-                b_cat = torch.cat([b for _, (_, b) in present], dim=0)
-                owner = torch.cat(
-                    [torch.full((a.shape[1],), i) for i, (a, _) in present]
-                )  # [R]: which adapter each column belongs to
-                self._stacked[layer] = (a_cat, b_cat, owner)
+            self._stacked[layer] = self._stack(layer)
         found = self._stacked[layer]
         if found is None:
             return None
         a_cat, b_cat, owner = found
-        mask = (self.slots[:, None] == owner[None, :]).to(a_cat.dtype)  # [rows, R]
-        return a_cat, b_cat, mask
+        key = (id(owner), a_cat.dtype)
+        if key not in self._masks:  # layers with the same adapters share one mask
+            mask = self.slots[:, None] == owner[None, :]  # [rows, R]
+            self._masks[key] = None if bool(mask.all()) else mask.to(a_cat.dtype)[:, None, :]
+        return a_cat, b_cat, self._masks[key]
+
+    def _stack(self, layer: str):
+        present = [(i, a.layers[layer]) for i, a in enumerate(self.adapters) if layer in a.layers]
+        if not present:
+            return None
+        a_cat = torch.cat([a for _, (a, _) in present], dim=1)
+        b_cat = torch.cat([b for _, (_, b) in present], dim=0)
+        owners = tuple(i for i, (a, _) in present for _ in range(a.shape[1]))
+        if owners not in self._owners:  # one tensor per column layout, so masks are shared
+            self._owners[owners] = torch.tensor(owners)
+        return a_cat, b_cat, self._owners[owners]
 
 
 class LoRALinear(torch.nn.Module):
@@ -151,7 +159,9 @@ class LoRALinear(torch.nn.Module):
         if found is None:
             return y
         a_cat, b_cat, mask = found
-        h = (x.to(a_cat.dtype) @ a_cat) * mask[:, None, :]
+        h = x.to(a_cat.dtype) @ a_cat
+        if mask is not None:
+            h = h * mask
         return y + (h @ b_cat).to(y.dtype)
 
 
