@@ -7,17 +7,18 @@ node, and backward doubles that. This module replaces the forward of peft's LoRA
 one hand-written autograd function per *group of projections that read the same input* (a
 transformer's q/k/v, and its gate/up), found by watching one forward pass:
 
-    forward    y = x @ W_cat^T + (x @ A_cat^T) @ B_diag^T        (two small matmuls, one large)
-    backward   the gradients of x, of every A and of every B      (four small, one large)
+    forward    y = x @ W_cat^T + ((x @ A_cat^T) * s) @ B_diag^T      (one large matmul, two small)
+    backward   the gradients of x, of every A and of every B         (one large, four small)
 
 ``W_cat`` is the group's frozen weights side by side (the members' weights become views of it,
-so nothing is copied twice), ``A_cat`` their LoRA A matrices stacked, and ``B_diag`` the B
-matrices on a block diagonal with their scales folded in. The trainable A and B stay peft's own
-float32 parameters, so saving, checkpoints and optimizer state are unchanged; only the
-arithmetic is regrouped, and it computes the same function (tests compare it with peft's).
+so nothing is copied twice), ``A_cat`` their LoRA A matrices stacked, ``B_diag`` the B matrices
+on a block diagonal and ``s`` each rank column's LoRA scale. The trainable A and B stay peft's
+own float32 parameters and go into the function as they are, so saving, checkpoints and
+optimizer state are unchanged; only the arithmetic is regrouped, and it computes the same
+function (tests compare outputs and gradients with peft's).
 
-Layers peft's plain path would not handle the same way (dropout, DoRA, several adapters,
-biases with LoRA on them are fine) are left to peft.
+LoRA layers with anything beyond that arithmetic (dropout, DoRA, several adapters, a merged
+adapter) are left to peft's own forward.
 """
 
 from __future__ import annotations
@@ -26,33 +27,52 @@ import torch
 
 
 class _GroupLoRA(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, bias, a_cat, b_diag):
-        shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).to(weight.dtype)
-        a = a_cat.to(weight.dtype)
-        b = b_diag.to(weight.dtype)
-        xa = x2 @ a.t()
-        y = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
-        y = y.addmm_(xa, b.t())
-        ctx.save_for_backward(x2, xa, weight, a, b)
-        ctx.shape, ctx.x_dtype = shape, x.dtype
-        ctx.a_dtype, ctx.b_dtype = a_cat.dtype, b_diag.dtype
-        return y.reshape(*shape[:-1], y.shape[-1])
+    """``forward(x, group, *A, *B)`` -> one output per member; A and B are the members' own
+    parameters, so their gradients come straight back without cat / scale / slice nodes."""
 
     @staticmethod
-    def backward(ctx, grad):
-        x2, xa, weight, a, b = ctx.saved_tensors
-        g = grad.reshape(-1, grad.shape[-1]).to(weight.dtype)
-        g_xa = g @ b  # [N, R]
-        grad_x = grad_a = grad_b = None
+    def forward(ctx, x, group, *lora):
+        k = len(group.sizes)
+        dt = group.weight.dtype
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1]).to(dt)
+        a = torch.cat(lora[:k]).to(dt)  # [R, in]
+        b = torch.block_diag(*lora[k:]).to(dt)  # [out, R], unscaled
+        xa = (x2 @ a.t()).mul_(group.scales)  # [N, R], each member's columns at its scale
+        if group.bias is not None:
+            y = torch.addmm(group.bias, x2, group.weight.t())
+        else:
+            y = x2 @ group.weight.t()
+        y.addmm_(xa, b.t())
+        ctx.save_for_backward(x2, xa, a, b)
+        ctx.group, ctx.shape, ctx.x_dtype = group, shape, x.dtype
+        ctx.lora_dtype = lora[0].dtype  # float32 master weights
+        y = y.reshape(*shape[:-1], y.shape[-1])
+        return tuple(y.split(group.sizes, dim=-1))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        x2, xa, a, b = ctx.saved_tensors
+        group = ctx.group
+        g = torch.cat(
+            [
+                gr if gr is not None else x2.new_zeros(*ctx.shape[:-1], n)
+                for gr, n in zip(grads, group.sizes, strict=True)
+            ],
+            dim=-1,
+        )
+        g = g.reshape(-1, g.shape[-1]).to(group.weight.dtype)
+        g_xa = (g @ b).mul_(group.scales)  # [N, R]
+        grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = (g @ weight).addmm_(g_xa, a).reshape(ctx.shape).to(ctx.x_dtype)
-        if ctx.needs_input_grad[3]:
-            grad_a = (g_xa.t() @ x2).to(ctx.a_dtype)
-        if ctx.needs_input_grad[4]:
-            grad_b = (g.t() @ xa).to(ctx.b_dtype)
-        return grad_x, None, None, grad_a, grad_b
+            grad_x = (g @ group.weight).addmm_(g_xa, a).reshape(ctx.shape).to(ctx.x_dtype)
+        grad_a = (g_xa.t() @ x2).to(ctx.lora_dtype)  # [R, in]
+        grad_b = (g.t() @ xa).to(ctx.lora_dtype)  # [out, R]: members' blocks on the diagonal
+        a_grads, b_grads = [], []
+        for (r0, r1), (o0, o1) in zip(group.rank_spans, group.out_spans, strict=True):
+            a_grads.append(grad_a[r0:r1])
+            b_grads.append(grad_b[o0:o1, r0:r1])
+        return (grad_x, None, *a_grads, *b_grads)
 
 
 class _Group:
@@ -62,46 +82,52 @@ class _Group:
         self.layers = layers
         weights = [lyr.base_layer.weight for lyr in layers]
         self.weight = torch.cat(weights)
-        offset = 0
-        self.slices = []
-        for lyr, w in zip(layers, weights, strict=True):
-            view = self.weight[offset : offset + w.shape[0]]
+        self.sizes = [w.shape[0] for w in weights]
+        self.out_spans = _spans(self.sizes)
+        for lyr, (start, end) in zip(layers, self.out_spans, strict=True):
+            view = self.weight[start:end]
             lyr.base_layer.weight = torch.nn.Parameter(view, requires_grad=False)
-            self.slices.append((offset, offset + w.shape[0]))
-            offset += w.shape[0]
+        ranks = [lyr.lora_A["default"].weight.shape[0] for lyr in layers]
+        self.rank_spans = _spans(ranks)
+        self.scales = torch.cat(
+            [
+                torch.full((r,), float(lyr.scaling["default"]))
+                for lyr, r in zip(layers, ranks, strict=True)
+            ]
+        ).to(self.weight.dtype)
         biases = [lyr.base_layer.bias for lyr in layers]
         self.bias = None
         if any(b is not None for b in biases):
             self.bias = torch.cat(
                 [
-                    b.to(self.weight.dtype) if b is not None else self.weight.new_zeros(w.shape[0])
-                    for b, w in zip(biases, weights, strict=True)
+                    b.to(self.weight.dtype) if b is not None else self.weight.new_zeros(n)
+                    for b, n in zip(biases, self.sizes, strict=True)
                 ]
             )
         self._input = None
-        self._output = None
+        self._outputs: tuple = ()
         self._waiting = 0
 
     def output(self, index: int, x: torch.Tensor) -> torch.Tensor:
         if self._input is not x:  # the first of the group to be called computes for all
-            self._input, self._output = x, self._compute(x)
+            self._input, self._outputs = x, self._compute(x)
             self._waiting = len(self.layers)
-        start, end = self.slices[index]
-        out = self._output[..., start:end]
+        out = self._outputs[index]
         self._waiting -= 1
         if self._waiting == 0:
-            self._input = self._output = None  # nothing kept past the last member's call
+            self._input, self._outputs = None, ()  # nothing kept past the last member's call
         return out
 
-    def _compute(self, x: torch.Tensor) -> torch.Tensor:
-        a_parts, b_parts = [], []
-        for lyr in self.layers:
-            a_parts.append(lyr.lora_A["default"].weight)
-            b_parts.append(lyr.lora_B["default"].weight * lyr.scaling["default"])
-        a_cat = torch.cat(a_parts)
-        b_diag = torch.block_diag(*b_parts)
+    def _compute(self, x: torch.Tensor) -> tuple:
+        a = [lyr.lora_A["default"].weight for lyr in self.layers]
+        b = [lyr.lora_B["default"].weight for lyr in self.layers]
         with torch.autocast(x.device.type, enabled=False):
-            return _GroupLoRA.apply(x, self.weight, self.bias, a_cat, b_diag)
+            return _GroupLoRA.apply(x, self, *a, *b)
+
+
+def _spans(sizes: list[int]) -> list[tuple[int, int]]:
+    ends = torch.tensor(sizes).cumsum(0).tolist()
+    return [(end - n, end) for n, end in zip(sizes, ends, strict=True)]
 
 
 def fuse(model: torch.nn.Module, sample: torch.Tensor) -> int:
