@@ -149,12 +149,16 @@ def _borrow_base(base_dir: Path, bf16: bool, load):
 
 def linears_to_bf16(model) -> None:
     """Keep a frozen model's linear weights in bf16, the numbers bf16 autocast would use, cast
-    once instead of at every forward. A tied output head shares the float32 embeddings and
-    stays float32, as autocast leaves the embedding lookup."""
+    once instead of at every forward. A tied output head gets a bf16 copy of its own (autocast
+    cast the whole vocabulary matrix at every step); the embeddings it shared stay float32."""
     embeddings = model.get_input_embeddings()
     tied = None if embeddings is None else embeddings.weight
     for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and module.weight is not tied:
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        if module.weight is tied:
+            module.weight = torch.nn.Parameter(tied.detach().to(torch.bfloat16), False)
+        else:
             module.to(torch.bfloat16)
 
 
