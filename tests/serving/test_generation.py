@@ -59,6 +59,9 @@ def test_mixed_adapter_batch_matches_one_at_a_time(server, tiny_model_dir, adapt
     choices = [adapters[0], adapters[1], None, adapters[2], adapters[0], adapters[3]]
     jobs = [(a, PROMPTS[i % len(PROMPTS)]) for i, a in enumerate(choices)]
     alone = [server.generate(tiny_model_dir, TEMPLATE, p, greedy(10), a) for a, p in jobs]
+    # An answer arrives before the scheduler thread has tidied up after its batch; only that
+    # thread may run batches, so let it finish before running one from here.
+    server.scheduler.close()
     base = server.base(tiny_model_dir)
     requests = [
         Request(base, a, server._encode(base, TEMPLATE.replace("{input}", p)), greedy(10))
