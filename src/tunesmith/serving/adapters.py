@@ -128,7 +128,7 @@ class AdapterCache:
 
 
 def adapter_name(folder: Path) -> str:
-    """A peft-safe name for an adapter folder; a re-tuned folder (new file) gets a new name."""
+    """The cache key of an adapter folder; a re-tuned folder (new file) gets a new key."""
     folder = Path(folder)
     weights = folder / WEIGHTS_FILE
     stamp = weights.stat().st_mtime_ns if weights.exists() else 0
