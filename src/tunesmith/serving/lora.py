@@ -94,15 +94,14 @@ class BatchAdapters:
         self.adapters: list[AdapterWeights] = []
         self.slots: torch.Tensor | None = None  # [rows]: index into ``adapters``, -1 for none
         self._stacked: dict[str, tuple | None] = {}
-        self._masks: dict[tuple, torch.Tensor | None] = {}
-        self._owners: dict[tuple, torch.Tensor] = {}
+        self._masks: dict[tuple, torch.Tensor | None] = {}  # by column layout (owners)
 
     def begin(self, rows: list[AdapterWeights | None]) -> None:
         unique = list({id(a): a for a in rows if a is not None}.values())
         index = {id(a): i for i, a in enumerate(unique)}
         self.adapters = unique
         self.slots = torch.tensor([-1 if a is None else index[id(a)] for a in rows])
-        self._stacked, self._masks, self._owners = {}, {}, {}
+        self._stacked, self._masks = {}, {}
 
     def select(self, keep: torch.Tensor) -> None:
         """Rows that finished leave the batch."""
@@ -111,8 +110,7 @@ class BatchAdapters:
             self._masks = {}
 
     def end(self) -> None:
-        self.adapters, self.slots = [], None
-        self._stacked, self._masks, self._owners = {}, {}, {}
+        self.adapters, self.slots, self._stacked, self._masks = [], None, {}, {}
 
     def stacked(self, layer: str):
         """``(A_cat, B_cat, mask)`` of the batch's adapters at ``layer``, or None if none.
@@ -123,12 +121,11 @@ class BatchAdapters:
         found = self._stacked[layer]
         if found is None:
             return None
-        a_cat, b_cat, owner = found
-        key = (id(owner), a_cat.dtype)
-        if key not in self._masks:  # layers with the same adapters share one mask
-            mask = self.slots[:, None] == owner[None, :]  # [rows, R]
-            self._masks[key] = None if bool(mask.all()) else mask.to(a_cat.dtype)[:, None, :]
-        return a_cat, b_cat, self._masks[key]
+        a_cat, b_cat, owners = found
+        if owners not in self._masks:  # layers with the same adapters share one mask
+            mask = self.slots[:, None] == torch.tensor(owners)[None, :]  # [rows, R]
+            self._masks[owners] = None if bool(mask.all()) else mask.to(a_cat.dtype)[:, None, :]
+        return a_cat, b_cat, self._masks[owners]
 
     def _stack(self, layer: str):
         present = [(i, a.layers[layer]) for i, a in enumerate(self.adapters) if layer in a.layers]
@@ -136,10 +133,8 @@ class BatchAdapters:
             return None
         a_cat = torch.cat([a for _, (a, _) in present], dim=1)
         b_cat = torch.cat([b for _, (_, b) in present], dim=0)
-        owners = tuple(i for i, (a, _) in present for _ in range(a.shape[1]))
-        if owners not in self._owners:  # one tensor per column layout, so masks are shared
-            self._owners[owners] = torch.tensor(owners)
-        return a_cat, b_cat, self._owners[owners]
+        owners = tuple(i for i, (a, _) in present for _ in range(a.shape[1]))  # per column
+        return a_cat, b_cat, owners
 
 
 class LoRALinear(torch.nn.Module):
