@@ -15,9 +15,7 @@ from tunesmith.serving.lora import read_adapter
 from .conftest import TEMPLATE, greedy
 
 
-def test_mixed_rows_get_the_same_logits_as_peft_one_adapter_at_a_time(
-    tiny_model_dir, adapters
-):
+def test_mixed_rows_get_the_same_logits_as_peft_one_adapter_at_a_time(tiny_model_dir, adapters):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 

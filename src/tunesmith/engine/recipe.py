@@ -19,8 +19,8 @@ share a batch (see :mod:`.batching`), so little compute goes to padding.
 
 Speed (see :mod:`.models`): the frozen base is loaded once per worker process and reused
 across jobs, its linear weights kept in bf16 where the processor is fast at it (trainable
-weights stay float32), the vocabulary projection runs only on target tokens, and torch uses
-every core it is given. :mod:`.memory` refuses a run that cannot fit before it starts.
+weights stay float32), the vocabulary projection runs only on target tokens, long runs use
+decoder layers compiled once per worker, and torch uses every core it is given. :mod:`.memory` refuses a run that cannot fit before it starts.
 
 The engine knows nothing of HTTP, the database or the queue: it takes a :class:`Recipe` and a
 callback and returns the artifact folder.
@@ -28,6 +28,7 @@ callback and returns the artifact folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -72,6 +73,9 @@ class Recipe:
     checkpoint_every: int = 10
     validation_examples: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     """Held-out (input, output) pairs, scored at the end of every epoch; none: no scoring."""
+    compile: bool | None = None
+    """Run the decoder layers compiled (LoRA only); None: when the run is long enough to pay
+    for compiling, or the worker's base already is compiled (see :mod:`.models`)."""
 
     @property
     def total_steps(self) -> int:
@@ -158,10 +162,13 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
         use_bf16,
         recipe.lora_rank,
     )  # fail now, not when the operating system kills the worker
-    model = models.prepare(recipe, use_bf16, load_model, max(lengths, default=1))
+    model = models.prepare(
+        recipe, use_bf16, load_model, max(lengths, default=1), sum(lengths) * recipe.epoch_count
+    )
     try:
         scorer = _Scorer(held_out, recipe.batch_size, tokenizer.pad_token_id, use_bf16)
-        _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step, scorer)
+        with contextlib.nullcontext() if models.compiled(model) else models.eager(model):
+            _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step, scorer)
         _save(model, tokenizer, fmt, recipe)
     finally:
         models.release(model)  # the cached base goes back clean for the next job
@@ -229,8 +236,8 @@ class _Scorer:
         dev = device()
         total, count = 0.0, 0
         model.eval()
-        try:
-            with torch.inference_mode():
+        try:  # eagerly: compiled layers would compile again for inference mode, for a few batches
+            with torch.inference_mode(), models.eager(model):
                 for batch in self.batches:
                     ids, labels, mask = (t.to(dev) for t in collate(batch, self.pad_id))
                     targets = int((labels[:, 1:] != IGNORE).sum())

@@ -1,0 +1,85 @@
+"""Compiled decoder layers: the same training as the eager path, compiled once per worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tunesmith.engine import models, recipe
+
+EXAMPLES = [(str(i), str(i + 1)) for i in range(1, 13)] + [("one two", "three"), ("ten", "11")]
+
+
+@pytest.fixture(autouse=True)
+def fresh_worker():
+    """Each test starts as a fresh worker, and leaves no compiled base to later tests."""
+    models.clear_cache()
+    yield
+    models.clear_cache()
+
+
+def _run(tiny_model_dir: Path, out: Path, **kw) -> tuple[list[float], dict[str, torch.Tensor]]:
+    losses: list[float] = []
+    kw.setdefault("mixed_precision", "no")  # float32: the two paths agree to rounding
+    r = recipe.Recipe(
+        base_dir=tiny_model_dir,
+        examples=EXAMPLES,
+        output_dir=out,
+        epoch_count=2,
+        batch_size=3,
+        **kw,
+    )
+    recipe.run(r, lambda rep: losses.append(rep.mean_loss) or True)
+    return losses, load_file(out / "adapter_model.safetensors")
+
+
+def _graphs_compiled() -> int:
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+@pytest.mark.slow
+def test_compiled_runs_train_like_eager_ones_and_compile_once_per_worker(tiny_model_dir, tmp_path):
+    eager_losses, eager_adapter = _run(tiny_model_dir, tmp_path / "eager", compile=False)
+
+    first = _run(tiny_model_dir, tmp_path / "first", compile=True)
+    # The same arithmetic, fused differently: equal up to float32 rounding, step by step
+    # (in bf16 they differ by bf16 rounding; the speed benchmark compares their accuracy).
+    assert first[0] == pytest.approx(eager_losses, rel=1e-5)
+    for name, tensor in eager_adapter.items():
+        torch.testing.assert_close(first[1][name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+
+    # A later job on this worker (the default choice, with validation scoring) reuses the
+    # compiled layers: nothing new is compiled, and it repeats the first job exactly.
+    graphs = _graphs_compiled()
+    again = _run(tiny_model_dir, tmp_path / "again", validation_examples=EXAMPLES[:3])
+    assert _graphs_compiled() == graphs
+    assert again[0] == first[0]
+    assert all(torch.equal(again[1][k], first[1][k]) for k in first[1])
+
+    # A job that asks for the eager path on the compiled base gets exactly the eager run, and
+    # the compiled layers still serve the job after it.
+    eager_again = _run(tiny_model_dir, tmp_path / "eager-again", compile=False)
+    assert eager_again[0] == eager_losses
+    assert all(torch.equal(eager_again[1][k], eager_adapter[k]) for k in eager_adapter)
+    last = _run(tiny_model_dir, tmp_path / "last")
+    assert last[0] == first[0]
+    assert _graphs_compiled() == graphs
+
+
+def test_only_runs_long_enough_to_pay_compile_a_fresh_worker_s_layers(tiny_model_dir, tmp_path):
+    r = recipe.Recipe(base_dir=tiny_model_dir, examples=EXAMPLES, output_dir=tmp_path)
+    short = models.prepare(r, False, tokens=models.COMPILE_MIN_TOKENS - 1)
+    assert not models.compiled(short)
+    models.release(short)
+    long = models.prepare(r, False, tokens=models.COMPILE_MIN_TOKENS)
+    assert models.compiled(long)
+    models.release(long)
+    # Once compiled, the worker's base serves short runs compiled too: the cost is paid.
+    again = models.prepare(r, False, tokens=1)
+    assert models.compiled(again)
+    models.release(again)
