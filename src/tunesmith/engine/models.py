@@ -20,9 +20,9 @@
   the output tokens; the prompt (most of each example) skips it and its backward.
 * **Compiled decoder layers for long runs, once per worker.** Besides the matmuls, a CPU step
   is mostly small element-wise operations (norms, rotary, activations, casts), each with its
-  own dispatch and autograd node. ``torch.compile`` fuses them, which made steps about a
-  quarter faster on the speed benchmark, but compiling costs about 10 s with the on-disk
-  inductor cache warm (about a minute cold). The compiled layers belong to the cached base,
+  own dispatch and autograd node. ``torch.compile`` fuses them, which made the speed
+  benchmark's run about a fifth faster, but compiling costs about 20 s with the on-disk
+  inductor cache warm (one to two minutes cold). The compiled layers belong to the cached base,
   so they are compiled once per worker and every later job on that base reuses them without
   recompiling (the LoRA layers peft adds are graph inputs, not constants). A run compiles
   only if its tokens make that pay (:data:`COMPILE_MIN_TOKENS`) or the base already is
@@ -53,10 +53,10 @@ _PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_
 
 EAGER_ATTENTION_MAX_LEN = 256
 
-COMPILE_MIN_TOKENS = 60_000
+COMPILE_MIN_TOKENS = 100_000
 """Real tokens (all epochs) from which a run compiles the layers of a base not yet compiled:
-about four minutes of eager steps here, whose quarter saved pays for a compile with a warm
-cache many times and for a cold one about once."""
+about seven minutes of eager steps on the 2-core benchmark machine, whose fifth saved pays for
+a compile with a warm cache three times over and for a cold one about once."""
 
 # peft asks transformers a deprecated question each time it wraps a model; the warning reaches
 # users' terminals on every generation and says nothing they can act on.

@@ -20,7 +20,8 @@ share a batch (see :mod:`.batching`), so little compute goes to padding.
 Speed (see :mod:`.models`): the frozen base is loaded once per worker process and reused
 across jobs, its linear weights kept in bf16 where the processor is fast at it (trainable
 weights stay float32), the vocabulary projection runs only on target tokens, long runs use
-decoder layers compiled once per worker, and torch uses every core it is given. :mod:`.memory` refuses a run that cannot fit before it starts.
+decoder layers compiled once per worker, and torch uses every core it is given.
+:mod:`.memory` refuses a run that cannot fit before it starts.
 
 The engine knows nothing of HTTP, the database or the queue: it takes a :class:`Recipe` and a
 callback and returns the artifact folder.
