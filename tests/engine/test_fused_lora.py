@@ -13,11 +13,11 @@ def _lora_model(tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    torch.manual_seed(0)  # A's initialisation too: the same model whatever ran before
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     base.requires_grad_(False)
     config = LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear")
     model = get_peft_model(base, config)
-    torch.manual_seed(0)
     for name, p in model.named_parameters():
         if "lora_B" in name:
             p.data.normal_(0, 0.5)  # peft starts B at zero, which would hide A's gradients
@@ -42,10 +42,17 @@ def test_groups_give_peft_s_outputs_and_gradients(tiny_model_dir):
     assert fused_lora.fuse(fused, ids[:1, :4]) == 4 * layers
     expected_logits, expected = _loss_and_grads(plain, ids)
     logits, grads = _loss_and_grads(fused, ids)
-    torch.testing.assert_close(logits, expected_logits, rtol=1e-4, atol=1e-5)
+    # Regrouped sums round differently: float32 rounding is relative to each tensor's largest
+    # values (observed up to 3e-5 of them over seeds), where a wrong grouping is off by O(1).
+    torch.testing.assert_close(logits, expected_logits, rtol=1e-4, atol=_rounding(expected_logits))
     assert grads.keys() == expected.keys() and len(grads) == 2 * 7 * layers
     for name, grad in grads.items():
-        torch.testing.assert_close(grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+        want = expected[name]
+        torch.testing.assert_close(grad, want, rtol=1e-4, atol=_rounding(want), msg=name)
+
+
+def _rounding(reference: torch.Tensor) -> float:
+    return 1e-4 * reference.abs().max().item()
 
 
 def test_grouped_weights_are_views_not_copies(tiny_model_dir):

@@ -23,7 +23,7 @@ def test_mixed_rows_get_the_same_logits_as_peft_one_adapter_at_a_time(tiny_model
     base = server.base(tiny_model_dir)
     choices = [adapters[0], None, adapters[1], adapters[0], adapters[2]]
     weights = [None if a is None else base.cache.acquire(a).weights for a in choices]
-    ids = torch.randint(5, 200, (len(choices), 7))
+    ids = torch.randint(5, 200, (len(choices), 7), generator=torch.Generator().manual_seed(0))
     base.cache.batch.begin(weights)
     with torch.inference_mode():
         mixed = base.model(input_ids=ids).logits
@@ -34,7 +34,9 @@ def test_mixed_rows_get_the_same_logits_as_peft_one_adapter_at_a_time(tiny_model
             reference = PeftModel.from_pretrained(reference, adapter)
         with torch.inference_mode():
             expected = reference.eval()(input_ids=ids[row : row + 1]).logits[0]
-        torch.testing.assert_close(mixed[row], expected, rtol=1e-4, atol=1e-4)
+        # float32 rounding of the large random LoRA terms reaches ~1e-4 of the logits' scale
+        # (about 4) over seeds; a row given another adapter, or none, is off by O(1).
+        torch.testing.assert_close(mixed[row], expected, rtol=1e-4, atol=1e-3)
 
 
 def test_a_served_adapter_answers_like_peft_generate(tiny_model_dir, adapters):
