@@ -21,7 +21,7 @@
 * **Compiled decoder layers for long runs, once per worker.** Besides the matmuls, a CPU step
   is mostly small element-wise operations (norms, rotary, activations, casts), each with its
   own dispatch and autograd node. ``torch.compile`` fuses them, which made the speed
-  benchmark's run about a fifth faster, but compiling costs about 20 s with the on-disk
+  benchmark's run a tenth to a sixth faster, but compiling costs 7-9 s with the on-disk
   inductor cache warm (one to two minutes cold). The compiled layers belong to the cached base,
   so they are compiled once per worker and every later job on that base reuses them without
   recompiling (the LoRA layers peft adds are graph inputs, not constants). A run compiles
@@ -53,10 +53,11 @@ _PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_
 
 EAGER_ATTENTION_MAX_LEN = 256
 
-COMPILE_MIN_TOKENS = 100_000
-"""Real tokens (all epochs) from which a run compiles the layers of a base not yet compiled:
-about seven minutes of eager steps on the 2-core benchmark machine, whose fifth saved pays for
-a compile with a warm cache three times over and for a cold one about once."""
+COMPILE_MIN_TOKENS = 30_000
+"""Real tokens (all epochs) from which a run compiles the layers of a base not yet compiled.
+Compiled steps saved 0.6-0.9 ms per token on the 2-core benchmark machines, so a run this long
+saves 18-27 s: two to four warm compiles. A cold one (once per machine while inductor's cache
+lasts) costs a minute or more; the runs after it get it back."""
 
 # peft asks transformers a deprecated question each time it wraps a model; the warning reaches
 # users' terminals on every generation and says nothing they can act on.
@@ -181,6 +182,10 @@ def _compile_layers(base) -> None:
     recompiled for the second length seen. Layers share one compiled graph."""
     if getattr(base, "_tunesmith_layers_compiled", False):
         return
+    # The layers' float attributes (peft's LoRA scaling, the norms' epsilon, dropout rates) are
+    # constants. Under dynamic=True dynamo first traces them as symbolic floats, fails, and
+    # traces the layer again: half of a warm compile (9 s instead of 16 s here).
+    torch._dynamo.config.specialize_float = True
     for layer in _decoder_layers(base):
         layer.compile(dynamic=True)
     base._tunesmith_layers_compiled = True
