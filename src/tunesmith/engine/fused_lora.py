@@ -36,8 +36,9 @@ class _GroupLoRA(torch.autograd.Function):
         dt = group.weight.dtype
         shape = x.shape
         x2 = x.reshape(-1, shape[-1]).to(dt)
-        a = torch.cat(lora[:k]).to(dt)  # [R, in]
-        b = torch.block_diag(*lora[k:]).to(dt)  # [out, R], unscaled
+        # A group of one (o_proj, down_proj: half the groups) skips the cat and block_diag copies
+        a = (lora[0] if k == 1 else torch.cat(lora[:k])).to(dt)  # [R, in]
+        b = (lora[1] if k == 1 else torch.block_diag(*lora[k:])).to(dt)  # [out, R], unscaled
         xa = (x2 @ a.t()).mul_(group.scales)  # [N, R], each member's columns at its scale
         if group.bias is not None:
             y = torch.addmm(group.bias, x2, group.weight.t())
@@ -54,13 +55,16 @@ class _GroupLoRA(torch.autograd.Function):
     def backward(ctx, *grads):
         x2, xa, a, b = ctx.saved_tensors
         group = ctx.group
-        g = torch.cat(
-            [
-                gr if gr is not None else x2.new_zeros(*ctx.shape[:-1], n)
-                for gr, n in zip(grads, group.sizes, strict=True)
-            ],
-            dim=-1,
-        )
+        if len(grads) == 1 and grads[0] is not None:
+            g = grads[0]
+        else:
+            g = torch.cat(
+                [
+                    gr if gr is not None else x2.new_zeros(*ctx.shape[:-1], n)
+                    for gr, n in zip(grads, group.sizes, strict=True)
+                ],
+                dim=-1,
+            )
         g = g.reshape(-1, g.shape[-1]).to(group.weight.dtype)
         g_xa = (g @ b).mul_(group.scales)  # [N, R]
         grad_x = None
