@@ -21,13 +21,13 @@
 * **Compiled decoder layers for long runs, once per worker.** Besides the matmuls, a CPU step
   is mostly small element-wise operations (norms, rotary, activations, casts), each with its
   own dispatch and autograd node. ``torch.compile`` fuses them, which made the speed
-  benchmark's run a tenth to a sixth faster, but compiling costs 7-9 s with the on-disk
-  inductor cache warm (one to two minutes cold). The compiled layers belong to the cached base,
-  so they are compiled once per worker and every later job on that base reuses them without
-  recompiling (the LoRA layers peft adds are graph inputs, not constants). A run compiles
-  only if its tokens make that pay (:data:`COMPILE_MIN_TOKENS`) or the base already is
-  compiled; other runs take the eager path with :mod:`.fused_lora` (whose regrouping
-  confuses the compiler, and which inductor's own fusion makes unnecessary).
+  benchmark's run a tenth to a fifth faster, but compiling costs 5-9 s with the on-disk
+  inductor cache warm (a minute or more cold: 63 s on the AMX benchmark machine). The compiled
+  layers belong to the cached base, so they are compiled once per worker and every later job
+  on that base reuses them without recompiling (the LoRA layers peft adds are graph inputs,
+  not constants). A run compiles only if its tokens make that pay (:data:`COMPILE_MIN_TOKENS`)
+  or the base already is compiled; other runs take the eager path with :mod:`.fused_lora`
+  (whose regrouping confuses the compiler, and which inductor's own fusion makes unnecessary).
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ EAGER_ATTENTION_MAX_LEN = 256
 
 COMPILE_MIN_TOKENS = 30_000
 """Real tokens (all epochs) from which a run compiles the layers of a base not yet compiled.
-Compiled steps saved 0.6-0.9 ms per token on the 2-core benchmark machines, so a run this long
-saves 18-27 s: two to four warm compiles. A cold one (once per machine while inductor's cache
-lasts) costs a minute or more; the runs after it get it back."""
+Compiled steps saved 0.3-0.9 ms per token on the 2-core benchmark machines, so a run this long
+saves 9-27 s: one to five warm compiles. A cold one (once per machine while inductor's cache
+lasts) costs a minute or more; the runs after it get it back. At the speed benchmark's 17,500
+tokens a fresh worker with the cache warm gained nothing by compiling (56 s against 55 s)."""
 
 # peft asks transformers a deprecated question each time it wraps a model; the warning reaches
 # users' terminals on every generation and says nothing they can act on.
