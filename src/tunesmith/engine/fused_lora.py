@@ -55,16 +55,11 @@ class _GroupLoRA(torch.autograd.Function):
     def backward(ctx, *grads):
         x2, xa, a, b = ctx.saved_tensors
         group = ctx.group
-        if len(grads) == 1 and grads[0] is not None:
-            g = grads[0]
-        else:
-            g = torch.cat(
-                [
-                    gr if gr is not None else x2.new_zeros(*ctx.shape[:-1], n)
-                    for gr, n in zip(grads, group.sizes, strict=True)
-                ],
-                dim=-1,
-            )
+        parts = [
+            gr if gr is not None else x2.new_zeros(*ctx.shape[:-1], n)
+            for gr, n in zip(grads, group.sizes, strict=True)
+        ]
+        g = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # as a and b in forward
         g = g.reshape(-1, g.shape[-1]).to(group.weight.dtype)
         g_xa = (g @ b).mul_(group.scales)  # [N, R]
         grad_x = None
