@@ -13,77 +13,13 @@ model has to learn). Training and held-out sets never share an input.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-KINDS = ("digits", "separators", "words")
-
-_ONES = "zero one two three four five six seven eight nine".split()
-_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def words(n: int) -> str:
-    """English words without hyphens or 'and', as in the seed ('two hundred one')."""
-    if n < 0:
-        return "minus " + words(-n)
-    if n < 10:
-        return _ONES[n]
-    if n < 20:
-        return _TEENS[n - 10]
-    if n < 100:
-        tens, ones = divmod(n, 10)
-        return _TENS[tens] + ("" if ones == 0 else " " + _ONES[ones])
-    for size, name in (
-        (10**9, "billion"),
-        (10**6, "million"),
-        (1000, "thousand"),
-        (100, "hundred"),
-    ):
-        if n >= size:
-            head, rest = divmod(n, size)
-            return f"{words(head)} {name}" + ("" if rest == 0 else " " + words(rest))
-    raise AssertionError(n)
-
-
-def _write(n: int, kind: str) -> str:
-    if kind == "digits":
-        return str(n)
-    if kind == "separators":
-        return f"{n:,}"
-    return words(n)
-
-
-def _draw(rng: random.Random, kind: str) -> int:
-    lo, hi = {"digits": (1, 5), "separators": (4, 8), "words": (1, 4)}[kind]
-    width = rng.randint(lo, hi)  # number of digits, uniform: magnitudes log-uniform
-    n = rng.randrange(0 if width == 1 else 10 ** (width - 1), 10**width)
-    if rng.random() < 0.25:  # end in 9s so that the answer carries
-        nines = rng.randint(1, max(1, len(str(n)) - 1))
-        n = (n // 10**nines) * 10**nines + 10**nines - 1
-    if kind == "digits" and rng.random() < 0.15:
-        n = -n
-    return n
-
-
-def make_examples(n_train: int, n_heldout: int, seed: int = 0):
-    """``(train, heldout)`` lists of ``(text_input, output)``, disjoint, kinds balanced."""
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    rows: list[tuple[str, str]] = []
-    while len(rows) < n_train + n_heldout:
-        kind = KINDS[len(rows) % len(KINDS)]
-        n = _draw(rng, kind)
-        text = _write(n, kind)
-        if text in seen:
-            continue
-        seen.add(text)
-        rows.append((text, _write(n + 1, kind)))
-    rng.shuffle(rows)
-    return rows[:n_train], rows[n_train:]
+# The examples are the demo's own task (one generator for the demo and the benchmarks).
+from tunesmith.demo import KINDS, make_examples, words  # noqa: F401
 
 
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
