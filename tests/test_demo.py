@@ -22,7 +22,8 @@ def test_demo_tuned_model_beats_the_base_on_held_out_prompts(real_home, capsys):
     demo.main()
     out = capsys.readouterr().out
     assert re.search(r"is ACTIVE after \d+ s", out)
-    rows = [line for line in out.splitlines() if line.split(" ")[0] in dict(demo.SHOWCASE)]
+    prompts = [prompt for prompt, _ in demo.SHOWCASE]
+    rows = [line for line in out.splitlines() if any(line.startswith(p + " ") for p in prompts)]
     assert len(rows) == len(demo.SHOWCASE), out
     marks = [re.findall("[✓✗]", row)[-2:] for row in rows]  # base's, then the tuned model's
     base_right = sum(base == "✓" for base, _ in marks)

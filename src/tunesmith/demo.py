@@ -3,7 +3,7 @@
     make demo        (or: python -m tunesmith.demo)
 
 The quickstart's 15 examples alone are too few for a 135M-parameter model to learn the task,
-so the demo adds 150 more of the same kind (the next number, in digits, with thousands
+so the demo adds about 150 more of the same kind (the next number, in digits, with thousands
 separators or in words; :func:`make_examples`), tunes 2 epochs at batch 8 (41 steps), and then
 answers prompts that are in none of the training rows with the base model and the tuned one
 side by side. The benchmarks draw their examples from the same generator. State lives in
