@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Iterator
+from pathlib import Path
 
 
 class TunedModelState(enum.IntEnum):
@@ -182,6 +183,37 @@ class Generation:
         return sum(c.token_count for c in self.candidates)
 
 
+@dataclasses.dataclass(frozen=True)
+class TunedModelExport:
+    """tunesmith's own: a tuned model written for another runtime (see
+    ``ts.export_tuned_model``): which files, in which folder."""
+
+    tuned_model: str
+    """``tunedModels/ID``."""
+    format: str
+    """``adapter``, ``merged``, ``gguf`` or ``gguf-lora``."""
+    quantization: str | None
+    """F16, BF16, Q8_0 or F32 for the GGUF formats; None for the others."""
+    folder: Path
+    files: list[Path]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+    @property
+    def main_file(self) -> Path:
+        """The file a runtime is pointed at: the GGUF (the adapter's for gguf-lora), the
+        adapter's weights, or the merged weights' first file."""
+        if self.format == "gguf":
+            wanted = [f for f in self.files if f.suffix == ".gguf"]
+        elif self.format == "gguf-lora":
+            wanted = [f for f in self.files if f.name.endswith("-lora.gguf")]
+        else:
+            wanted = [f for f in self.files if f.suffix == ".safetensors"]
+        return sorted(wanted or self.files)[0]
+
+
 __all__ = [
     "Candidate",
     "CreateTunedModelMetadata",
@@ -193,6 +225,7 @@ __all__ = [
     "OperationError",
     "OperationRecord",
     "TunedModel",
+    "TunedModelExport",
     "TunedModelState",
     "TuningExample",
     "TuningSnapshot",

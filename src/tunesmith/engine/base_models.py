@@ -48,6 +48,9 @@ class BaseModelSpec:
     prompt_template: str | None = None
     """How an input becomes a prompt (``{input}`` is replaced); None: the tokenizer's chat
     template when it has one, else the input and a newline."""
+    hub_id: str | None = None
+    """The Hugging Face id of the model the packaged file was made from (what an exported
+    peft adapter names as its base)."""
 
     @property
     def available(self) -> bool:
@@ -196,6 +199,19 @@ def _convert(spec: BaseModelSpec, out: Path, workdir: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+def source_gguf(spec: BaseModelSpec, workdir: Path) -> Path | None:
+    """The GGUF file a base model comes from (None for folders and hub models): exports keep
+    its metadata, tokenizer above all."""
+    if spec.source["kind"] in ("folder", "hub"):
+        return None
+    return _gguf_path(spec, workdir)
+
+
+def reference(spec: BaseModelSpec, folder: Path) -> str:
+    """How a file outside tunesmith names this base: its hub id, else where it is."""
+    return spec.hub_id or spec.source.get("repo_id") or spec.source.get("path") or str(folder)
 
 
 def _gguf_path(spec: BaseModelSpec, workdir: Path) -> Path:

@@ -1,0 +1,171 @@
+"""A tuned model's weights: read as tunesmith saved them, written as a peft adapter folder or
+as a merged Hugging Face folder.
+
+A LoRA-tuned model is a peft adapter folder (``adapter_config.json``,
+``adapter_model.safetensors``, ``tunesmith_prompt.json``) over a base folder; a fully tuned
+model is a whole transformers folder of its own. Merging adds ``scale * B @ A`` to each
+targeted linear weight in float32, the same arithmetic tunesmith's serving applies per row
+(:mod:`tunesmith.serving.lora`), so the merged model answers as the served one does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...errors import FailedPrecondition
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+PROMPT_FILE = "tunesmith_prompt.json"
+if TYPE_CHECKING:  # torch loads on use: ``import tunesmith`` must stay quick
+    import torch
+
+_PREFIX = "base_model.model."  # peft's prefix on saved keys
+# peft options that change LoRA's arithmetic; tunesmith trains none of them.
+_UNSUPPORTED = {
+    "use_dora": False,
+    "fan_in_fan_out": False,
+    "modules_to_save": None,
+    "alpha_pattern": {},
+    "rank_pattern": {},
+    "trainable_token_indices": None,
+}
+
+
+@dataclasses.dataclass
+class LoraWeights:
+    """A peft LoRA adapter: per target module (``model.layers.0.self_attn.q_proj``), ``A`` as
+    [rank, in] and ``B`` as [out, rank], unscaled; the update is ``scale * B @ A``."""
+
+    config: dict
+    layers: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    rank: int
+    scale: float
+
+    @property
+    def alpha(self) -> float:
+        """The alpha that gives ``scale`` as ``alpha / rank`` (llama.cpp's rule)."""
+        return self.scale * self.rank
+
+
+def is_adapter(folder: Path) -> bool:
+    return (Path(folder) / ADAPTER_CONFIG).is_file()
+
+
+def read_lora(folder: Path) -> LoraWeights:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG).read_text())
+        tensors = load_file(folder / ADAPTER_WEIGHTS)
+    except (OSError, ValueError) as e:
+        raise FailedPrecondition(f"adapter {folder.name}: cannot read it ({e})") from e
+    if config.get("peft_type", "LORA") != "LORA":
+        raise FailedPrecondition(f"adapter {folder.name}: {config['peft_type']} is not LoRA")
+    for key, off in _UNSUPPORTED.items():
+        if config.get(key) not in (off, None, {}, [], False):
+            raise FailedPrecondition(f"adapter {folder.name}: LoRA option {key} is not exported")
+    layers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for key, a in tensors.items():
+        if not key.endswith(".lora_A.weight"):
+            if ".lora_B." not in key:
+                raise FailedPrecondition(f"adapter {folder.name}: unexpected weight {key}")
+            continue
+        module = key.removeprefix(_PREFIX).removesuffix(".lora_A.weight")
+        b = tensors.get(key.replace(".lora_A.", ".lora_B."))
+        if b is None or a.dim() != 2 or b.dim() != 2 or b.shape[1] != a.shape[0]:
+            raise FailedPrecondition(f"adapter {folder.name}: LoRA weights of {module} don't match")
+        layers[module] = (a.float(), b.float())
+    if not layers:
+        raise FailedPrecondition(f"adapter {folder.name}: no LoRA weights in {ADAPTER_WEIGHTS}")
+    ranks = {a.shape[0] for a, _ in layers.values()}
+    if len(ranks) != 1:
+        raise FailedPrecondition(f"adapter {folder.name}: layers of different ranks {ranks}")
+    rank = ranks.pop()
+    alpha = float(config.get("lora_alpha", 8))
+    scale = alpha / (math.sqrt(rank) if config.get("use_rslora") else rank)
+    return LoraWeights(config, layers, rank, scale)
+
+
+def load_tuned(base_dir: Path, tuned_dir: Path):
+    """The tuned model in float32 with its adapter (if any) merged into the weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    lora = read_lora(tuned_dir) if is_adapter(tuned_dir) else None
+    folder = base_dir if lora else tuned_dir
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
+    model.eval().requires_grad_(False)
+    if lora is None:
+        return model
+    tied = getattr(model.config, "tie_word_embeddings", False)
+    with torch.no_grad():
+        for module, (a, b) in lora.layers.items():
+            if tied and module == "lm_head":
+                raise FailedPrecondition(
+                    f"adapter {Path(tuned_dir).name}: it changes lm_head, which this base "
+                    "shares with its token embeddings"
+                )
+            try:
+                linear = model.get_submodule(module)
+            except AttributeError:
+                raise FailedPrecondition(
+                    f"adapter {Path(tuned_dir).name}: the base has no layer {module}"
+                ) from None
+            if tuple(linear.weight.shape) != (b.shape[0], a.shape[1]):
+                raise FailedPrecondition(
+                    f"adapter {Path(tuned_dir).name}: {module} is {tuple(linear.weight.shape)} in "
+                    f"the base, the adapter expects {(b.shape[0], a.shape[1])}"
+                )
+            linear.weight += lora.scale * (b @ a)
+    return model
+
+
+def load_tokenizer(base_dir: Path, tuned_dir: Path):
+    from transformers import AutoTokenizer
+
+    folder = tuned_dir if (Path(tuned_dir) / "tokenizer_config.json").is_file() else base_dir
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def write_merged(model, tokenizer, chat_template: str, prompt_file: Path | None, out: Path):
+    """A transformers folder: config, generation config, safetensors, tokenizer with the
+    chat template, and tunesmith's prompt file."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the caller reports progress its own way
+    model.save_pretrained(out, safe_serialization=True)
+    _write_tokenizer(tokenizer, chat_template, out)
+    if prompt_file is not None and prompt_file.is_file():
+        shutil.copyfile(prompt_file, out / PROMPT_FILE)
+
+
+def write_adapter(
+    tuned_dir: Path,
+    tokenizer,
+    chat_template: str,
+    base_reference: str,
+    readme: str,
+    out: Path,
+) -> None:
+    """The peft adapter as tunesmith saved it, naming ``base_reference`` as its base, with
+    the tokenizer (and chat template) it is used with."""
+    config = json.loads((tuned_dir / ADAPTER_CONFIG).read_text())
+    config["base_model_name_or_path"] = base_reference
+    (out / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    shutil.copyfile(tuned_dir / ADAPTER_WEIGHTS, out / ADAPTER_WEIGHTS)
+    if (tuned_dir / PROMPT_FILE).is_file():
+        shutil.copyfile(tuned_dir / PROMPT_FILE, out / PROMPT_FILE)
+    _write_tokenizer(tokenizer, chat_template, out)
+    (out / "README.md").write_text(readme)
+
+
+def _write_tokenizer(tokenizer, chat_template: str, out: Path) -> None:
+    tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(out)
