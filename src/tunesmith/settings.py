@@ -71,6 +71,11 @@ class Settings:
     def checkpoints_dir(self) -> Path:
         return self.home / "checkpoints"
 
+    @property
+    def exports_dir(self) -> Path:
+        """Exports made for downloads, kept while the tuned model's weights are unchanged."""
+        return self.home / "exports"
+
 
 def get_settings(**overrides) -> Settings:
     """Settings from the environment; keyword arguments (CLI flags) take precedence."""

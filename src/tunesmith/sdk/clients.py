@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Protocol
 
 from ..service import CreateTunedModelRequest, Service
@@ -22,6 +23,7 @@ from ..types import (
     Model,
     OperationRecord,
     TunedModel,
+    TunedModelExport,
     ValidationLosses,
 )
 
@@ -91,6 +93,15 @@ class Client(Protocol):
     ) -> Grant: ...
     def delete_permission(self, name: str, opts: RequestOptions) -> None: ...
     def transfer_ownership(self, name: str, email_address: str, opts: RequestOptions) -> None: ...
+    def export_tuned_model(
+        self,
+        name: str,
+        format: str,
+        path: Path,
+        quantization: str | None,
+        progress: Callable[[str, int, int], None] | None,
+        opts: RequestOptions,
+    ) -> TunedModelExport: ...
     def keep_running(self) -> None:
         """Make sure queued work is being processed (embedded: a live background worker)."""
 
@@ -168,6 +179,11 @@ class EmbeddedClient:
 
     def transfer_ownership(self, name, email_address, opts=None):
         self.service.permissions.transfer_ownership(name, email_address, None)
+
+    def export_tuned_model(self, name, format, path, quantization=None, progress=None, opts=None):
+        return self.service.exports.export_tuned_model(
+            name, format, path, quantization, None, progress
+        )
 
 
 _lock = threading.Lock()

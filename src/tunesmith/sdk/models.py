@@ -14,11 +14,12 @@ Every function takes the keyword-only ``client`` (default: the configured one) a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from .. import data
 from ..errors import InvalidArgument
 from ..service import CreateTunedModelRequest
-from ..types import Model, TunedModel
+from ..types import Model, TunedModel, TunedModelExport
 from .clients import Client, RequestOptions, default_client
 from .operations import CreateTunedModelOperation
 
@@ -145,6 +146,33 @@ def delete_tuned_model(name, *, client=None, request_options=None) -> None:
     _client(client).delete_tuned_model(
         _name(name, "tunedModels"), RequestOptions.of(request_options)
     )
+
+
+def export_tuned_model(
+    name,
+    format: str,
+    path=None,
+    *,
+    quantization: str | None = None,
+    progress=None,
+    client: Client | None = None,
+    request_options=None,
+) -> TunedModelExport:
+    """tunesmith's own: write a tuned model for another runtime into the folder ``path``
+    (default ``./ID-FORMAT``) and return which files it holds.
+
+        ts.export_tuned_model("tunedModels/number-generator", format="gguf", path="out")
+
+    ``format``: ``adapter`` (peft folder), ``merged`` (transformers folder), ``gguf`` (one
+    GGUF file and an Ollama Modelfile) or ``gguf-lora`` (a GGUF LoRA adapter, the base as
+    GGUF, a Modelfile). ``quantization`` (GGUF formats): F16 (default), BF16, Q8_0 or F32.
+    ``progress(what, done, total)`` is called as files are written (or downloaded).
+    """
+    c, opts = _client(client), RequestOptions.of(request_options)
+    name = _name(name, "tunedModels")
+    if path is None:
+        path = Path(f"{name.rsplit('/', 1)[-1]}-{format}")
+    return c.export_tuned_model(name, format, Path(path), quantization, progress, opts)
 
 
 def list_models(

@@ -12,8 +12,11 @@ answers turn back into the same error classes (:func:`tunesmith.errors.from_stat
 from __future__ import annotations
 
 import json
+import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -29,6 +32,7 @@ from ..types import (
     Model,
     OperationRecord,
     TunedModel,
+    TunedModelExport,
     ValidationLosses,
 )
 from ..wire import permissions as pwire
@@ -223,6 +227,40 @@ class RemoteClient:
         d = self._request("POST", f"{_path(model)}:countTokens", opts, json=body)
         return int(d.get("totalTokens", 0))
 
+    # -- exports -------------------------------------------------------------------------
+
+    def export_tuned_model(
+        self, name, format, path, quantization=None, progress=None, opts=None
+    ) -> TunedModelExport:
+        """Download the export as a tar (``archive=true``) and unpack it into ``path``."""
+        params = {"format": format, "archive": "true"}
+        if quantization is not None:
+            params["quantization"] = quantization
+        timeout = (opts or RequestOptions()).timeout or DEFAULT_TIMEOUT
+        folder = Path(path).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with tempfile.TemporaryFile() as tmp:
+                with self._http.stream(
+                    "GET", f"{_path(name)}:export", params=params, timeout=timeout
+                ) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        raise _error(resp)
+                    total, done = int(resp.headers.get("content-length") or 0), 0
+                    for chunk in resp.iter_bytes(1 << 20):
+                        tmp.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress("download", done, total)
+                tmp.seek(0)
+                files = _unpack(tmp, folder)
+        except httpx.TimeoutException as e:
+            raise errors.DeadlineExceeded(f"{name}:export: no answer within {timeout} s") from e
+        except httpx.TransportError as e:
+            raise errors.Internal(f"cannot reach tunesmith at {self.endpoint}: {e}") from e
+        return TunedModelExport(name, format, quantization or _quantization(files), folder, files)
+
     # -- permissions ---------------------------------------------------------------------
 
     def create_permission(
@@ -262,6 +300,28 @@ def _path(name: str) -> str:
     if not isinstance(name, str) or not name:
         raise errors.InvalidArgument(f"name: expected a resource name, got {name!r}")
     return quote(name, safe="/:")
+
+
+def _unpack(fileobj, folder: Path) -> list[Path]:
+    """The tar's files (under one top folder) into ``folder``; nothing may land outside it."""
+    files = []
+    with tarfile.open(fileobj=fileobj, mode="r:") as tar:
+        for member in tar.getmembers():
+            parts = Path(member.name).parts[1:]
+            if not member.isfile() or not parts or ".." in parts:
+                raise errors.Internal(f"unexpected member {member.name!r} in the export archive")
+            member.name = str(Path(*parts))
+            tar.extract(member, folder, filter="data")
+            files.append(folder / member.name)
+    return sorted(files)
+
+
+def _quantization(files: list[Path]) -> str | None:
+    """The quantization a GGUF export's file names carry (NAME-Q8_0.gguf)."""
+    for f in files:
+        if f.suffix == ".gguf" and not f.name.endswith("-lora.gguf"):
+            return f.stem.rsplit("-", 1)[-1]
+    return None
 
 
 def _error(resp: httpx.Response) -> errors.TunesmithError:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..settings import Settings, get_settings
 from ..store import Store
+from .exports import ExportService
 from .generation import GenerationService
 from .permissions import PermissionService
 from .tuning import CreateTunedModelRequest, TuningService
@@ -34,6 +35,7 @@ class Service:
         self.tuning = TuningService(self.settings, self.store, on_enqueue)
         self.permissions = PermissionService(self.store, self.tuning.access)
         self.generation = GenerationService(self.settings, self.store, model_server)
+        self.exports = ExportService(self.settings, self.store, self.tuning.access)
 
     def close(self) -> None:
         self.store.close()

@@ -299,6 +299,7 @@ class TuningService:
         path = self.store.delete_tuned_model(model_id, None)
         if path:
             shutil.rmtree(self.settings.home / path, ignore_errors=True)
+        shutil.rmtree(self.settings.exports_dir / model_id, ignore_errors=True)
 
     # -- operations ---------------------------------------------------------------------
 
