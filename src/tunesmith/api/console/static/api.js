@@ -77,3 +77,29 @@ export async function latestOperations() {
   }
   return byModel;
 }
+
+// A file answer (a tuned model's export): its bytes as a Blob and the name the server gives
+// it. An error answer keeps the server's message, as api() does.
+export async function getFile(path) {
+  const headers = {};
+  const key = apiKey.get();
+  if (key) headers["x-goog-api-key"] = key;
+  let resp;
+  try {
+    resp = await fetch(`/v1beta/${path}`, { headers });
+  } catch {
+    throw new ApiError(0, "UNAVAILABLE", "Cannot reach the tunesmith server. Is it running?");
+  }
+  if (!resp.ok) {
+    let err = {};
+    try {
+      err = (await resp.json()).error || {};
+    } catch {
+      err = {};
+    }
+    throw new ApiError(resp.status, err.status || "UNKNOWN", err.message || `HTTP ${resp.status}`);
+  }
+  const disposition = resp.headers.get("content-disposition") || "";
+  const name = /filename="([^"]+)"/.exec(disposition)?.[1] || "export";
+  return { blob: await resp.blob(), name };
+}

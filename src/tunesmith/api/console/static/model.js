@@ -4,6 +4,7 @@
 import { del, get, post } from "./api.js";
 import { lossChart } from "./chart.js";
 import { confirmAction, duration, fill, h, toast, when } from "./dom.js";
+import { downloadMenu } from "./download.js";
 import { badge, progressBar, stateOf } from "./list.js";
 
 function latest(ops) {
@@ -33,11 +34,13 @@ export async function modelView(root, ctx, id) {
   const chartBox = h("div", { class: "chart-box" });
   const details = h("dl", { class: "details" });
   const actions = h("div", { class: "actions" });
+  const download = downloadMenu(id);
+  download.hidden = true;  // until the model is ACTIVE
   const title = h("h1", {}, id);
   const playground = playgroundCard(id);
   fill(root, 
     h("p", { class: "crumbs" }, h("a", { href: "#/" }, "← Tuned models")),
-    h("div", { class: "page-head" }, h("div", {}, title, h("div", { class: "muted small mono" }, name)), actions),
+    h("div", { class: "page-head" }, h("div", {}, title, h("div", { class: "muted small mono" }, name)), actions, download),
     h("section", { class: "card" }, h("h2", {}, "Training"), status, chartBox),
     h("div", { class: "grid2" },
       h("section", { class: "card" }, h("h2", {}, "Details"), details),
@@ -80,6 +83,7 @@ export async function modelView(root, ctx, id) {
       op && !op.done ? h("button", { class: "ghost", type: "button", onclick: () => cancel(op) }, "Cancel tuning") : null,
       h("button", { class: "danger", type: "button", onclick: remove }, "Delete"));
     playground.setReady(model.state === "ACTIVE", model.temperature);
+    download.hidden = model.state !== "ACTIVE";
     if (op && !op.done) ctx.refreshIn(1000, refresh);
   }
 
