@@ -17,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_MODULES = ("serve", "worker", "keys", "tune", "models", "sharing", "generate", "export")
+_MODULES = ("serve", "worker", "keys", "tune", "models", "sharing", "generate", "export", "importing")
 
 for _name in _MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)

@@ -13,6 +13,7 @@ from ..settings import Settings, get_settings
 from ..store import Store
 from .exports import ExportService
 from .generation import GenerationService
+from .imports import ImportService
 from .permissions import PermissionService
 from .tuning import CreateTunedModelRequest, TuningService
 
@@ -36,6 +37,7 @@ class Service:
         self.permissions = PermissionService(self.store, self.tuning.access)
         self.generation = GenerationService(self.settings, self.store, model_server)
         self.exports = ExportService(self.settings, self.store, self.tuning.access)
+        self.imports = ImportService(self.settings, self.store)
 
     def close(self) -> None:
         self.store.close()

@@ -124,6 +124,39 @@ class Store:
             raise AlreadyExists(f"tunedModels/{m.id} already exists") from None
         return self.get_operation(m.id, new.operation_id)
 
+    def import_tuned_model(
+        self, model: TunedModel, owner: str | None, adapter_path: str
+    ) -> TunedModel:
+        """Store a tuned model trained elsewhere: ACTIVE at once, with no operation."""
+        row = TunedModelRow(
+            id=model.id,
+            owner=owner,
+            display_name=model.display_name,
+            description=model.description,
+            source_model=model.source_model,
+            base_model=model.base_model,
+            tuned_model_source=None,
+            temperature=model.temperature,
+            top_p=model.top_p,
+            top_k=model.top_k,
+            state=int(TunedModelState.ACTIVE),
+            create_time=model.create_time,
+            update_time=model.update_time,
+            complete_time=model.create_time,
+            epoch_count=0,
+            batch_size=0,
+            method="lora",
+            total_steps=0,
+            completed_steps=0,
+            adapter_path=adapter_path,
+        )
+        try:
+            with write_session(self.engine) as s:
+                s.add(row)
+        except IntegrityError:
+            raise AlreadyExists(f"tunedModels/{model.id} already exists") from None
+        return self.get_tuned_model(model.id)
+
     def get_tuned_model(self, model_id: str, owner: str | None = None) -> TunedModel:
         with self._sessions() as s:
             row = self._row(s, model_id, owner)
