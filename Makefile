@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup llama-cpp demo test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,10 +17,16 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# llama-cpp-python for the export tests: compiled from source once (~6+ min) into a wheel cache
+# outside the repository (TUNESMITH_WHEEL_CACHE, default ~/.cache/tunesmith/wheels), then
+# installed from there in seconds; nothing happens when it is installed already.
+llama-cpp: setup
+	$(PY) tests/llama_cpp_wheel.py
+
 demo: setup
 	$(PY) -m tunesmith.demo
 
-test: setup
+test: setup llama-cpp
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q -ra
 
