@@ -123,6 +123,9 @@ def test_cancel_and_delete_ask_first(page, keyed_server, tiny_model_dir, artifac
     )
     assert created.status_code == 200, created.text
     page.goto(server.url + "/#/models/long-one")
+    # Created without a learning rate: the page shows the one the run uses, LoRA's default.
+    rate = page.locator(".details dt:text-is('Learning rate') + dd")
+    assert rate.inner_text() == "0.002"
     page.click("text=Cancel tuning")
     page.wait_for_selector("#confirm-dialog[open]")
     page.click("#confirm-dialog button[value=cancel]")  # "Keep it"

@@ -38,14 +38,13 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint, memory, models
+from . import checkpoint, memory, models, steps
 from .batching import IGNORE, collate, plan_batches
 from .models import load_model
 from .prompting import PromptFormat
+from .steps import FULL_LEARNING_RATE as FULL_LEARNING_RATE  # the defaults, re-exported
+from .steps import LORA_LEARNING_RATE as LORA_LEARNING_RATE
 from .steps import total_steps
-
-LORA_LEARNING_RATE = 2e-3
-FULL_LEARNING_RATE = 5e-5
 
 
 @dataclasses.dataclass
@@ -84,10 +83,9 @@ class Recipe:
 
     @property
     def peak_learning_rate(self) -> float:
-        base = self.learning_rate
-        if base is None:
-            base = LORA_LEARNING_RATE if self.method == "lora" else FULL_LEARNING_RATE
-        return base * self.learning_rate_multiplier
+        return steps.peak_learning_rate(
+            self.method, self.learning_rate, self.learning_rate_multiplier
+        )
 
 
 @dataclasses.dataclass(frozen=True)

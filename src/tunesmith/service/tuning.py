@@ -16,7 +16,7 @@ import string
 from collections.abc import Callable, Sequence
 
 from .. import data
-from ..engine import base_models
+from ..engine import base_models, steps
 from ..engine.steps import total_steps
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..settings import Settings
@@ -195,9 +195,12 @@ class TuningService:
         for field, value in (("learning_rate", lr), ("learning_rate_multiplier", mult)):
             if value is not None and (not _is_number(value) or not 0 < value <= 10):
                 problems.append(f"{field}: {value!r} must be a number above 0 and at most 10")
-        return Hyperparameters(
-            epoch_count=epochs, batch_size=batch, learning_rate=lr, learning_rate_multiplier=mult
-        )
+        if problems or req.method not in METHODS:
+            return Hyperparameters(epoch_count=epochs, batch_size=batch)  # refused anyway
+        # The record carries the rate the run uses (the method's default, times the multiplier
+        # if one was given), so every surface shows a number; the worker uses it as it is.
+        rate = steps.peak_learning_rate(req.method, lr, mult)
+        return Hyperparameters(epoch_count=epochs, batch_size=batch, learning_rate=rate)
 
     def _source(self, source_model, owner, problems):
         """The base model spec, or the tuned model to continue from."""

@@ -70,7 +70,7 @@ export async function modelView(root, ctx, id) {
       ...(model.tunedModelSource ? field("Tuned from", model.tunedModelSource.tunedModel) : []),
       ...field("Epochs", hp.epochCount),
       ...field("Batch size", hp.batchSize),
-      ...field("Learning rate", hp.learningRate ?? "default"),
+      ...field("Learning rate", hp.learningRate),
       ...field("Steps", meta.totalSteps),
       ...field("Temperature", model.temperature),
       ...field("Created", when(model.createTime)),
