@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tunesmith.jobs.worker")
     parser.add_argument("--idle-exit", type=float, default=None)
     parser.add_argument("--embedded", action="store_true", help="one per TUNESMITH_HOME")
+    parser.add_argument("--lock-fd", type=int, default=None, help="the home's lock, held")
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.embedded:
         worker.run()
         return
-    with worker_lock(settings) as lock:
+    with worker_lock(settings, args.lock_fd) as lock:
         if lock is None:
             return  # another embedded worker serves this home
         worker.run(should_exit=lock.release_if_idle(worker.store))
