@@ -1,4 +1,5 @@
-"""What a route needs, as ``Annotated`` aliases: the service, the caller, a body."""
+"""What a route needs, as ``Annotated`` aliases: the service, the caller, a body, the API
+version."""
 
 from __future__ import annotations
 
@@ -35,9 +36,19 @@ async def get_owner(request: Request) -> Caller | None:
     return None if key is None else Caller(key.user, frozenset(key.groups))
 
 
+def api_version(request: Request) -> str:
+    """The API version the request came in on: the prefix its route is mounted under
+    (``v1beta``, ``v1beta3`` or ``v1``), so answers name that version's messages."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]  # behind a proxy that mounts the server under a prefix
+    return path.lstrip("/").split("/", 1)[0]
+
+
 ServiceDep = Annotated[Service, Depends(get_service)]
 Owner = Annotated[Caller | None, Depends(get_owner)]
 Body = Annotated[Any, Depends(json_body)]
+ApiVersion = Annotated[str, Depends(api_version)]
 
 
 async def call(fn, *args, **kwargs):

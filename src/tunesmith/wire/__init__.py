@@ -25,8 +25,6 @@ from .generation import (
     text_response,
 )
 from .tuning import (
-    METADATA_TYPE,
-    TUNED_MODEL_TYPE,
     create_request_from_json,
     create_request_to_json,
     operation_from_json,
@@ -35,6 +33,7 @@ from .tuning import (
     snapshot_to_json,
     tuned_model_from_json,
     tuned_model_to_json,
+    type_url,
     update_from_json,
     update_mask,
     update_to_json,
@@ -44,8 +43,6 @@ from .tuning import (
 
 __all__ = [
     "FINISH_REASONS",
-    "METADATA_TYPE",
-    "TUNED_MODEL_TYPE",
     "_int",
     "camel",
     "content_chunks",
@@ -72,6 +69,7 @@ __all__ = [
     "timestamp",
     "tuned_model_from_json",
     "tuned_model_to_json",
+    "type_url",
     "update_from_json",
     "update_mask",
     "update_to_json",

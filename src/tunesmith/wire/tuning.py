@@ -31,9 +31,12 @@ from ._base import (
     timestamp,
 )
 
-_TYPE_PREFIX = "type.googleapis.com/google.ai.generativelanguage.v1beta."
-METADATA_TYPE = _TYPE_PREFIX + "CreateTunedModelMetadata"
-TUNED_MODEL_TYPE = _TYPE_PREFIX + "TunedModel"
+
+def type_url(message: str, version: str = "v1beta") -> str:
+    """The ``@type`` of a Generative Language message in the API version the caller speaks
+    (``v1beta``, ``v1beta3`` or ``v1``: the path prefix the request came in on)."""
+    return f"type.googleapis.com/google.ai.generativelanguage.{version}.{message}"
+
 
 # -- tuned models ------------------------------------------------------------------------
 
@@ -296,12 +299,13 @@ def update_mask(value: str | None) -> list[str] | None:
 # -- operations --------------------------------------------------------------------------
 
 
-def operation_to_json(op: OperationRecord) -> dict:
+def operation_to_json(op: OperationRecord, version: str = "v1beta") -> dict:
+    """A ``google.longrunning.Operation``; its ``@type``s name ``version``'s messages."""
     m = op.metadata
     out: dict[str, Any] = {
         "name": op.name,
         "metadata": {
-            "@type": METADATA_TYPE,
+            "@type": type_url("CreateTunedModelMetadata", version),
             "tunedModel": m.tuned_model,
             "totalSteps": m.total_steps,
             "completedSteps": m.completed_steps,
@@ -313,7 +317,10 @@ def operation_to_json(op: OperationRecord) -> dict:
     if op.error is not None:
         out["error"] = {"code": op.error.code, "message": op.error.message}
     elif op.response is not None:
-        out["response"] = {"@type": TUNED_MODEL_TYPE, **tuned_model_to_json(op.response)}
+        out["response"] = {
+            "@type": type_url("TunedModel", version),
+            **tuned_model_to_json(op.response),
+        }
     return out
 
 

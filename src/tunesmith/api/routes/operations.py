@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ... import wire
-from ..deps import Owner, ServiceDep, call
+from ..deps import ApiVersion, Owner, ServiceDep, call
 from ..docs import OPERATION, returns
 
 router = APIRouter(tags=["operations"])
@@ -24,9 +24,11 @@ _LIST = {
     summary="Get a tuning operation",
     responses=returns(OPERATION),
 )
-async def get_operation(model_id: str, operation_id: str, service: ServiceDep, owner: Owner):
+async def get_operation(
+    model_id: str, operation_id: str, service: ServiceDep, owner: Owner, version: ApiVersion
+):
     name = f"tunedModels/{model_id}/operations/{operation_id}"
-    return wire.operation_to_json(await call(service.tuning.get_operation, name, owner))
+    return wire.operation_to_json(await call(service.tuning.get_operation, name, owner), version)
 
 
 @router.get(
@@ -34,9 +36,9 @@ async def get_operation(model_id: str, operation_id: str, service: ServiceDep, o
     summary="List a tuned model's operations",
     responses=returns(_LIST),
 )
-async def list_operations(model_id: str, service: ServiceDep, owner: Owner):
+async def list_operations(model_id: str, service: ServiceDep, owner: Owner, version: ApiVersion):
     ops = await call(service.tuning.list_operations, f"tunedModels/{model_id}", owner)
-    return {"operations": [wire.operation_to_json(op) for op in ops]}
+    return {"operations": [wire.operation_to_json(op, version) for op in ops]}
 
 
 @router.get(
@@ -44,9 +46,9 @@ async def list_operations(model_id: str, service: ServiceDep, owner: Owner):
     summary="List every operation of the caller (tunesmith's own)",
     responses=returns(_LIST),
 )
-async def list_all_operations(service: ServiceDep, owner: Owner):
+async def list_all_operations(service: ServiceDep, owner: Owner, version: ApiVersion):
     ops = await call(service.tuning.list_operations, None, owner)
-    return {"operations": [wire.operation_to_json(op) for op in ops]}
+    return {"operations": [wire.operation_to_json(op, version) for op in ops]}
 
 
 @router.post(

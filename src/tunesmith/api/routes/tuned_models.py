@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ... import wire
-from ..deps import Body, Owner, ServiceDep, call
+from ..deps import ApiVersion, Body, Owner, ServiceDep, call
 from ..docs import OPERATION, TUNED_MODEL, VALIDATION_LOSSES, body, returns
 
 router = APIRouter(tags=["tunedModels"])
@@ -31,12 +31,13 @@ async def create_tuned_model(
     service: ServiceDep,
     owner: Owner,
     payload: Body,
+    version: ApiVersion,
     tunedModelId: Annotated[str | None, Query(description="The new model's id")] = None,
 ):
     model_id = tunedModelId or _query(request, "tunedModelId")
     req = wire.create_request_from_json(payload, model_id)
     op = await call(service.tuning.create_tuned_model, req, owner)
-    return wire.operation_to_json(op)
+    return wire.operation_to_json(op, version)
 
 
 @router.get(
