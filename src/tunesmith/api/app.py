@@ -19,7 +19,7 @@ from ..jobs.worker import Worker
 from ..service import Service
 from ..settings import Settings, get_settings
 from ..store.keys import KeyStore
-from . import console, errors, limits
+from . import apidocs, console, errors, limits
 from .pretty import PrettyJSONResponse
 from .routes import ROUTERS
 
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
         ),
         lifespan=lifespan,
         default_response_class=PrettyJSONResponse,
+        docs_url=None,  # FastAPI's pages load from CDNs: apidocs serves both from here
+        redoc_url=None,
     )
     app.state.service = service
     app.state.keys = keys
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Fast
         running = getattr(app.state, "worker", None) is not None
         return {"status": "ok", "version": __version__, "worker": running}
 
+    apidocs.mount(app)  # /docs and /redoc, their files served from here, not a CDN
     console.mount(app)  # the web console at /, a client of the routes above like any other
     return app
 
