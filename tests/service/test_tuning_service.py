@@ -69,8 +69,6 @@ def test_duplicate_id_is_already_exists_and_keeps_the_first(service):
         (dict(learning_rate=0.1, learning_rate_multiplier=2.0), "give one, not both"),
         (dict(temperature=5.0), "temperature"),
         (dict(top_p=1.5), "top_p"),
-        (dict(source_model="models/no-such-model"), "source_model"),
-        (dict(source_model="tunedModels/missing"), "source_model"),
         (dict(examples=[]), "no examples"),
         (dict(examples=[TuningExample("1", "")]), "row 1: 'output' is empty"),
         (dict(method="qlora"), "method"),
@@ -81,6 +79,17 @@ def test_rejected_requests_name_the_field_and_store_nothing(service, kw, message
         service.tuning.create_tuned_model(request(**kw))
     assert service.tuning.list_tuned_models()[0] == []
     assert service.tuning.list_operations() == []
+
+
+@pytest.mark.parametrize("source", ["models/no-such-model", "tunedModels/missing"])
+def test_a_source_model_that_does_not_exist_is_not_found(service, source):
+    """Not found, as any missing resource (404, the CLI's exit 3); with other problems, all
+    are reported together as bad input."""
+    with pytest.raises(NotFound, match=f"source_model: .*{source}.* not found"):
+        service.tuning.create_tuned_model(request(source_model=source))
+    with pytest.raises(InvalidArgument, match="epoch_count: .*; source_model: .* not found"):
+        service.tuning.create_tuned_model(request(source_model=source, epoch_count=0))
+    assert service.tuning.list_tuned_models()[0] == []
 
 
 def test_several_problems_are_reported_together(service):

@@ -109,9 +109,10 @@ class TuningService:
                 held_out, max_examples=self.settings.max_examples, field="validation_data"
             )
         problems: list[str] = []
+        missing: list[str] = []  # the problems that are a source model that does not exist
         model_id = self._new_id(req, problems)
         hp = self._hyperparameters(req, problems)
-        source = self._source(req.source_model, owner, problems)
+        source = self._source(req.source_model, owner, problems, missing)
         spec = None
         if source is not None:
             spec = source if isinstance(source, base_models.BaseModelSpec) else None
@@ -130,7 +131,9 @@ class TuningService:
         if req.method not in METHODS:
             problems.append(f"method: '{req.method}' is not one of {', '.join(METHODS)}")
         if problems:
-            raise InvalidArgument("; ".join(problems))
+            # Nothing wrong but a base (or parent) model that does not exist: "not found", as
+            # for any other missing resource (404; the CLI's exit 3).
+            raise (NotFound if problems == missing else InvalidArgument)("; ".join(problems))
 
         now = utcnow()
         model = TunedModel(
@@ -202,7 +205,7 @@ class TuningService:
         rate = steps.peak_learning_rate(req.method, lr, mult)
         return Hyperparameters(epoch_count=epochs, batch_size=batch, learning_rate=rate)
 
-    def _source(self, source_model, owner, problems):
+    def _source(self, source_model, owner, problems, missing):
         """The base model spec, or the tuned model to continue from."""
         try:
             if isinstance(source_model, str) and source_model.startswith("tunedModels/"):
@@ -214,6 +217,8 @@ class TuningService:
             return base_models.resolve(source_model, self.settings.default_base_model)
         except (NotFound, InvalidArgument, FailedPrecondition) as e:
             problems.append(f"source_model: {e.message}")
+            if isinstance(e, NotFound):
+                missing.append(problems[-1])
             return None
 
     # -- read, update, delete -----------------------------------------------------------
