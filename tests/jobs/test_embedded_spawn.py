@@ -33,6 +33,12 @@ print(getattr(embedded, ensure)(settings))
 # lock taken (a process that loses the race writes its line and leaves).
 CASES = {
     "worker": ("ensure_worker", "tunesmith.jobs.worker", "worker.log", r"worker \S+ started"),
+    "generation server": (
+        "ensure_generation_server",
+        "tunesmith.api.local",
+        "generation.log",
+        r"listening on|another generation server serves",
+    ),
 }
 
 

@@ -1,14 +1,21 @@
-"""The embedded background worker: one per ``TUNESMITH_HOME``, started on demand.
+"""The embedded background processes: started on demand, one of each per ``TUNESMITH_HOME``.
 
-With no server configured, ``create_tuned_model`` stores the job and calls
-:func:`ensure_worker`, which starts ``python -m tunesmith.jobs.worker --embedded`` as a
-detached process unless one already holds the home's ``worker.lock``. The worker outlives the
-script that started it and leaves after ``TUNESMITH_WORKER_IDLE_SECONDS`` without work, so a
-user can start a run, exit, and find the result later.
+- The **worker** (``python -m tunesmith.jobs.worker --embedded``) runs tuning jobs. With no
+  server configured, ``create_tuned_model`` stores the job and calls :func:`ensure_worker`.
+- The **generation server** (``python -m tunesmith.api.local``) keeps base models loaded and
+  answers the embedded client's generation calls (:mod:`tunesmith.sdk.warm`);
+  :func:`ensure_generation_server` starts it. There is one per home and configuration: a
+  caller whose settings differ (another default base model, database, tunesmith version or
+  Python environment) gets a server of its own rather than answers made under other settings.
 
-It holds its lock file for its whole life, and exactly one starts however many callers ask at
-once: the *caller* takes the lock and hands it to the process it starts (:func:`spawn`), so
-taking the lock is the decision to start, however slowly the process then gets going.
+Both outlive the script that started them and leave after ``TUNESMITH_WORKER_IDLE_SECONDS``
+without work, so a user can start a run, exit, and find the result later, and the next
+``tunesmith generate`` finds the model loaded.
+
+Each process holds its lock file for its whole life, and exactly one starts however many
+callers ask at once: the *caller* takes the lock and hands it to the process it starts
+(:func:`spawn`), so taking the lock is the decision to start, however slowly the process
+then gets going.
 
 No job is stranded between "the worker decides to leave" and "a new job is queued": the
 worker lets go of the lock *before* its last look at the queue, and a creator tries the lock
@@ -18,13 +25,22 @@ worker lets go of the lock *before* its last look at the queue, and a creator tr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import hashlib
+import json
 import os
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from ..settings import Settings
+
+SETTINGS_ENV = "TUNESMITH_EMBEDDED_SETTINGS"  # how a generation server gets its caller's settings
+MAX_SOCKET_PATH = 100  # bytes; the system's limit for a socket's path is 104-108
 
 
 def _lock_path(settings: Settings) -> Path:
@@ -138,3 +154,60 @@ def ensure_worker(settings: Settings) -> bool:
 def worker_lock(settings: Settings, fd: int | None = None):
     """The embedded worker's lock (see :func:`hold_lock`)."""
     return hold_lock(_lock_path(settings), fd)
+
+
+# -- the generation server -----------------------------------------------------------------
+
+
+def _embedded(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, api_endpoint=None, api_key=None)
+
+
+def settings_to_json(settings: Settings) -> str:
+    return json.dumps(dataclasses.asdict(_embedded(settings)), sort_keys=True, default=str)
+
+
+def settings_from_json(text: str) -> Settings:
+    values = json.loads(text)
+    return Settings(**{**values, "home": Path(values["home"])})
+
+
+def generation_paths(settings: Settings) -> tuple[Path, Path]:
+    """The generation server's lock file and socket for these settings."""
+    from .. import __version__
+
+    environment = os.path.realpath(sys.prefix)  # a virtualenv: the packages it will import
+    identity = json.dumps(
+        [settings_to_json(settings), __version__, environment, socket.gethostname()]
+    )
+    name = "generation-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+    lock = settings.home / "run" / f"{name}.lock"
+    return lock, socket_beside(lock)
+
+
+def socket_beside(lock: Path) -> Path:
+    """The socket of the server that holds ``lock``: next to it, or for a home whose path is
+    too long for a socket, in a folder of this user's under the temporary directory."""
+    sock = lock.with_suffix(".sock")
+    if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
+        sock = _private_dir() / sock.name
+    return sock
+
+
+def _private_dir() -> Path:
+    """A folder only this user may enter, for sockets whose home path is too long."""
+    folder = Path(tempfile.gettempdir()) / f"tunesmith-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f"{folder} is not a private folder of this user")
+    return folder
+
+
+def ensure_generation_server(settings: Settings) -> bool:
+    """Start the generation server for these settings unless one runs; True if it started."""
+    lock, _ = generation_paths(settings)
+    env = _env(settings)
+    env[SETTINGS_ENV] = settings_to_json(settings)
+    return spawn(lock, ["tunesmith.api.local"], settings.logs_dir / "generation.log", env)

@@ -107,13 +107,34 @@ class Client(Protocol):
 
 
 class EmbeddedClient:
-    """The service in this process; tuning runs in the home's background worker process."""
+    """The service in this process; tuning runs in the home's background worker process, and
+    generation in the home's generation server (:mod:`tunesmith.sdk.warm`), which keeps the
+    models loaded between scripts. ``generation_server=False`` generates in this process."""
 
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, *, generation_server: bool = True):
+        from .warm import GenerationServer
+
         self.settings = settings or get_settings()
-        self.service = Service(self.settings, on_enqueue=self.keep_running)
-        self.tuning = self.service.tuning
-        self.generation = self.service.generation
+        self.generation_server = GenerationServer(self.settings, enabled=generation_server)
+        self._service: Service | None = None
+        self._service_lock = threading.Lock()
+
+    @property
+    def service(self) -> Service:
+        """The service over this home, opened on first use (generating on the generation
+        server needs none, so ``tunesmith generate`` starts quicker)."""
+        with self._service_lock:
+            if self._service is None:
+                self._service = Service(self.settings, on_enqueue=self.keep_running)
+            return self._service
+
+    @property
+    def tuning(self):
+        return self.service.tuning
+
+    @property
+    def generation(self):
+        return self.service.generation
 
     def keep_running(self) -> None:
         from ..jobs.embedded import ensure_worker
@@ -154,13 +175,28 @@ class EmbeddedClient:
         return self.generation.get_model(name)
 
     def generate(self, model, prompt, config, opts=None):
-        return self.generation.generate(model, prompt, config)
+        return self.generation_server.call(
+            model,
+            prompt,
+            lambda remote: remote.generate(model, prompt, config, only_timeout(opts)),
+            lambda: self.generation.generate(model, prompt, config),
+        )
 
     def generate_stream(self, model, prompt, config, opts=None):
-        return iter(self.generation.generate_stream(model, prompt, config))
+        return self.generation_server.stream(
+            model,
+            prompt,
+            lambda remote: remote.generate_stream(model, prompt, config, only_timeout(opts)),
+            lambda: iter(self.generation.generate_stream(model, prompt, config)),
+        )
 
     def count_tokens(self, model, prompt, opts=None):
-        return self.generation.count_tokens(model, prompt)
+        return self.generation_server.call(
+            model,
+            prompt,
+            lambda remote: remote.count_tokens(model, prompt, only_timeout(opts)),
+            lambda: self.generation.count_tokens(model, prompt),
+        )
 
     def create_permission(self, parent, new, opts=None):
         return self.service.permissions.create(parent, new, None)
@@ -184,6 +220,12 @@ class EmbeddedClient:
         return self.service.exports.export_tuned_model(
             name, format, path, quantization, None, progress
         )
+
+
+def only_timeout(opts: RequestOptions | None) -> RequestOptions:
+    """The caller's deadline and no retries: the generation server's answers are final, as
+    the service's are in this process."""
+    return RequestOptions(timeout=opts.timeout if opts else None)
 
 
 _lock = threading.Lock()

@@ -13,8 +13,6 @@ import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session
 
@@ -86,6 +84,9 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration; safe when several processes start at once."""
+    from alembic import command  # here: importing alembic costs every CLI command 0.2 s
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with _migration_lock(engine), engine.connect() as conn:

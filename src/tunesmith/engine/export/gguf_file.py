@@ -297,7 +297,7 @@ def _pre_tokenizer(spec: dict) -> str:
     parts = spec.get("pretokenizers", [spec]) if spec.get("type") == "Sequence" else [spec]
     kinds = [p.get("type") for p in parts]
     if kinds == ["ByteLevel"] and parts[0].get("use_regex", True):
-        return "gpt2"
+        return "gpt-2"  # llama.cpp's spelling; "gpt2" is refused as an unknown pre-tokenizer
     if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
         return "smollm"
     return "default"
