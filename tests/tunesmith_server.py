@@ -23,11 +23,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# What the test servers' operator calls the model folder it is given (the tiny model).
+OFFERED_NAME = "tiny"
+
+
 def server_env(home: Path, default_base_model: str | None = None, **extra: str) -> dict:
+    """The environment of a server (and of the CLI beside it) with its own home.
+
+    A model folder as ``default_base_model`` is offered the way an operator offers one,
+    ``TUNESMITH_BASE_MODELS=tiny=FOLDER``, and made the default: callers name it
+    ``models/tiny``, by its folder as configured, or by an alias such as text-bison-001.
+    """
     env = dict(os.environ)
     for var in ("TUNESMITH_DATABASE_URL", "TUNESMITH_API_ENDPOINT", "TUNESMITH_API_KEY"):
         env.pop(var, None)
+    env.pop("TUNESMITH_BASE_MODELS", None)
     env["TUNESMITH_HOME"] = str(home)
+    if default_base_model and Path(default_base_model).exists():
+        env["TUNESMITH_BASE_MODELS"] = f"{OFFERED_NAME}={default_base_model}"
+        default_base_model = f"models/{OFFERED_NAME}"
     if default_base_model:
         env["TUNESMITH_DEFAULT_BASE_MODEL"] = default_base_model
     env.update(extra)

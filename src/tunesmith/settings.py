@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 DEFAULT_BASE_MODEL = "models/smollm2-135m-instruct"
@@ -23,6 +24,12 @@ class Settings:
     """SQLAlchemy URL; SQLite under ``home`` unless ``TUNESMITH_DATABASE_URL`` says otherwise."""
     default_base_model: str = DEFAULT_BASE_MODEL
     """What aliases such as ``models/text-bison-001`` resolve to."""
+    base_models: tuple[tuple[str, str], ...] = ()
+    """Base models the operator offers beyond the registry, ``(NAME, SOURCE)``: callers of a
+    server name them ``models/NAME`` (or by SOURCE itself); SOURCE is a model folder, a .gguf
+    file or a Hugging Face id. ``TUNESMITH_BASE_MODELS`` / ``tunesmith serve --base-model``."""
+    max_base_model_bytes: int = 20 * 2**30
+    """Largest Hugging Face download of a base model, asked of the hub before it starts."""
     api_endpoint: str | None = None
     """When set, the SDK talks to this server instead of running the service in-process."""
     api_key: str | None = None
@@ -54,6 +61,11 @@ class Settings:
     """Examples in one training set."""
     max_page_size: int = 1000
     """Largest page a list returns (a bigger pageSize is clamped, as Google does)."""
+
+    def __post_init__(self):
+        # Settings may come back from JSON (lists) or from callers (a dict): one form here.
+        pairs = self.base_models.items() if isinstance(self.base_models, dict) else self.base_models
+        object.__setattr__(self, "base_models", tuple((str(n), str(s)) for n, s in pairs))
 
     @property
     def adapters_dir(self) -> Path:
@@ -102,6 +114,38 @@ def get_settings(**overrides) -> Settings:
         max_jobs_per_user=int(env.get("TUNESMITH_MAX_JOBS_PER_USER", 4)),
         max_examples=int(env.get("TUNESMITH_MAX_EXAMPLES", 100_000)),
         max_page_size=int(env.get("TUNESMITH_MAX_PAGE_SIZE", 1000)),
+        base_models=parse_base_models(
+            re.split(r"[,\n]", env.get("TUNESMITH_BASE_MODELS", "")), "TUNESMITH_BASE_MODELS"
+        ),
+        max_base_model_bytes=parse_bytes(
+            env.get("TUNESMITH_MAX_BASE_MODEL_BYTES", "20GiB"), "TUNESMITH_MAX_BASE_MODEL_BYTES"
+        ),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
+
+
+def parse_base_models(entries, where: str) -> tuple[tuple[str, str], ...]:
+    """``["tiny=/srv/models/tiny", "smol=HuggingFaceTB/SmolLM2-135M"]`` as (NAME, SOURCE)
+    pairs (blank entries skipped; which names and sources are valid is the service's)."""
+    pairs = []
+    for entry in entries:
+        if not entry.strip():
+            continue
+        name, sep, source = entry.partition("=")
+        if not sep or not name.strip() or not source.strip():
+            raise ValueError(f"{where}: {entry.strip()!r} is not NAME=FOLDER_FILE_OR_HUB_ID")
+        pairs.append((name.strip(), source.strip()))
+    return tuple(pairs)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9}
+_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tb": 10**12, "tib": 2**40})
+
+
+def parse_bytes(text: str, where: str) -> int:
+    """``"20GiB"`` -> 21474836480; a bare number is bytes; ``0`` turns a limit off."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"{where}: {text!r} is not a size such as 20GiB, 500MB or 0 (no limit)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])

@@ -3,6 +3,10 @@
 Nothing (settings, database engine, worker) is created at import time. By default an
 in-process worker thread runs tuning jobs, woken by the service each time one is queued;
 ``worker=False`` leaves jobs to ``tunesmith worker`` processes.
+
+Callers over HTTP name only the base models the operator offers (the service's rule,
+:mod:`tunesmith.service.catalog`); ``offered_base_models_only=False`` is for a server whose
+only caller is the user of the machine it runs on.
 """
 
 from __future__ import annotations
@@ -28,10 +32,21 @@ log = logging.getLogger("tunesmith.api")
 VERSIONS = ("/v1beta", "/v1beta3", "/v1")
 
 
-def create_app(settings: Settings | None = None, *, worker: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    worker: bool = True,
+    offered_base_models_only: bool = True,
+    hub_api=None,
+) -> FastAPI:
     settings = settings or get_settings()
     wake = threading.Event()
-    service = Service(settings, on_enqueue=wake.set if worker else None)
+    service = Service(
+        settings,
+        on_enqueue=wake.set if worker else None,
+        offered_base_models_only=offered_base_models_only,
+        hub_api=hub_api,
+    )
     keys = KeyStore(service.store)
 
     @contextlib.asynccontextmanager

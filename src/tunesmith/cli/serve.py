@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import socket
@@ -41,16 +42,31 @@ def serve(
         False, "--no-worker", help="Do not run tuning jobs here (run `tunesmith worker`)."
     ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    base_model: list[str] = typer.Option(
+        [],
+        "--base-model",
+        metavar="NAME=SOURCE",
+        help="Offer a base model as models/NAME: SOURCE is a model folder, a .gguf file or a "
+        "Hugging Face id (repeatable; adds to TUNESMITH_BASE_MODELS). Callers name only the "
+        "registered base models and what is offered here.",
+    ),
 ) -> None:
     """Serve Google's tuning API (TUNESMITH_HOME / TUNESMITH_DATABASE_URL choose the state)."""
     import uvicorn
 
     from ..api import create_app
-    from ..settings import get_settings
+    from ..errors import TunesmithError
+    from ..settings import get_settings, parse_base_models
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    settings = get_settings()
-    app = create_app(settings, worker=not no_worker)
+    try:
+        settings = get_settings()
+        offered = settings.base_models + parse_base_models(base_model, "--base-model")
+        settings = dataclasses.replace(settings, base_models=offered)
+        app = create_app(settings, worker=not no_worker)
+    except (ValueError, TunesmithError) as e:
+        typer.echo(f"tunesmith: {getattr(e, 'message', None) or e}", err=True)
+        raise typer.Exit(2) from None
     refusal = open_server_refusal(host, app.state.keys.any_active())
     if refusal:
         app.state.service.close()

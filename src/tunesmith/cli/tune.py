@@ -44,8 +44,9 @@ def tune(
         typer.Option(
             "--base-model",
             "-m",
-            help="Base model (models/NAME, a local folder or .gguf file, a Hugging Face id) "
-            "or tunedModels/ID to continue tuning. Default: the configured default.",
+            help="Base model (models/NAME, a local folder or .gguf file, a Hugging Face id; "
+            "against a server, one it offers) or tunedModels/ID to continue tuning. Default: "
+            "the configured default.",
             show_default=False,
         ),
     ] = None,

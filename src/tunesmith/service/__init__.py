@@ -1,7 +1,8 @@
 """The service layer: the one place where tunesmith's rules live.
 
 :class:`Service` bundles the parts over one store; the HTTP API and the embedded SDK are thin
-adapters over it.
+adapters over it. A server builds it with ``offered_base_models_only=True``: its callers name
+only the base models the operator offers (:mod:`tunesmith.service.catalog`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..settings import Settings, get_settings
 from ..store import Store
+from .catalog import BaseModelCatalog
 from .exports import ExportService
 from .generation import GenerationService
 from .imports import ImportService
@@ -29,18 +31,28 @@ class Service:
         store: Store | None = None,
         model_server: ModelServer | None = None,
         on_enqueue: Callable[[], None] | None = None,
+        offered_base_models_only: bool = False,
+        hub_api=None,
     ):
+        """``offered_base_models_only``: callers are remote (a server's), so they name only
+        the base models the operator offers; False for the user's own process (embedded SDK,
+        CLI). ``hub_api``: an ``HfApi`` for hub size checks (None: huggingface_hub's)."""
         self.settings = settings or get_settings()
+        self.base_models = BaseModelCatalog(self.settings, offered_base_models_only, hub_api)
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.store = store or Store(self.settings.database_url)
-        self.tuning = TuningService(self.settings, self.store, on_enqueue)
+        self.tuning = TuningService(self.settings, self.store, on_enqueue, self.base_models)
         self.permissions = PermissionService(self.store, self.tuning.access)
-        self.generation = GenerationService(self.settings, self.store, model_server)
-        self.exports = ExportService(self.settings, self.store, self.tuning.access)
-        self.imports = ImportService(self.settings, self.store)
+        self.generation = GenerationService(
+            self.settings, self.store, model_server, self.base_models
+        )
+        self.exports = ExportService(
+            self.settings, self.store, self.tuning.access, self.base_models
+        )
+        self.imports = ImportService(self.settings, self.store, self.base_models)
 
     def close(self) -> None:
         self.store.close()
 
 
-__all__ = ["CreateTunedModelRequest", "Service"]
+__all__ = ["BaseModelCatalog", "CreateTunedModelRequest", "Service"]

@@ -26,6 +26,7 @@ from ..settings import Settings
 from ..store import Store
 from ..types import TunedModel, TunedModelExport, TunedModelState
 from .access import Access, Role
+from .catalog import BaseModelCatalog
 from .tuning import parse_model_name
 
 FORMATS = engine.FORMATS
@@ -34,10 +35,17 @@ Progress = Callable[[str, int, int], None]
 
 
 class ExportService:
-    def __init__(self, settings: Settings, store: Store, access: Access):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        access: Access,
+        catalog: BaseModelCatalog | None = None,
+    ):
         self.settings = settings
         self.store = store
         self.access = access
+        self.catalog = catalog or BaseModelCatalog(settings)
 
     def export_tuned_model(
         self,
@@ -112,7 +120,7 @@ class ExportService:
         artifact = self.settings.home / relative if relative else None
         if artifact is None or not artifact.is_dir():
             raise FailedPrecondition(f"{tuned.name}: its weights are missing from {artifact}")
-        spec = base_models.resolve(tuned.base_model, self.settings.default_base_model)
+        spec = self.catalog.stored(tuned.base_model)
         workdir = self.settings.base_models_dir
         base_dir = base_models.materialize(spec, workdir)
         base_gguf = base_models.source_gguf(spec, workdir)

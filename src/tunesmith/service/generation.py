@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..engine import base_models
-from ..errors import FailedPrecondition, InvalidArgument, NotFound, TunesmithError
+from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..serving import Sampling, Stream
 from ..settings import Settings
 from ..store import Store
 from ..store.permissions import PermissionStore
 from ..types import Generation, GenerationConfig, Model, TunedModelState
 from .access import Access, Role
+from .catalog import BaseModelCatalog
 from .tuning import _is_int, _is_number, parse_model_name
 
 if TYPE_CHECKING:
@@ -50,9 +51,16 @@ def model_record(spec: base_models.BaseModelSpec) -> Model:
 
 
 class GenerationService:
-    def __init__(self, settings: Settings, store: Store, server: ModelServer | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        server: ModelServer | None = None,
+        catalog: BaseModelCatalog | None = None,
+    ):
         self.settings = settings
         self.store = store
+        self.catalog = catalog or BaseModelCatalog(settings)
         self._server = server
         self._server_lock = threading.Lock()
         self.access = Access(PermissionStore(store))  # a READER may generate
@@ -68,20 +76,11 @@ class GenerationService:
             return self._server
 
     def list_models(self) -> list[Model]:
-        """The registry's installed models, plus the configured default when it is a local
-        folder, a .gguf file or a hub id (so pickers can offer what aliases resolve to)."""
-        specs = base_models.registered_models()
-        default = self.settings.default_base_model
-        if all(spec.name != default for spec in specs):
-            try:
-                specs.append(base_models.resolve(default, default))
-            except TunesmithError:
-                pass  # a misconfigured default is reported where it is used, not in a list
-        return [model_record(spec) for spec in specs]
+        """The base models callers may name (:meth:`BaseModelCatalog.list`)."""
+        return [model_record(spec) for spec in self.catalog.list()]
 
     def get_model(self, name: str) -> Model:
-        spec = base_models.resolve(name, self.settings.default_base_model)
-        return model_record(spec)
+        return model_record(self.catalog.named(name, download=False))
 
     def generate(
         self, model: str, prompt: str, config: GenerationConfig | None = None, owner=None
@@ -125,7 +124,7 @@ class GenerationService:
                     f"{model} is {tuned.state.name}, not ACTIVE: it cannot generate yet"
                     + (f" ({tuned.error})" if tuned.error else "")
                 )
-            spec = base_models.resolve(tuned.base_model, self.settings.default_base_model)
+            spec = self.catalog.stored(tuned.base_model)
             artifact = self.settings.home / self.store.adapter_path(tuned.id)
             if not artifact.is_dir():
                 raise FailedPrecondition(f"{model}: its weights are missing from {artifact}")
@@ -135,7 +134,7 @@ class GenerationService:
             return _Target(spec, artifact, None, tuned)  # fully tuned: its own weights
         if not isinstance(model, str) or not model.startswith("models/"):
             raise NotFound(f"model {model!r} not found: use models/NAME or tunedModels/ID")
-        spec = base_models.resolve(model, self.settings.default_base_model)
+        spec = self.catalog.named(model)
         return _Target(spec, base_models.materialize(spec, self.settings.base_models_dir))
 
     def _sampling(self, c: GenerationConfig, target: _Target) -> Sampling:

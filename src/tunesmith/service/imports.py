@@ -21,6 +21,7 @@ from ..settings import Settings
 from ..store import Store, utcnow
 from ..types import TunedModel, TunedModelState, TuningTask
 from .access import as_caller
+from .catalog import BaseModelCatalog
 from .tuning import ID_PATTERN, MAX_DISPLAY_NAME
 
 _FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -28,9 +29,10 @@ _OPTIONAL = ("tunesmith_prompt.json",)
 
 
 class ImportService:
-    def __init__(self, settings: Settings, store: Store):
+    def __init__(self, settings: Settings, store: Store, catalog: BaseModelCatalog | None = None):
         self.settings = settings
         self.store = store
+        self.catalog = catalog or BaseModelCatalog(settings)
 
     def import_adapter(
         self,
@@ -55,7 +57,7 @@ class ImportService:
                 f"adapter: {folder} is not a peft adapter folder (no {', '.join(missing)})"
             )
         try:
-            spec = base_models.resolve(base_model, self.settings.default_base_model)
+            spec = self.catalog.source(base_model)  # a base model this caller may name
         except (InvalidArgument, NotFound, FailedPrecondition) as e:
             problems.append(f"base_model: {e.message}")
             spec = None

@@ -32,6 +32,7 @@ from ..types import (
     ValidationLosses,
 )
 from .access import Access, Role, as_caller, visibility
+from .catalog import BaseModelCatalog
 
 ID_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_DISPLAY_NAME = 40
@@ -87,11 +88,16 @@ def parse_operation_name(name: str) -> tuple[str, str]:
 
 class TuningService:
     def __init__(
-        self, settings: Settings, store: Store, on_enqueue: Callable[[], None] | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        on_enqueue: Callable[[], None] | None = None,
+        catalog: BaseModelCatalog | None = None,
     ):
         self.settings = settings
         self.store = store
         self.on_enqueue = on_enqueue
+        self.catalog = catalog or BaseModelCatalog(settings)
         self.access = Access(PermissionStore(store))
 
     # -- create -------------------------------------------------------------------------
@@ -206,7 +212,8 @@ class TuningService:
         return Hyperparameters(epoch_count=epochs, batch_size=batch, learning_rate=rate)
 
     def _source(self, source_model, owner, problems, missing):
-        """The base model spec, or the tuned model to continue from."""
+        """The base model spec (one the caller may name: the catalog's rule), or the tuned
+        model to continue from (one the caller may read)."""
         try:
             if isinstance(source_model, str) and source_model.startswith("tunedModels/"):
                 parent = self.get_tuned_model(source_model, owner)
@@ -214,7 +221,7 @@ class TuningService:
                     problems.append(f"source_model: {source_model} is not ACTIVE")
                     return None
                 return parent
-            return base_models.resolve(source_model, self.settings.default_base_model)
+            return self.catalog.source(source_model)
         except (NotFound, InvalidArgument, FailedPrecondition) as e:
             problems.append(f"source_model: {e.message}")
             if isinstance(e, NotFound):

@@ -15,7 +15,7 @@ _MODEL = {"type": "object", "properties": {"name": {"type": "string"}}}
 
 @router.get(
     "/models",
-    summary="List the base models this server can tune and serve",
+    summary="List the base models this server offers (the only ones a caller may name)",
     responses=returns(
         {"type": "object", "properties": {"models": {"type": "array", "items": _MODEL}}}
     ),
