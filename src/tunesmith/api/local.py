@@ -75,8 +75,6 @@ def _serve(settings, sock: socket.socket, path: Path) -> None:
 
     # Its one caller is this machine's user: base models are named as in-process (folders,
     # .gguf files, hub ids), not only the ones a server's operator offers.
-    # Its one caller is this machine's user: base models are named as in-process (folders,
-    # .gguf files, hub ids), not only the ones a server's operator offers.
     app = create_app(settings, worker=False, offered_base_models_only=False)
     app.dependency_overrides[get_owner] = _local_caller
     # Requests run in threads, and transformers' lazy imports are not thread-safe.
