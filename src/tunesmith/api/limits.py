@@ -8,11 +8,19 @@ jobs per user) is the service's. Here, before any route runs:
   limit;
 * each API key may make ``requests_per_minute`` requests to the API (``/v1*``), as a token
   bucket refilled evenly over the minute; past it the answer is 429 RESOURCE_EXHAUSTED with
-  ``Retry-After`` in seconds. One exception: reading an operation (``GET .../operations/ID``)
-  past the rate is *paced* (answered after the wait, at most ``MAX_PACE`` seconds) rather
-  than refused, because google-generativeai's ``wait_bar`` polls in a loop without sleeping
-  and would crash on a 429. Requests without a key are not counted: a server without keys
+  ``Retry-After`` in seconds. Requests without a key are not counted: a server without keys
   listens on loopback only, and one with keys answers them 401.
+* reading operations (``GET`` of ``.../operations/ID`` or of an operations list) draws on a
+  bucket of its own per key instead, at the same rate but holding only a second's worth
+  (``POLL_BURST_SECONDS``): polling never spends the key's budget for its other calls.
+  google-generativeai's ``wait_bar`` polls in a loop without sleeping and crashes on a 429,
+  so a read past that rate is *paced* rather than refused: it owes the bucket and is
+  answered after the wait. A client polling one read at a time therefore waits at most one
+  interval per read and is never refused; reads sent all at once pile up debt, and a read
+  that would have to wait more than ``MAX_PACE`` seconds (or two intervals, at a very low
+  rate) is answered 429 at once, without counting it. A flood of either kind thus gets 429s
+  cheaply, in this middleware, and other keys are answered meanwhile: a paced read sleeps
+  without holding the event loop or a thread.
 
 It also keeps keys out of the access log: uvicorn logs each request's path with its query,
 and ``?key=...`` would otherwise be written there.
@@ -35,7 +43,12 @@ from ..settings import Settings
 _KEY_IN_QUERY = re.compile(r"((?:^|[?&;])key=)[^&;\s]*", re.IGNORECASE)
 MAX_BUCKETS = 10_000
 MAX_PACE = 5.0
-_OPERATION = re.compile(r"^/v1[a-z0-9]*/tunedModels/[^/]+/operations/[^/:]+$")
+"""Longest an operation read is held before it is answered (two reads' interval if that is
+longer, at a very low rate); a read that would wait longer is answered 429."""
+POLL_BURST_SECONDS = 1.0
+"""The operation-read bucket holds this many seconds' worth of reads (at least one read)."""
+# GET of tunedModels/M/operations/OP, tunedModels/M/operations or operations (tunesmith's list).
+_OPERATION_READ = re.compile(r"^/v1[a-z0-9]*/(?:tunedModels/[^/]+/)?operations(?:/[^/:]+)?$")
 
 
 def redact(text: str) -> str:
@@ -59,19 +72,23 @@ def _error(status: int, name: str, message: str, headers: list | None = None):
 
 
 class TokenBuckets:
-    """``rate`` requests per minute per name; thread-safe, bounded in memory."""
+    """``per_minute`` requests per name, refilled evenly, holding at most ``burst`` (default:
+    a minute's worth); thread-safe, bounded in memory."""
 
-    def __init__(self, per_minute: int, clock=time.monotonic):
-        self.capacity = float(per_minute)
+    def __init__(self, per_minute: int, burst: float | None = None, clock=time.monotonic):
+        self.per_minute = per_minute
+        self.capacity = float(burst if burst is not None else per_minute)
         self.refill = per_minute / 60.0
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def take(self, name: str, reserve: bool = False) -> float:
-        """0 when allowed, else the seconds to wait before a request would be.
+    def take(self, name: str, pace_up_to: float = 0.0) -> float:
+        """0 when a request of ``name`` may go ahead now, else the seconds it would wait.
 
-        With ``reserve`` the request is counted anyway (the caller waits, then goes ahead).
+        A request whose wait is at most ``pace_up_to`` seconds is counted anyway: it owes the
+        bucket, and the caller waits, then goes ahead. A longer wait is a refusal and is not
+        counted, so refused requests never push the bucket further into debt.
         """
         now = self.clock()
         with self._lock:
@@ -81,8 +98,9 @@ class TokenBuckets:
                 self._buckets[name] = (tokens - 1, now)
                 self._prune(now)
                 return 0.0
-            self._buckets[name] = (tokens - 1 if reserve else tokens, now)
-            return (1 - tokens) / self.refill
+            wait = (1 - tokens) / self.refill
+            self._buckets[name] = (tokens - 1 if wait <= pace_up_to else tokens, now)
+            return wait
 
     def _prune(self, now: float) -> None:
         if len(self._buckets) <= MAX_BUCKETS:
@@ -112,37 +130,52 @@ def _caller_name(scope) -> str | None:
 
 
 class GuardMiddleware:
-    def __init__(self, app, settings: Settings):
+    def __init__(self, app, settings: Settings, clock=time.monotonic, sleep=asyncio.sleep):
         self.app = app
         self.max_bytes = settings.max_request_bytes
+        self.sleep = sleep
         rpm = settings.requests_per_minute
-        self.buckets = TokenBuckets(rpm) if rpm > 0 else None
+        self.buckets = TokenBuckets(rpm, clock=clock) if rpm > 0 else None
+        burst = max(1.0, rpm / 60.0 * POLL_BURST_SECONDS)
+        self.reads = TokenBuckets(rpm, burst=burst, clock=clock) if rpm > 0 else None
+        # At a very low rate one read's interval is long: a lone poller must still be paced.
+        self.pace = max(MAX_PACE, 2 * 60.0 / rpm) if rpm > 0 else 0.0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith("/v1"):
             return await self.app(scope, receive, send)
         name = _caller_name(scope) if self.buckets is not None else None
         if name is not None:
-            paced = scope["method"] == "GET" and bool(_OPERATION.match(scope["path"]))
-            wait = self.buckets.take(name, reserve=paced)
-            if wait and paced:
-                await asyncio.sleep(min(wait, MAX_PACE))
-                wait = 0
-            if wait:
-                seconds = max(1, math.ceil(wait))
-                return await _send(
-                    send,
-                    *_error(
-                        429,
-                        "RESOURCE_EXHAUSTED",
-                        f"Too many requests: over {int(self.buckets.capacity)} per minute for "
-                        f"this API key; retry after {seconds} s",
-                        [(b"retry-after", str(seconds).encode())],
-                    ),
-                )
+            refused = await self._count(scope, name)
+            if refused is not None:
+                return await _send(send, *refused)
         if self.max_bytes > 0 and scope["method"] in ("POST", "PUT", "PATCH"):
             return await self._limited(scope, receive, send)
         return await self.app(scope, receive, send)
+
+    async def _count(self, scope, name: str):
+        """Count the caller's request: None to go ahead (after pacing it), else a 429."""
+        if scope["method"] == "GET" and _OPERATION_READ.match(scope["path"]):
+            wait = self.reads.take(name, pace_up_to=self.pace)
+            if wait <= self.pace:
+                if wait:
+                    await self.sleep(wait)
+                return None
+            seconds = max(1, math.ceil(wait - self.pace))
+            what = "Too many operation reads at once"
+        else:
+            wait = self.buckets.take(name)
+            if not wait:
+                return None
+            seconds = max(1, math.ceil(wait))
+            what = "Too many requests"
+        return _error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            f"{what}: over {self.buckets.per_minute} per minute for this API key; "
+            f"retry after {seconds} s",
+            [(b"retry-after", str(seconds).encode())],
+        )
 
     async def _limited(self, scope, receive, send):
         too_big = _error(
