@@ -44,7 +44,7 @@ def generate(
 
     if prompt == "-":
         prompt = sys.stdin.read()
-    with handle_errors():
+    with handle_errors({"candidate_count": "candidates"}):
         completion = ts.generate_text(
             model=generation_model_name(model),
             prompt=prompt,
@@ -59,12 +59,18 @@ def generate(
         print_json(wire.text_response(completion.generation))
         return
     outputs = [c["output"] for c in completion.candidates]
-    if len(outputs) == 1:
-        typer.echo(outputs[0])
-        return
     for i, text in enumerate(outputs, start=1):
-        err_console.print(f"[bold]— candidate {i}[/]")
+        if len(outputs) > 1:
+            err_console.print(f"[bold]— candidate {i}[/]")
+        _answer(text)
+
+
+def _answer(text: str) -> None:
+    """An answer on stdout; an empty one said on stderr (stdout stays empty, for scripts)."""
+    if text.strip():
         typer.echo(text)
+    else:
+        err_console.print("[dim](empty answer)[/]")
 
 
 def register(app: typer.Typer) -> None:

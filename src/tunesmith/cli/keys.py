@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ._common import escape
+
 keys_app = typer.Typer(help="API keys: each tuned model belongs to the key that created it.")
 
 
@@ -46,14 +48,23 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """List keys (never the keys themselves)."""
+    from rich.table import Table
+
+    from ._common import out_console
+
     rows = _keys().list()
     if not rows:
         typer.echo("no keys: the server runs open, on loopback addresses only", err=True)
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("NAME", "USER", "ID", "STARTS WITH", "CREATED", "STATE"):
+        table.add_column(column, no_wrap=column not in ("NAME", "USER"))
     for k in rows:
-        state = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
-        typer.echo(
-            f"{k.name}\t{k.user}\t{k.id}\t{k.prefix}…\t{k.created_at:%Y-%m-%d %H:%M}\t{state}"
+        state = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d}"
+        table.add_row(
+            escape(k.name), escape(k.user), k.id, f"{k.prefix}…", f"{k.created_at:%Y-%m-%d}", state
         )
+    out_console.print(table)
 
 
 @keys_app.command("revoke")

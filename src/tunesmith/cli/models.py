@@ -25,6 +25,7 @@ from ._common import (
     print_json,
     tuned_model_name,
 )
+from ._table import Column, print_table
 
 models_app = typer.Typer(
     help="Tuned models: list, show, watch, delete, cancel; share, permissions, unshare, transfer."
@@ -33,6 +34,15 @@ models_app = typer.Typer(
 ModelId = Annotated[str, typer.Argument(help="The tuned model: ID or tunedModels/ID.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 SPARKS = "▁▂▃▄▅▆▇█"
+# In the order shown and needed: NAME, BASE MODEL and CREATED are left out when they do not fit.
+LIST_COLUMNS = (
+    Column("ID", keep=True),
+    Column("NAME", wrap=True),
+    Column("STATE", keep=True),
+    Column("PROGRESS", keep=True),
+    Column("BASE MODEL"),
+    Column("CREATED"),
+)
 
 
 @models_app.command("list")
@@ -54,19 +64,18 @@ def list_models(
     if not models:
         err_console.print("no tuned models yet; start one with: tunesmith tune DATA_FILE")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("ID", "NAME", "STATE", "PROGRESS", "BASE MODEL", "CREATED"):
-        table.add_column(column, overflow="fold")
-    for m in models:
-        table.add_row(
+    rows = [
+        (
             m.id,
-            escape(m.display_name),
+            m.display_name,
             _state(m, ops.get(m.name)),
             _progress(ops.get(m.name)),
-            escape(m.base_model),
-            _when(m.create_time),
+            m.base_model.removeprefix("models/"),
+            _when(m.create_time)[:16],  # to the minute
         )
-    out_console.print(table)
+        for m in models
+    ]
+    print_table(LIST_COLUMNS, rows, more="--json or `models show ID` show everything")
 
 
 @models_app.command("show")

@@ -25,6 +25,7 @@ from ._common import (
     escape,
     handle_errors,
     make_client,
+    plural,
     print_json,
 )
 
@@ -33,6 +34,13 @@ KEEP_RUNNING_SECONDS = 5.0
 # Google's own model names resolve to the configured default base model (the server's
 # TUNESMITH_DEFAULT_BASE_MODEL when remote), so this is "whatever the default is".
 DEFAULT_BASE_ALIAS = "models/text-bison-001"
+# The SDK's fields that the flags below name otherwise (errors name the flag: --epochs).
+FLAGS = {
+    "source_model": "base_model",
+    "base_model": "base_model",
+    "tuned_model_id": "id",
+    "epoch_count": "epochs",
+}
 
 
 def tune(
@@ -73,7 +81,7 @@ def tune(
     """Tune a model on DATA_FILE and show its progress (Ctrl-C leaves; the job goes on)."""
     import tunesmith as ts
 
-    with handle_errors():
+    with handle_errors(FLAGS):
         client = make_client(endpoint, api_key)
         op = ts.create_tuned_model(
             base_model or DEFAULT_BASE_ALIAS,
@@ -96,7 +104,7 @@ def tune(
             else:
                 err_console.print(
                     f"started [bold]{op.metadata.tuned_model}[/] "
-                    f"({op.metadata.total_steps} steps)\n"
+                    f"({plural(op.metadata.total_steps, 'step')})\n"
                     f"  follow:  tunesmith models watch {model_id}\n"
                     f"  cancel:  tunesmith models cancel {model_id}"
                 )
@@ -104,7 +112,7 @@ def tune(
             raise typer.Exit(OK)
         err_console.print(
             f"tuning [bold]{op.metadata.tuned_model}[/] "
-            f"({op.metadata.total_steps} steps; Ctrl-C leaves, the job goes on)"
+            f"({plural(op.metadata.total_steps, 'step')}; Ctrl-C leaves, the job goes on)"
         )
         code = follow(op, client, json_out=json_out)
     raise typer.Exit(code)
@@ -173,8 +181,9 @@ def report_outcome(op, *, json_out: bool) -> int:
         snaps = op.metadata.snapshots
         loss = f", final loss {snaps[-1].mean_loss:.4f}" if snaps else ""
         model_id = model.removeprefix("tunedModels/")
+        steps = plural(op.metadata.completed_steps, "step")
         err_console.print(
-            f"[bold green]{model} is ACTIVE[/] ({op.metadata.completed_steps} steps{loss})\n"
+            f"[bold green]{model} is ACTIVE[/] ({steps}{loss})\n"
             f'  try:  tunesmith generate {model_id} "your prompt"'
         )
         typer.echo(model)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
+import inspect
 import logging
 import threading
 import time
@@ -253,15 +255,20 @@ def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | N
 
 
 def _forward(base: LoadedBase, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
+    kwargs[_cache_keyword(type(base.model))] = kv
     out = base.model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        past_key_values=kv,
-        use_cache=True,
-        **kwargs,
+        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs
     )
     return out.logits[:, -1, :]
+
+
+@functools.cache
+def _cache_keyword(model_class: type) -> str:
+    """The forward's name for the KV cache: ``cache`` from transformers 5 (where
+    ``past_key_values`` still works but warns on every call, into the user's terminal),
+    ``past_key_values`` before (where ``cache`` would be swallowed by ``**kwargs``, unused)."""
+    parameters = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _finish_done(by_request: dict[int, list[_Row]], waiting: dict[int, Request]) -> None:

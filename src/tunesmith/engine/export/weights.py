@@ -97,7 +97,9 @@ def load_tuned(base_dir: Path, tuned_dir: Path):
     """The tuned model in float32 with its adapter (if any) merged into the weights."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Loading weights" is not for the exporter's terminal
     lora = read_lora(tuned_dir) if is_adapter(tuned_dir) else None
     folder = base_dir if lora else tuned_dir
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
