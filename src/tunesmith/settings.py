@@ -54,7 +54,8 @@ class Settings:
     max_request_bytes: int = 32 * 1024 * 1024
     """Largest request body; a bigger one is refused (400 INVALID_ARGUMENT) before parsing."""
     requests_per_minute: int = 600
-    """Requests per minute per API key (per client address without one); past it: 429."""
+    """Requests per minute per API key (requests without a key are not counted); past it: 429.
+    Operation reads have a bucket of their own at this rate (see api/limits.py)."""
     max_jobs_per_user: int = 4
     """Tuning jobs one user may have queued or running at once; past it: 429."""
     max_examples: int = 100_000

@@ -50,9 +50,10 @@ class ExitCode(enum.IntEnum):
     USAGE = (
         2,
         "bad input or usage: a bad flag, bad training data (the message names the row), an id "
-        "that already exists, an operation in the wrong state (nothing to cancel)",
+        "that already exists, an operation in the wrong state (nothing to cancel), a base model "
+        "the server does not offer",
     )
-    NOT_FOUND = 3, "not found: no such tuned model, operation or base model"
+    NOT_FOUND = 3, "not found: no such tuned model or operation, or (embedded) no such base model"
     UNREACHABLE = 4, "the server cannot be reached or did not answer in time"
     NOT_ALLOWED = (
         5,
