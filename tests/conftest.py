@@ -229,3 +229,21 @@ def http(server):
 
     with httpx.Client(base_url=server.url, timeout=120) as c:
         yield c
+
+
+# -- a base model as a GGUF file, and its first-run conversion held halfway ------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny model as a Q8_0 GGUF file (as llama.cpp's converter writes one: q/k rows
+    permuted): a base model that a fresh home converts on its first run, in a second."""
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.engine.export.gguf_file import write_model
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype="float32")
+    out = tmp_path_factory.mktemp("tiny-gguf") / "tiny.Q8_0.gguf"
+    template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    return write_model(model, tiny_model_dir, out, "Q8_0", name="tiny", chat_template=template)
+

@@ -12,8 +12,10 @@ Which of these a caller may name is the service's rule (:mod:`tunesmith.service.
 a server takes only what its operator offers; this module only turns names into sources.
 
 Whatever the source, :func:`materialize` turns it into a plain safetensors folder under
-``TUNESMITH_HOME/base-models`` once (GGUF files are dequantised; ~25 s for SmolLM2), so
-later loads take a second or two. Registry data lives in the JSON file, not in code.
+``TUNESMITH_HOME/base-models`` once, so later loads take a second or two. GGUF files of an
+architecture :mod:`.gguf_import` knows (SmolLM2's llama) are dequantised directly, in a few
+seconds; other files and hub models go through transformers (~25 s for SmolLM2 that way).
+Registry data lives in the JSON file, not in code.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import importlib.metadata
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -179,17 +181,27 @@ def _require_safetensors(folder: Path) -> None:
     )
 
 
-def materialize(spec: BaseModelSpec, base_models_dir: Path) -> Path:
+Progress = Callable[[float | None], None]
+"""Called while a base model is converted: the share done (0 to 1), None when not measured."""
+
+
+def materialize(
+    spec: BaseModelSpec, base_models_dir: Path, on_progress: Progress | None = None
+) -> Path:
     """A safetensors folder (weights, config, tokenizer) for ``spec``, made once.
 
     Plain local folders are used where they are. Everything else is converted into
     ``base_models_dir/<slug>`` under a file lock, so concurrent workers convert only once.
+    ``on_progress`` is called only when this call converts (or waits for another worker's
+    conversion): that is the first run's one-time preparation.
     """
     if spec.source["kind"] == "folder":
         return Path(spec.source["path"])
     target = base_models_dir / _slug(spec)
     if (target / ".complete").exists():
         return target
+    on_progress = on_progress or (lambda _fraction: None)
+    on_progress(None)  # from here on this run prepares the base (or waits for one that does)
     base_models_dir.mkdir(parents=True, exist_ok=True)
     with open(base_models_dir / f"{_slug(spec)}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -197,7 +209,7 @@ def materialize(spec: BaseModelSpec, base_models_dir: Path) -> Path:
             return target
         tmp = base_models_dir / f"{_slug(spec)}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        _convert(spec, tmp, base_models_dir)
+        _convert(spec, tmp, base_models_dir, on_progress)
         (tmp / ".complete").write_text(spec.name)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
@@ -218,7 +230,23 @@ def _slug(spec: BaseModelSpec) -> str:
     return f"{safe}-{digest}"
 
 
-def _convert(spec: BaseModelSpec, out: Path, workdir: Path) -> None:
+def _convert(spec: BaseModelSpec, out: Path, workdir: Path, on_progress: Progress) -> None:
+    from . import gguf_import
+
+    kind = spec.source["kind"]
+    if kind != "hub":
+        gguf = _gguf_path(spec, workdir)
+        try:
+            if gguf_import.convert(gguf, out, on_progress):
+                return
+        except ValueError as e:  # not a GGUF file, or one of a version it cannot read
+            raise FailedPrecondition(f"cannot load base model {spec.name}: {e}") from None
+        shutil.rmtree(out, ignore_errors=True)
+    _convert_with_transformers(spec, out, workdir)
+
+
+def _convert_with_transformers(spec: BaseModelSpec, out: Path, workdir: Path) -> None:
+    """Any architecture transformers knows (and hub models): slower, ~25 s for SmolLM2."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kind = spec.source["kind"]
