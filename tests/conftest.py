@@ -247,3 +247,69 @@ def tiny_gguf(tmp_path_factory, tiny_model_dir) -> Path:
     template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
     return write_model(model, tiny_model_dir, out, "Q8_0", name="tiny", chat_template=template)
 
+
+class HeldConversion:
+    """While this is held, a base-model conversion in this process stops at its halfway mark
+    (after saying how far it is) until :meth:`release`: the first run's preparation lasts as
+    long as a test needs to look at it."""
+
+    def __init__(self):
+        import threading
+
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@pytest.fixture()
+def held_conversion(monkeypatch):
+    from tunesmith.engine import gguf_import
+
+    held, real = HeldConversion(), gguf_import.convert
+
+    def convert(path, out, on_progress=lambda _fraction: None):
+        def progress(fraction):
+            on_progress(fraction)
+            if fraction is not None and fraction >= 0.5 and not held.released.is_set():
+                held.reached.set()
+                held.released.wait(300)
+
+        return real(path, out, progress)
+
+    monkeypatch.setattr(gguf_import, "convert", convert)
+    yield held
+    held.release()
+
+
+@pytest.fixture()
+def preparing_server(home, tiny_gguf, held_conversion, monkeypatch):
+    """A server in this process (uvicorn in a thread, its worker a thread) on a fresh home
+    whose default base model is ``tiny_gguf``: its first run converts the base and, while
+    ``held_conversion`` is held, stays halfway through that. Yields the server's URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tunesmith.api.app import create_app
+    from tunesmith.settings import get_settings
+    from tunesmith_server import free_port
+
+    monkeypatch.setenv("TUNESMITH_DEFAULT_BASE_MODEL", str(tiny_gguf))
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(get_settings()), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="preparing-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the in-process server did not start"
+    yield f"http://127.0.0.1:{port}"
+    held_conversion.release()
+    server.should_exit = True
+    thread.join(timeout=60)

@@ -134,6 +134,42 @@ class OperationError:
     message: str
 
 
+class Phase(enum.StrEnum):
+    """What a tuning run is doing (tunesmith's own): a run that has not reached its first
+    step is waiting, preparing or loading, and says so."""
+
+    QUEUED = "QUEUED"
+    PREPARING_BASE_MODEL = "PREPARING_BASE_MODEL"
+    LOADING_BASE_MODEL = "LOADING_BASE_MODEL"
+    TUNING = "TUNING"
+
+
+# What every surface (wait_bar, the CLI, the console) shows for a phase.
+PHASE_DESCRIPTIONS = {
+    Phase.QUEUED: "waiting for a worker",
+    Phase.PREPARING_BASE_MODEL: "preparing base model (first run, once)",
+    Phase.LOADING_BASE_MODEL: "loading base model",
+    Phase.TUNING: "tuning",
+}
+
+
+@dataclasses.dataclass
+class RunPhase:
+    """tunesmith's own (not in Google's API): the phase of an unfinished tuning run.
+
+    ``progress`` is the share of the phase done (0 to 1) where it is measured (preparing the
+    base model), else None; steps measure the tuning itself.
+    """
+
+    name: str
+    progress: float | None = None
+
+    @property
+    def description(self) -> str:
+        known = PHASE_DESCRIPTIONS.get(self.name)
+        return known or self.name.lower().replace("_", " ")
+
+
 @dataclasses.dataclass
 class CreateTunedModelMetadata:
     tuned_model: str
@@ -141,6 +177,8 @@ class CreateTunedModelMetadata:
     completed_steps: int = 0
     completed_percent: float = 0.0
     snapshots: list[TuningSnapshot] = dataclasses.field(default_factory=list)
+    # tunesmith's own: None once the operation is done, and from servers that do not say.
+    phase: RunPhase | None = None
 
 
 @dataclasses.dataclass
@@ -224,6 +262,8 @@ __all__ = [
     "Model",
     "OperationError",
     "OperationRecord",
+    "Phase",
+    "RunPhase",
     "TunedModel",
     "TunedModelExport",
     "TunedModelState",

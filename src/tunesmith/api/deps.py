@@ -45,9 +45,19 @@ def api_version(request: Request) -> str:
     return path.lstrip("/").split("/", 1)[0]
 
 
+def tunesmith_fields(request: Request) -> bool:
+    """Whether the answer may carry tunesmith's own fields where Google's message has none
+    (an operation's ``metadata.phase``). Google's clients parse operations strictly and
+    crash on an unknown field (google-generativeai 0.8.6: ``ParseError``); they, like every
+    Google client library, name themselves in ``x-goog-api-client``. Every other caller (the
+    tunesmith SDK, the console, curl) gets the fields."""
+    return "x-goog-api-client" not in request.headers
+
+
 ServiceDep = Annotated[Service, Depends(get_service)]
 Owner = Annotated[Caller | None, Depends(get_owner)]
 Body = Annotated[Any, Depends(json_body)]
+TunesmithFields = Annotated[bool, Depends(tunesmith_fields)]
 ApiVersion = Annotated[str, Depends(api_version)]
 
 

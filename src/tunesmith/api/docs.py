@@ -89,6 +89,24 @@ OPERATION = {
                 "completedSteps": {"type": "integer"},
                 "completedPercent": {"type": "number"},
                 "snapshots": {"type": "array", "items": _SNAPSHOT},
+                "phase": {
+                    "type": "object",
+                    "description": "tunesmith's own, left out for Google's clients (they send "
+                    "x-goog-api-client): what an unfinished run is doing",
+                    "properties": {
+                        "name": {
+                            "type": "string",
+                            "enum": [
+                                "QUEUED",
+                                "PREPARING_BASE_MODEL",
+                                "LOADING_BASE_MODEL",
+                                "TUNING",
+                            ],
+                        },
+                        "description": {"type": "string"},
+                        "progress": {"type": "number", "description": "0 to 1, when measured"},
+                    },
+                },
             },
         },
         "done": {"type": "boolean"},

@@ -39,13 +39,16 @@ from ..errors import TunesmithError
 from ..settings import Settings, get_settings
 from ..store import ClaimedJob, JobStatus, Store, utcnow
 from ..store.queue import CANCELLED_CODE, CANCELLED_MESSAGE
-from ..types import TuningSnapshot
+from ..types import Phase, TuningSnapshot
 
 log = logging.getLogger("tunesmith.worker")
 
 # gRPC codes for how a run failed.
 INTERNAL, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, INVALID_ARGUMENT = 13, 9, 8, 3
 HUNG_EXIT_CODE = 75
+# A first run's base-model conversion writes its progress to the store when it moved this
+# much, or this long after the last write.
+PHASE_WRITE_STEP, PHASE_WRITE_SECONDS = 0.05, 0.5
 _OOM = (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
 
 
@@ -53,13 +56,22 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def build_recipe(settings: Settings, store: Store, job: ClaimedJob) -> recipe.Recipe:
-    """Turn a claimed job into the engine's recipe (the engine never sees the store)."""
+def build_recipe(
+    settings: Settings,
+    store: Store,
+    job: ClaimedJob,
+    *,
+    on_prepare: base_models.Progress | None = None,
+) -> recipe.Recipe:
+    """Turn a claimed job into the engine's recipe (the engine never sees the store).
+
+    ``on_prepare`` hears how far a first run's conversion of the base model is.
+    """
     model = job.model
     spec = base_models.resolve(
         model.base_model, settings.default_base_model, dict(settings.base_models)
     )
-    base_dir = base_models.materialize(spec, settings.base_models_dir)
+    base_dir = base_models.materialize(spec, settings.base_models_dir, on_prepare)
     init_adapter = None
     if model.tuned_model_source:
         parent_id = model.tuned_model_source.removeprefix("tunedModels/")
@@ -149,10 +161,32 @@ def run_job(
             return True
         return checkpoint.PAUSE if ctl.why == "shutdown" else False
 
+    written: dict = {}  # the base model's preparation: when and what it last wrote
+
+    def on_prepare(fraction: float | None):
+        # A first run converts its base model: say so, with its progress (written when it
+        # moved by PHASE_WRITE_STEP or after PHASE_WRITE_SECONDS), and stop converting when
+        # the job is cancelled.
+        ctl.last_progress = now = time.monotonic()
+        due = not written or fraction is None or fraction >= 1.0
+        if not due:
+            moved = fraction - (written["fraction"] or 0.0)
+            due = moved >= PHASE_WRITE_STEP or now - written["at"] >= PHASE_WRITE_SECONDS
+        if due and ctl.why is None:
+            written.update(at=now, fraction=fraction)
+            if not jobs.record_phase(**held, phase=Phase.PREPARING_BASE_MODEL, progress=fraction):
+                ctl.stop("cancelled" if jobs.holds(**held) else "lost")
+        if ctl.why is None and shutdown.is_set():
+            ctl.stop("shutdown")
+        if ctl.why is not None:
+            raise recipe.Stopped(f"stopped while preparing the base model ({ctl.why})")
+
     beater = threading.Thread(target=beat, name="heartbeat", daemon=True)
     beater.start()
     try:
-        r = build_recipe(settings, store, job)
+        r = build_recipe(settings, store, job, on_prepare=on_prepare)
+        if written:  # the base model is ready now: the run loads it
+            jobs.record_phase(**held, phase=Phase.LOADING_BASE_MODEL)
         r.checkpoint_dir, r.checkpoint_every = ckpt, settings.checkpoint_every
         done = checkpoint.latest_step(ckpt)
         if job.completed_steps > done:

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from ..errors import NotFound
-from ..types import TunedModel, TunedModelState, TuningExample, TuningSnapshot
+from ..types import Phase, TunedModel, TunedModelState, TuningExample, TuningSnapshot
 from .db import is_sqlite, write_session
 from .tables import OperationRow, SnapshotRow, TunedModelRow, ValidationLossRow
 
@@ -140,6 +140,8 @@ class JobQueue:
                 s.flush()
             move(op, JobStatus.RUNNING)
             op.attempts += 1
+            # A run starts by getting its base model (a first run converts it: see record_phase).
+            op.phase, op.phase_progress = Phase.LOADING_BASE_MODEL.value, None
             op.lease_owner = worker_id
             op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
             row = s.get(TunedModelRow, op.tuned_model_id)
@@ -171,6 +173,21 @@ class JobQueue:
         """Whether this worker still holds the job (its lease may have expired unnoticed)."""
         with self._sessions() as s:
             return _held(s, operation_id, worker_id) is not None
+
+    def record_phase(
+        self, operation_id: str, worker_id: str, phase: Phase, progress: float | None = None
+    ) -> bool:
+        """Say what the run does before its first step (preparing or loading its base model),
+        and how far it is (0 to 1, None when not measured).
+
+        Returns False when the job should stop (cancel requested, or the lease was lost).
+        """
+        with write_session(self.engine) as s:
+            op = _held(s, operation_id, worker_id)
+            if op is None:
+                return False
+            op.phase, op.phase_progress = Phase(phase).value, progress
+            return not op.cancel_requested
 
     def record_step(
         self,
@@ -214,6 +231,7 @@ class JobQueue:
                 .values(completed_steps=snapshot.step)
             )
             op.lease_expires_at = self._now(s) + dt.timedelta(seconds=lease_seconds)
+            op.phase = op.phase_progress = None  # the steps tell from here on
             return not op.cancel_requested
 
     def rewind(self, operation_id: str, worker_id: str, step: int) -> bool:
@@ -272,6 +290,7 @@ class JobQueue:
             move(op, JobStatus.QUEUED)
             op.lease_owner = None
             op.lease_expires_at = None
+            op.phase = op.phase_progress = None
             op.attempts = max(0, op.attempts - 1)  # a clean hand-back is not a failed attempt
             return True
 
@@ -332,6 +351,7 @@ def finish(s: Session, op: OperationRow, status: JobStatus, code, message, now) 
     """Move a job to an end state and its tuned model to ACTIVE or FAILED, in one transaction."""
     move(op, status)
     op.finished_at = now
+    op.phase = op.phase_progress = None
     op.lease_owner = None
     op.lease_expires_at = None
     op.error_code = code

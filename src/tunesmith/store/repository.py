@@ -22,6 +22,8 @@ from ..types import (
     Hyperparameters,
     OperationError,
     OperationRecord,
+    Phase,
+    RunPhase,
     TunedModel,
     TunedModelState,
     TuningExample,
@@ -327,6 +329,7 @@ class Store:
             completed_steps=done_steps,
             completed_percent=100.0 * done_steps / max(1, row.total_steps),
             snapshots=snapshots,
+            phase=_phase(op, status),
         )
         record = OperationRecord(
             name=f"tunedModels/{row.id}/operations/{op.id}", metadata=meta, done=status.finished
@@ -336,6 +339,16 @@ class Store:
         elif status.finished:
             record.error = OperationError(op.error_code or 13, op.error_message or "failed")
         return record
+
+
+def _phase(op: OperationRow, status: JobStatus) -> RunPhase | None:
+    """What an unfinished run is doing: queued, its stored phase before the first step
+    (cleared by the first step's snapshot), else tuning."""
+    if status is JobStatus.QUEUED:
+        return RunPhase(Phase.QUEUED)
+    if status is JobStatus.RUNNING:
+        return RunPhase(op.phase or Phase.TUNING, op.phase_progress)
+    return None
 
 
 def _check_job_limit(s, owner: str, limit: int) -> None:

@@ -74,6 +74,9 @@ class OperationRow(Base):
     # tunesmith's own held-out set, the same JSON form; None when the job has none.
     validation_data: Mapped[str | None] = deferred(mapped_column(Text))
     validation_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What a running job does before its first step (see tunesmith.types.Phase); NULL after.
+    phase: Mapped[str | None] = mapped_column(String(32))
+    phase_progress: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_operations_status_created", "status", "created_at"),)
 

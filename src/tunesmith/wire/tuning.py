@@ -12,6 +12,7 @@ from ..types import (
     Hyperparameters,
     OperationError,
     OperationRecord,
+    RunPhase,
     TunedModel,
     TuningExample,
     TuningSnapshot,
@@ -299,8 +300,13 @@ def update_mask(value: str | None) -> list[str] | None:
 # -- operations --------------------------------------------------------------------------
 
 
-def operation_to_json(op: OperationRecord, version: str = "v1beta") -> dict:
-    """A ``google.longrunning.Operation``; its ``@type``s name ``version``'s messages."""
+def operation_to_json(op: OperationRecord, version: str = "v1beta", *, phase: bool = False) -> dict:
+    """A ``google.longrunning.Operation``; its ``@type``s name ``version``'s messages.
+
+    ``phase`` adds tunesmith's own ``metadata.phase`` (what an unfinished run is doing, in
+    words): only for callers that are not Google's clients, which refuse a field their
+    metadata message does not have.
+    """
     m = op.metadata
     out: dict[str, Any] = {
         "name": op.name,
@@ -314,6 +320,14 @@ def operation_to_json(op: OperationRecord, version: str = "v1beta") -> dict:
         },
         "done": op.done,
     }
+    if phase and m.phase is not None:
+        out["metadata"]["phase"] = _compact(
+            {
+                "name": str(m.phase.name),
+                "description": m.phase.description,
+                "progress": m.phase.progress,
+            }
+        )
     if op.error is not None:
         out["error"] = {"code": op.error.code, "message": op.error.message}
     elif op.response is not None:
@@ -334,6 +348,7 @@ def operation_from_json(d: dict) -> OperationRecord:
             completed_steps=int(meta.get("completed_steps", 0)),
             completed_percent=float(meta.get("completed_percent", 0.0)),
             snapshots=[snapshot_from_json(s) for s in meta.get("snapshots") or []],
+            phase=_phase_from_json(meta.get("phase")),
         ),
         done=bool(d.get("done", False)),
     )
@@ -343,3 +358,10 @@ def operation_from_json(d: dict) -> OperationRecord:
         response = {k: v for k, v in d["response"].items() if k != "@type"}
         record.response = tuned_model_from_json(response)
     return record
+
+
+def _phase_from_json(d: Any) -> RunPhase | None:
+    if not isinstance(d, dict) or not d.get("name"):
+        return None
+    progress = d.get("progress")
+    return RunPhase(str(d["name"]), None if progress is None else float(progress))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ... import wire
-from ..deps import ApiVersion, Owner, ServiceDep, call
+from ..deps import ApiVersion, Owner, ServiceDep, TunesmithFields, call
 from ..docs import OPERATION, returns
 
 router = APIRouter(tags=["operations"])
@@ -25,10 +25,16 @@ _LIST = {
     responses=returns(OPERATION),
 )
 async def get_operation(
-    model_id: str, operation_id: str, service: ServiceDep, owner: Owner, version: ApiVersion
+    model_id: str,
+    operation_id: str,
+    service: ServiceDep,
+    owner: Owner,
+    version: ApiVersion,
+    extended: TunesmithFields,
 ):
     name = f"tunedModels/{model_id}/operations/{operation_id}"
-    return wire.operation_to_json(await call(service.tuning.get_operation, name, owner), version)
+    op = await call(service.tuning.get_operation, name, owner)
+    return wire.operation_to_json(op, version, phase=extended)
 
 
 @router.get(
@@ -36,9 +42,11 @@ async def get_operation(
     summary="List a tuned model's operations",
     responses=returns(_LIST),
 )
-async def list_operations(model_id: str, service: ServiceDep, owner: Owner, version: ApiVersion):
+async def list_operations(
+    model_id: str, service: ServiceDep, owner: Owner, version: ApiVersion, extended: TunesmithFields
+):
     ops = await call(service.tuning.list_operations, f"tunedModels/{model_id}", owner)
-    return {"operations": [wire.operation_to_json(op, version) for op in ops]}
+    return {"operations": [wire.operation_to_json(op, version, phase=extended) for op in ops]}
 
 
 @router.get(
@@ -46,9 +54,11 @@ async def list_operations(model_id: str, service: ServiceDep, owner: Owner, vers
     summary="List every operation of the caller (tunesmith's own)",
     responses=returns(_LIST),
 )
-async def list_all_operations(service: ServiceDep, owner: Owner, version: ApiVersion):
+async def list_all_operations(
+    service: ServiceDep, owner: Owner, version: ApiVersion, extended: TunesmithFields
+):
     ops = await call(service.tuning.list_operations, None, owner)
-    return {"operations": [wire.operation_to_json(op, version) for op in ops]}
+    return {"operations": [wire.operation_to_json(op, version, phase=extended) for op in ops]}
 
 
 @router.post(

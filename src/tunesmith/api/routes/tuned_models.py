@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ... import wire
-from ..deps import ApiVersion, Body, Owner, ServiceDep, call
+from ..deps import ApiVersion, Body, Owner, ServiceDep, TunesmithFields, call
 from ..docs import OPERATION, TUNED_MODEL, VALIDATION_LOSSES, body, returns
 
 router = APIRouter(tags=["tunedModels"])
@@ -32,12 +32,13 @@ async def create_tuned_model(
     owner: Owner,
     payload: Body,
     version: ApiVersion,
+    extended: TunesmithFields,
     tunedModelId: Annotated[str | None, Query(description="The new model's id")] = None,
 ):
     model_id = tunedModelId or _query(request, "tunedModelId")
     req = wire.create_request_from_json(payload, model_id)
     op = await call(service.tuning.create_tuned_model, req, owner)
-    return wire.operation_to_json(op, version)
+    return wire.operation_to_json(op, version, phase=extended)
 
 
 @router.get(
