@@ -11,9 +11,10 @@ import time
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
 from .. import errors
+from ..types import Phase
 from ._common import (
     FAILED,
     INTERRUPTED,
@@ -125,8 +126,7 @@ def follow(op, client, *, json_out: bool = False, started: dt.datetime | None = 
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("steps  loss [cyan]{task.fields[loss]}[/]"),
+        TextColumn("{task.fields[count]}  loss [cyan]{task.fields[loss]}[/]"),
         TextColumn("elapsed {task.fields[elapsed]}  ETA {task.fields[eta]}"),
         console=err_console,
     )
@@ -134,7 +134,7 @@ def follow(op, client, *, json_out: bool = False, started: dt.datetime | None = 
     try:
         with progress:
             task = progress.add_task(
-                "waiting", total=op.metadata.total_steps or None, loss="-", elapsed="0:00", eta="-"
+                "waiting", total=None, count="", loss="-", elapsed="0:00", eta="-"
             )
             while True:
                 done = op.done()
@@ -142,9 +142,7 @@ def follow(op, client, *, json_out: bool = False, started: dt.datetime | None = 
                 snaps = meta.snapshots
                 progress.update(
                     task,
-                    description="done" if done else ("tuning" if snaps else "waiting"),
-                    total=meta.total_steps or None,
-                    completed=meta.completed_steps,
+                    **_progress_line(meta, done),
                     loss=f"{snaps[-1].mean_loss:.4f}" if snaps else "-",
                     elapsed=_clock((dt.datetime.now(dt.UTC) - _aware(started)).total_seconds()),
                     eta="0:00" if done else _eta(meta),
@@ -165,6 +163,30 @@ def follow(op, client, *, json_out: bool = False, started: dt.datetime | None = 
             _print_operation(op)
         return INTERRUPTED
     return report_outcome(op, json_out=json_out)
+
+
+def _progress_line(meta, done: bool) -> dict:
+    """What the bar shows: the base model's one-time preparation in percent while it lasts,
+    else the steps; the description says what the run does (its phase)."""
+    phase = None if done else meta.phase
+    if phase is not None and phase.name == Phase.PREPARING_BASE_MODEL:
+        if phase.progress is None:  # not measured: a pulsing bar
+            return dict(description=phase.description, total=None, completed=0, count="")
+        pct = round(100 * phase.progress)
+        return dict(description=phase.description, total=100, completed=pct, count=f"{pct}%")
+    if done:
+        description = "done"
+    elif phase is not None:
+        description = phase.description
+    else:  # a server that does not say its phase
+        description = "tuning" if meta.snapshots else "waiting"
+    total = meta.total_steps
+    return dict(
+        description=description,
+        total=total or None,
+        completed=meta.completed_steps,
+        count=f"{meta.completed_steps}/{total} steps",
+    )
 
 
 def report_outcome(op, *, json_out: bool) -> int:

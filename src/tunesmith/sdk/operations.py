@@ -18,7 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 
 from .. import errors
-from ..types import CreateTunedModelMetadata, OperationRecord, TunedModel, ValidationLosses
+from ..types import (
+    CreateTunedModelMetadata,
+    OperationRecord,
+    Phase,
+    TunedModel,
+    ValidationLosses,
+)
 from .clients import Client, RequestOptions
 
 POLL_SECONDS = 0.5
@@ -121,16 +127,22 @@ class CreateTunedModelOperation:
             fn(self)
 
     def wait_bar(self, **kwargs) -> Iterator[CreateTunedModelMetadata]:
-        """A tqdm progress bar over the steps; yields the metadata each time it changes."""
+        """A tqdm progress bar over the steps; yields the metadata each time it changes.
+
+        Before the first step the bar says what the run is doing: waiting for a worker,
+        "preparing base model (first run, once)" with that preparation's own progress in
+        percent (a fresh ``TUNESMITH_HOME`` converts the base model once), loading it.
+        """
         import tqdm.auto
 
         bar = tqdm.auto.tqdm(total=self.metadata.total_steps, initial=0, **kwargs)
         last_nudge = 0.0
+        preparing = False
         try:
             while True:
                 done = self.done()
                 meta = self.metadata
-                bar.update(meta.completed_steps - bar.n)
+                preparing = _show_phase(bar, meta, preparing)
                 if meta.snapshots:
                     bar.set_postfix(loss=f"{meta.snapshots[-1].mean_loss:.4f}")
                 yield meta
@@ -220,3 +232,21 @@ class CreateTunedModelOperation:
         if held_out:
             ax.legend(fontsize=8)
         return ax.figure
+
+
+def _show_phase(bar, meta: CreateTunedModelMetadata, preparing: bool) -> bool:
+    """Draw ``meta`` on ``bar``: the preparation of the base model in percent while it lasts
+    (``bar`` counts to 100 then), else the steps; until the steps begin the description says
+    what the run does. Returns whether the bar now shows the preparation."""
+    phase = meta.phase
+    now_preparing = phase is not None and phase.name == Phase.PREPARING_BASE_MODEL
+    if now_preparing != preparing:
+        bar.reset(total=100 if now_preparing else meta.total_steps)
+        bar.unit = "%" if now_preparing else "it"
+    waiting = phase is not None and phase.name != Phase.TUNING
+    bar.set_description_str(phase.description if waiting else "", refresh=False)
+    if now_preparing:
+        bar.update(round(100 * (phase.progress or 0.0)) - bar.n)
+    else:
+        bar.update(meta.completed_steps - bar.n)
+    return now_preparing

@@ -12,14 +12,24 @@ export function badge(state) {
   return h("span", { class: `badge ${state.toLowerCase()}` }, state);
 }
 
+// Steps, or before them what the run is doing (the server's metadata.phase): the base
+// model's one-time preparation fills the bar with its own progress.
 export function progressBar(op) {
   const meta = op?.metadata || {};
   const total = meta.totalSteps || 0;
   const done = meta.completedSteps || 0;
-  const pct = total ? Math.round((100 * done) / total) : 0;
-  return h("div", { class: "progress", title: `${done} of ${total} steps` },
+  const phase = op && !op.done ? meta.phase : null;
+  let pct = total ? Math.round((100 * done) / total) : 0;
+  let text = `${done}/${total} steps`;
+  if (phase?.name === "PREPARING_BASE_MODEL") {
+    pct = phase.progress == null ? 0 : Math.round(100 * phase.progress);
+    text = phase.progress == null ? phase.description : `${phase.description} ${pct}%`;
+  } else if (phase && phase.name !== "TUNING") {
+    text = `${phase.description} · ${text}`;
+  }
+  return h("div", { class: "progress", title: text, dataset: { phase: phase?.name || "" } },
     h("div", { class: "progress-track" }, h("div", { class: "progress-fill", style: `width:${pct}%` })),
-    h("span", { class: "progress-text" }, `${done}/${total} steps`));
+    h("span", { class: "progress-text" }, text));
 }
 
 export async function listView(root, ctx) {
