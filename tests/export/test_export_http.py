@@ -129,6 +129,7 @@ def test_the_cli_exports_with_size_and_checksum(server, tuned, tmp_path):
     files = {f["path"].rsplit("/", 1)[-1]: f for f in json.loads(as_json.stdout)["files"]}
     assert files["adapter_model.safetensors"]["sizeBytes"] > 0
     bad = runner.invoke(app, ["export", "exported", "-f", "onnx", "--endpoint", server.url])
-    assert bad.exit_code == USAGE and "format: 'onnx'" in bad.stderr
+    # The CLI names the flag as it was typed.
+    assert bad.exit_code == USAGE and "-f: 'onnx'" in bad.stderr, bad.stderr
     gone = runner.invoke(app, ["export", "missing", "--endpoint", server.url])
     assert gone.exit_code == NOT_FOUND
