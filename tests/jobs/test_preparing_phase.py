@@ -92,3 +92,30 @@ def test_cancelling_while_the_base_model_is_prepared_stops_it(
     assert op.done and op.error.code == 1 and op.metadata.completed_steps == 0
     assert not list(worker.settings.base_models_dir.glob("*/.complete"))
 
+
+def test_prepare_converts_ahead_of_the_first_run(job_service, make_job, tiny_gguf, monkeypatch):
+    from tunesmith.jobs import prepare
+
+    monkeypatch.setenv("TUNESMITH_DEFAULT_BASE_MODEL", str(tiny_gguf))
+    said = []
+    (folder,) = prepare.prepare(get_settings(), [], say=said.append)
+    assert (folder / "model.safetensors").is_file() and "prepared in" in said[0]
+    assert prepare.main([]) == 0  # again: nothing left to do
+
+    jobs = job_service.store.jobs
+    recorded = []
+    record = jobs.record_phase
+    monkeypatch.setattr(
+        jobs, "record_phase", lambda *a, **k: recorded.append(k["phase"]) or record(*a, **k)
+    )
+    name = make_job(examples=4, batch_size=2, source_model=str(tiny_gguf))
+    assert Worker(get_settings(), store=job_service.store).run_once()
+    assert job_service.tuning.get_operation(name).error is None
+    assert recorded == []  # the first run had nothing to prepare
+
+
+def test_prepare_names_a_base_model_it_cannot_find(home, capsys):
+    from tunesmith.jobs import prepare
+
+    assert prepare.main([str(home / "nowhere.gguf")]) == 1
+    assert "not found" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+"""Prepare base models ahead of the first job, so that no user's first tuning waits for it.
+
+A job on a home that has not converted its base model yet prepares it on its first run (two
+seconds or so for the packaged SmolLM2; transformers' path for other architectures takes
+longer) and says so. Where even that should not happen (a container image, a server about
+to take its first jobs), run this once for the home (``TUNESMITH_HOME``, else
+``~/.tunesmith``):
+
+    python -m tunesmith.jobs.prepare [BASE_MODEL ...]     (default: the default base model)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..engine import base_models
+from ..errors import TunesmithError
+from ..settings import Settings, get_settings
+
+
+def prepare(settings: Settings, names: list[str], say=print) -> list[Path]:
+    """Materialise each named base model under ``settings``' home; their folders."""
+    folders = []
+    for name in names or [settings.default_base_model]:
+        spec = base_models.resolve(name, settings.default_base_model)
+        started, converted = time.monotonic(), []
+        folder = base_models.materialize(spec, settings.base_models_dir, converted.append)
+        if converted:
+            say(f"{spec.name}: prepared in {time.monotonic() - started:.1f} s, in {folder}")
+        else:
+            say(f"{spec.name}: ready in {folder}")
+        folders.append(folder)
+    return folders
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tunesmith.jobs.prepare",
+        description="Convert base models once, before the first tuning job needs them.",
+    )
+    parser.add_argument("base_models", nargs="*", help="default: the default base model")
+    args = parser.parse_args(argv)
+    try:
+        prepare(get_settings(), args.base_models)
+    except TunesmithError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
