@@ -38,7 +38,10 @@ def test_sdk_wait_bar_and_http_show_the_preparation_then_steps(preparing_server,
     ts.configure(api_endpoint=preparing_server)
     op = _create()
     shown = io.StringIO()
-    bar = threading.Thread(target=lambda: list(op.wait_bar(file=shown, mininterval=0)))
+    # As the demo calls it: the caller's description and unit come back once the steps do.
+    bar = threading.Thread(
+        target=lambda: list(op.wait_bar(file=shown, mininterval=0, desc="tuning", unit="step"))
+    )
     bar.start()
     assert held_conversion.reached.wait(120), "the base model's conversion did not start"
 
@@ -64,7 +67,7 @@ def test_sdk_wait_bar_and_http_show_the_preparation_then_steps(preparing_server,
     assert op.result().state.name == "ACTIVE"
     assert op.metadata.phase is None  # done
     final = shown.getvalue().split("\r")[-1]
-    assert "2/2" in final and PREPARING not in final  # the bar ended on the steps
+    assert final.startswith("tuning: 100%") and "step" in final.split("2/2")[1]
 
 
 def test_the_cli_progress_line_shows_the_preparation_then_steps(

@@ -136,13 +136,14 @@ class CreateTunedModelOperation:
         import tqdm.auto
 
         bar = tqdm.auto.tqdm(total=self.metadata.total_steps, initial=0, **kwargs)
+        steps_look = (kwargs.get("desc") or "", kwargs.get("unit", "it"))  # the caller's
         last_nudge = 0.0
         preparing = False
         try:
             while True:
                 done = self.done()
                 meta = self.metadata
-                preparing = _show_phase(bar, meta, preparing)
+                preparing = _show_phase(bar, meta, preparing, steps_look)
                 if meta.snapshots:
                     bar.set_postfix(loss=f"{meta.snapshots[-1].mean_loss:.4f}")
                 yield meta
@@ -234,17 +235,18 @@ class CreateTunedModelOperation:
         return ax.figure
 
 
-def _show_phase(bar, meta: CreateTunedModelMetadata, preparing: bool) -> bool:
+def _show_phase(bar, meta: CreateTunedModelMetadata, preparing: bool, steps_look) -> bool:
     """Draw ``meta`` on ``bar``: the preparation of the base model in percent while it lasts
     (``bar`` counts to 100 then), else the steps; until the steps begin the description says
-    what the run does. Returns whether the bar now shows the preparation."""
+    what the run does, then the caller's (``steps_look``: its description and unit).
+    Returns whether the bar now shows the preparation."""
     phase = meta.phase
     now_preparing = phase is not None and phase.name == Phase.PREPARING_BASE_MODEL
     if now_preparing != preparing:
         bar.reset(total=100 if now_preparing else meta.total_steps)
-        bar.unit = "%" if now_preparing else "it"
+        bar.unit = "%" if now_preparing else steps_look[1]
     waiting = phase is not None and phase.name != Phase.TUNING
-    bar.set_description_str(phase.description if waiting else "", refresh=False)
+    bar.set_description_str(phase.description if waiting else steps_look[0], refresh=False)
     if now_preparing:
         bar.update(round(100 * (phase.progress or 0.0)) - bar.n)
     else:
