@@ -242,13 +242,15 @@ def _show_phase(bar, meta: CreateTunedModelMetadata, preparing: bool, steps_look
     Returns whether the bar now shows the preparation."""
     phase = meta.phase
     now_preparing = phase is not None and phase.name == Phase.PREPARING_BASE_MODEL
-    if now_preparing != preparing:
-        bar.reset(total=100 if now_preparing else meta.total_steps)
-        bar.unit = "%" if now_preparing else steps_look[1]
     waiting = phase is not None and phase.name != Phase.TUNING
     bar.set_description_str(phase.description if waiting else steps_look[0], refresh=False)
+    if now_preparing != preparing:
+        bar.unit = "%" if now_preparing else steps_look[1]
+        bar.reset(total=100 if now_preparing else meta.total_steps)
     if now_preparing:
         bar.update(round(100 * (phase.progress or 0.0)) - bar.n)
     else:
         bar.update(meta.completed_steps - bar.n)
+    if waiting:
+        bar.refresh()  # the phase and its clock, though no count moved
     return now_preparing
