@@ -131,6 +131,14 @@ def test_an_architecture_it_does_not_know_is_left_to_transformers(tmp_path, monk
     assert calls == [str(path)]
 
 
+def test_a_big_endian_file_is_left_to_transformers(tiny_gguf, tmp_path):
+    swapped = tmp_path / "swapped.gguf"
+    data = bytearray(tiny_gguf.read_bytes())
+    data[4:8] = data[4:8][::-1]  # the version as a big-endian writer puts it
+    swapped.write_bytes(bytes(data))
+    assert gguf_import.convert(swapped, tmp_path / "out") is False
+
+
 def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.gguf"
     path.write_bytes(b"not a gguf file at all" * 10)

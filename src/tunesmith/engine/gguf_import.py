@@ -77,13 +77,14 @@ _SCALARS = dict(enumerate("BbHhIif?")) | {10: "Q", 11: "q", 12: "d"}
 
 
 def read_header(path: Path) -> Header:
-    """Parse a GGUF file's metadata and tensor table (GGUF v2 and v3, little-endian)."""
+    """Parse a GGUF file's metadata and tensor table (GGUF v2 and v3, little-endian; other
+    files raise NotImplementedError, and a file that is not GGUF ValueError)."""
     blob = np.memmap(path, mode="r", dtype=np.uint8)
     if bytes(blob[:4]) != b"GGUF":
         raise ValueError(f"{path} is not a GGUF file")
     version, tensor_count, kv_count = struct.unpack_from("<IQQ", blob, 4)
-    if version not in (2, 3):
-        raise ValueError(f"{path} is GGUF version {version}; versions 2 and 3 are read")
+    if version not in (2, 3):  # another version, or a big-endian file: gguf's own reader
+        raise NotImplementedError(f"{path}: GGUF version {version} (2 and 3 are read here)")
     pos, metadata = 24, {}
     for _ in range(kv_count):
         key, pos = _string(blob, pos)
@@ -133,7 +134,10 @@ def convert(gguf_path: Path, out: Path, on_progress: Progress = lambda _f: None)
     import torch
     from safetensors.torch import save_file
 
-    header = read_header(gguf_path)
+    try:
+        header = read_header(gguf_path)
+    except NotImplementedError:
+        return False
     plan = _plan(header)
     if plan is None:
         return False
