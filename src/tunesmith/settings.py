@@ -84,6 +84,13 @@ class Settings:
     def checkpoints_dir(self) -> Path:
         return self.home / "checkpoints"
 
+    def served_checkpoint_dir(self, tuned_model_id: str, step: int | None = None) -> Path:
+        """Where a tuned model's checkpoints are kept to be served (``MODEL:ckpt-step-N``):
+        one adapter folder per step (the served-as-is layout of a finished adapter), all of
+        them under the model's own folder (``step`` None), which its deletion removes."""
+        folder = self.home / "served-checkpoints" / tuned_model_id
+        return folder if step is None else folder / f"step-{step}"
+
     @property
     def exports_dir(self) -> Path:
         """Exports made for downloads, kept while the tuned model's weights are unchanged."""

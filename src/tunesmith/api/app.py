@@ -23,7 +23,7 @@ from ..jobs.worker import Worker
 from ..service import Service
 from ..settings import Settings, get_settings
 from ..store.keys import KeyStore
-from . import apidocs, console, errors, limits
+from . import apidocs, console, errors, limits, openai
 from .pretty import PrettyJSONResponse
 from .routes import ROUTERS
 
@@ -92,6 +92,7 @@ def create_app(
     for prefix in VERSIONS:
         for router in ROUTERS:
             app.include_router(router, prefix=prefix)
+    app.include_router(openai.router, prefix=openai.PREFIX)  # OpenAI's dialect, beside them
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the server answers")
     async def healthz():

@@ -4,6 +4,9 @@
 for request validation (always 400 INVALID_ARGUMENT naming the field, never FastAPI's 422),
 for unknown routes, for a database that is briefly gone (503 UNAVAILABLE with Retry-After),
 and for anything unexpected (500 INTERNAL, without a traceback).
+
+Requests on the OpenAI dialect's routes (``/openai/v1``) get the same errors in OpenAI's
+envelope instead (:mod:`.openai.errors`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from ..errors import Internal, InvalidArgument, TunesmithError
+from .openai import errors as openai_errors
 from .pretty import PrettyJSONResponse
 
 log = logging.getLogger("tunesmith.api")
 
+UNAVAILABLE = "The database is unavailable for the moment; retry shortly."
 _HTTP_STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -32,7 +37,10 @@ _HTTP_STATUS = {
 }
 
 
-def error_response(e: TunesmithError) -> JSONResponse:
+def error_response(e: TunesmithError, request: Request | None = None) -> JSONResponse:
+    """``e`` in the shape of the dialect ``request`` came in on (Google's by default)."""
+    if request is not None and openai_errors.is_openai(request.scope):
+        return openai_errors.error_response(e)
     return PrettyJSONResponse(e.to_json(), status_code=e.http_status)
 
 
@@ -43,13 +51,13 @@ def _field(loc) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(TunesmithError)
-    async def _typed(_request: Request, e: TunesmithError):
-        return error_response(e)
+    async def _typed(request: Request, e: TunesmithError):
+        return error_response(e, request)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, e: RequestValidationError):
+    async def _invalid(request: Request, e: RequestValidationError):
         problems = [f"{_field(err['loc'])}: {err['msg']}" for err in e.errors()]
-        return error_response(InvalidArgument("; ".join(problems) or "invalid request"))
+        return error_response(InvalidArgument("; ".join(problems) or "invalid request"), request)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, e: HTTPException):
@@ -59,6 +67,8 @@ def install(app: FastAPI) -> None:
             message = f"{request.method} {request.url.path}: no such resource or method"
         elif e.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
+        if openai_errors.is_openai(request.scope):
+            return openai_errors.status_response(e.status_code, message, "unknown_url")
         body = {"error": {"code": e.status_code, "message": message, "status": status}}
         return PrettyJSONResponse(body, status_code=e.status_code)
 
@@ -68,10 +78,14 @@ def install(app: FastAPI) -> None:
             return await _unexpected(request, e)
         # The database is gone for a moment (restarted, network): say so, and when to retry.
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, e.orig)
+        if openai_errors.is_openai(request.scope):
+            return openai_errors.status_response(
+                503, UNAVAILABLE, "unavailable", {"Retry-After": "2"}, kind="server_error"
+            )
         body = {
             "error": {
                 "code": 503,
-                "message": "The database is unavailable for the moment; retry shortly.",
+                "message": UNAVAILABLE,
                 "status": "UNAVAILABLE",
             }
         }
@@ -80,4 +94,5 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception):
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(Internal(f"internal error ({type(e).__name__}); see the server log"))
+        internal = Internal(f"internal error ({type(e).__name__}); see the server log")
+        return error_response(internal, request)

@@ -6,7 +6,8 @@ jobs per user) is the service's. Here, before any route runs:
 * a body over ``max_request_bytes`` is refused with Google's answer (400 INVALID_ARGUMENT,
   "Request payload size exceeds the limit: N bytes."), without reading more of it than the
   limit;
-* each API key may make ``requests_per_minute`` requests to the API (``/v1*``), as a token
+* each API key may make ``requests_per_minute`` requests to the API (``/v1*`` and
+  ``/openai/v1``, one budget per key for both dialects), as a token
   bucket refilled evenly over the minute; past it the answer is 429 RESOURCE_EXHAUSTED with
   ``Retry-After`` in seconds. Requests without a key are not counted: a server without keys
   listens on loopback only, and one with keys answers them 401.
@@ -38,7 +39,9 @@ import threading
 import time
 from urllib.parse import parse_qsl
 
+from ..errors import InvalidArgument, ResourceExhausted, TunesmithError
 from ..settings import Settings
+from .openai import errors as openai_errors
 
 _KEY_IN_QUERY = re.compile(r"((?:^|[?&;])key=)[^&;\s]*", re.IGNORECASE)
 MAX_BUCKETS = 10_000
@@ -65,8 +68,14 @@ class RedactKeys(logging.Filter):
         return True
 
 
-def _error(status: int, name: str, message: str, headers: list | None = None):
-    body = json.dumps({"error": {"code": status, "message": message, "status": name}}, indent=2)
+def _error(scope, e: TunesmithError, headers: list | None = None):
+    """``e`` as an answer in the dialect of the request's path (Google's or OpenAI's)."""
+    if openai_errors.is_openai(scope):
+        status, body_json, extra = openai_errors.describe(e)
+        body = json.dumps(body_json)
+        headers = (headers or []) + [(k.encode(), v.encode()) for k, v in extra.items()]
+    else:
+        status, body = e.http_status, json.dumps(e.to_json(), indent=2)
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     return status, head + (headers or []), body.encode()
 
@@ -142,7 +151,7 @@ class GuardMiddleware:
         self.pace = max(MAX_PACE, 2 * 60.0 / rpm) if rpm > 0 else 0.0
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+        if scope["type"] != "http" or not _is_api(scope):
             return await self.app(scope, receive, send)
         name = _caller_name(scope) if self.buckets is not None else None
         if name is not None:
@@ -170,18 +179,18 @@ class GuardMiddleware:
             seconds = max(1, math.ceil(wait))
             what = "Too many requests"
         return _error(
-            429,
-            "RESOURCE_EXHAUSTED",
-            f"{what}: over {self.buckets.per_minute} per minute for this API key; "
-            f"retry after {seconds} s",
+            scope,
+            ResourceExhausted(
+                f"{what}: over {self.buckets.per_minute} per minute for this API key; "
+                f"retry after {seconds} s"
+            ),
             [(b"retry-after", str(seconds).encode())],
         )
 
     async def _limited(self, scope, receive, send):
         too_big = _error(
-            400,
-            "INVALID_ARGUMENT",
-            f"Request payload size exceeds the limit: {self.max_bytes} bytes.",
+            scope,
+            InvalidArgument(f"Request payload size exceeds the limit: {self.max_bytes} bytes."),
         )
         for name, value in scope["headers"]:
             if name.lower() == b"content-length":
@@ -212,6 +221,11 @@ class GuardMiddleware:
             return await receive()
 
         return await self.app(scope, replay, send)
+
+
+def _is_api(scope) -> bool:
+    """Google's routes (``/v1beta``, ``/v1beta3``, ``/v1``) and OpenAI's (``/openai/v1``)."""
+    return scope["path"].startswith("/v1") or openai_errors.is_openai(scope)
 
 
 async def _send(send, status: int, headers: list, body: bytes) -> None:

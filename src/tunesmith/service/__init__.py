@@ -16,6 +16,7 @@ from .catalog import BaseModelCatalog
 from .exports import ExportService
 from .generation import GenerationService
 from .imports import ImportService
+from .model_names import ModelDirectory
 from .permissions import PermissionService
 from .tuning import CreateTunedModelRequest, TuningService
 
@@ -50,6 +51,7 @@ class Service:
             self.settings, self.store, self.tuning.access, self.base_models
         )
         self.imports = ImportService(self.settings, self.store, self.base_models)
+        self.models = ModelDirectory(self.settings, self.store, self.tuning, self.generation)
 
     def close(self) -> None:
         self.store.close()

@@ -13,9 +13,10 @@ from ..settings import Settings
 from ..store import Store
 from ..store.permissions import PermissionStore
 from ..types import Generation, GenerationConfig, Model, TunedModelState
+from . import model_names
 from .access import Access, Role
 from .catalog import BaseModelCatalog
-from .tuning import _is_int, _is_number, parse_model_name
+from .tuning import _is_int, _is_number
 
 if TYPE_CHECKING:
     from ..serving import ModelServer
@@ -115,27 +116,33 @@ class GenerationService:
         )
 
     def _target(self, model: str, owner) -> _Target:
-        if isinstance(model, str) and model.startswith("tunedModels/"):
-            model_id = parse_model_name(model)
-            self.access.require(owner, model_id, Role.READER)
-            tuned = self.store.get_tuned_model(model_id)
+        """What ``model`` (any name :mod:`.model_names` resolves) is served from, once the
+        caller may read it: NotFound for what it may not see, as for what does not exist."""
+        ref = model_names.parse(model)
+        if ref.tuned_model_id is None:
+            spec = self.catalog.named(ref.base)
+            return _Target(spec, base_models.materialize(spec, self.settings.base_models_dir))
+        model_id = ref.tuned_model_id
+        self.access.require(owner, model_id, Role.READER)
+        tuned = self.store.get_tuned_model(model_id)
+        spec = self.catalog.stored(tuned.base_model)
+        if ref.checkpoint_step is not None:  # usable as soon as it is kept, even mid-run
+            artifact = self.settings.served_checkpoint_dir(model_id, ref.checkpoint_step)
+            if not artifact.is_dir():
+                raise NotFound(f"model {model!r} not found: no checkpoint kept at that step")
+        else:
             if tuned.state is not TunedModelState.ACTIVE:
                 raise FailedPrecondition(
                     f"{model} is {tuned.state.name}, not ACTIVE: it cannot generate yet"
                     + (f" ({tuned.error})" if tuned.error else "")
                 )
-            spec = self.catalog.stored(tuned.base_model)
-            artifact = self.settings.home / self.store.adapter_path(tuned.id)
-            if not artifact.is_dir():
+            artifact = self.settings.home / (self.store.adapter_path(tuned.id) or "")
+            if not artifact.is_dir() or artifact == self.settings.home:
                 raise FailedPrecondition(f"{model}: its weights are missing from {artifact}")
-            if (artifact / "adapter_config.json").is_file():
-                base_dir = base_models.materialize(spec, self.settings.base_models_dir)
-                return _Target(spec, base_dir, artifact, tuned)
-            return _Target(spec, artifact, None, tuned)  # fully tuned: its own weights
-        if not isinstance(model, str) or not model.startswith("models/"):
-            raise NotFound(f"model {model!r} not found: use models/NAME or tunedModels/ID")
-        spec = self.catalog.named(model)
-        return _Target(spec, base_models.materialize(spec, self.settings.base_models_dir))
+        if (artifact / "adapter_config.json").is_file():
+            base_dir = base_models.materialize(spec, self.settings.base_models_dir)
+            return _Target(spec, base_dir, artifact, tuned)
+        return _Target(spec, artifact, None, tuned)  # fully tuned: its own weights
 
     def _sampling(self, c: GenerationConfig, target: _Target) -> Sampling:
         defaults = target.tuned or target.spec

@@ -315,6 +315,7 @@ class TuningService:
         if path:
             shutil.rmtree(self.settings.home / path, ignore_errors=True)
         shutil.rmtree(self.settings.exports_dir / model_id, ignore_errors=True)
+        shutil.rmtree(self.settings.served_checkpoint_dir(model_id), ignore_errors=True)
 
     # -- operations ---------------------------------------------------------------------
 

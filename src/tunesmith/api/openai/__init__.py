@@ -1,0 +1,28 @@
+"""OpenAI's dialect, mounted at ``/openai/v1`` beside Google's routes.
+
+``OpenAI(base_url="http://HOST:PORT/openai/v1", api_key=KEY)`` works unmodified: the same
+API keys (``Authorization: Bearer KEY``), owners, permissions and limits as Google's routes
+(:mod:`..deps`, :mod:`..limits`), errors in OpenAI's envelope (:mod:`.errors`, one table
+from :mod:`tunesmith.errors`), lists in OpenAI's shape (:mod:`.pagination`). Each module is
+a thin adapter over the service, one per resource:
+
+* :mod:`.models` — ``/models``;
+* :mod:`.inference` — ``/chat/completions``, ``/completions``;
+* ``files`` and ``fine_tuning`` — ``/files``, ``/fine_tuning/jobs``.
+
+Model names (``ft:BASE:OWNER:SUFFIX:JOBID``, ``MODEL:ckpt-step-N``, ``tunedModels/ID``, a base
+model's short name) resolve in one place: :mod:`tunesmith.service.model_names`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import models
+from .errors import PREFIX
+
+router = APIRouter()
+for _module in (models,):
+    router.include_router(_module.router)
+
+__all__ = ["PREFIX", "router"]
