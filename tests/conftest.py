@@ -89,6 +89,7 @@ def converted_base_models() -> Path:
 
     path = Path(os.environ.get("TUNESMITH_TEST_CACHE") or REPO / ".test-cache") / "base-models"
     base_models.materialize(base_models.resolve(DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL), path)
+    path.mkdir(parents=True, exist_ok=True)  # (empty when the shared cache has the model)
     return path
 
 

@@ -16,6 +16,12 @@ Whatever the source, :func:`materialize` turns it into a plain safetensors folde
 architecture :mod:`.gguf_import` knows (SmolLM2's llama) are dequantised directly, in a few
 seconds; other files and hub models go through transformers (~25 s for SmolLM2 that way).
 Registry data lives in the JSON file, not in code.
+
+A packaged model (one whose source is a Python package) converts to the same weights in every
+home of one installation, so ``make setup`` converts it once into the installation's shared
+cache (:func:`shared_dir`, ``python -m tunesmith.jobs.prepare --shared``) and a fresh home
+reads it from there instead of converting again. An entry records the package version it was
+made from; one made from another version is ignored (and converted into the home as before).
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
@@ -200,6 +208,9 @@ def materialize(
     target = base_models_dir / _slug(spec)
     if (target / ".complete").exists():
         return target
+    shared = shared_copy(spec)
+    if shared is not None:
+        return shared
     on_progress = on_progress or (lambda _fraction: None)
     on_progress(None)  # from here on this run prepares the base (or waits for one that does)
     base_models_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +231,70 @@ def is_materialized(spec: BaseModelSpec, base_models_dir: Path) -> bool:
     """Whether :func:`materialize` has nothing left to fetch or convert for ``spec``."""
     if spec.source["kind"] == "folder":
         return True
-    return (base_models_dir / _slug(spec) / ".complete").exists()
+    return (base_models_dir / _slug(spec) / ".complete").exists() or shared_copy(spec) is not None
+
+
+SHARED_ENV = "TUNESMITH_SHARED_BASE_MODELS"
+
+
+def shared_dir() -> Path:
+    """The installation's cache of converted packaged models: ``TUNESMITH_SHARED_BASE_MODELS``,
+    else ``share/tunesmith/base-models`` in this Python environment (gone with the venv)."""
+    configured = os.environ.get(SHARED_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(sys.prefix) / "share" / "tunesmith" / "base-models"
+
+
+def _package_stamp(spec: BaseModelSpec) -> str | None:
+    """What a shared entry must have been made from: the package's name and version (None:
+    not a packaged model, or its package is not installed)."""
+    package = spec.source.get("package")
+    if package is None:
+        return None
+    try:
+        return f"{package}=={importlib.metadata.version(package)}"
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def shared_copy(spec: BaseModelSpec) -> Path | None:
+    """The shared cache's converted folder for ``spec``, if one was made from the installed
+    package (see :func:`share`)."""
+    stamp = _package_stamp(spec)
+    if stamp is None:
+        return None
+    folder = shared_dir() / _slug(spec)
+    try:
+        made_from = json.loads((folder / ".complete").read_text()).get("from")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return folder if made_from == stamp else None
+
+
+def share(spec: BaseModelSpec, on_progress: Progress | None = None) -> Path:
+    """Convert a packaged model into the shared cache (once; ``make setup`` does it), so that
+    every fresh home of this installation reads it instead of converting it again."""
+    stamp = _package_stamp(spec)
+    if stamp is None:
+        raise FailedPrecondition(f"{spec.name} is not a packaged model: only those are shared")
+    existing = shared_copy(spec)
+    if existing is not None:
+        return existing
+    root = shared_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / _slug(spec)
+    with open(root / f"{_slug(spec)}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shared_copy(spec) is not None:
+            return target
+        tmp = root / f"{_slug(spec)}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        _convert(spec, tmp, root, on_progress or (lambda _fraction: None))
+        (tmp / ".complete").write_text(json.dumps({"name": spec.name, "from": stamp}))
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    return target
 
 
 def _slug(spec: BaseModelSpec) -> str:

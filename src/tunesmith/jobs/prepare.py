@@ -7,6 +7,10 @@ to take its first jobs), run this once for the home (``TUNESMITH_HOME``, else
 ``~/.tunesmith``):
 
     python -m tunesmith.jobs.prepare [BASE_MODEL ...]     (default: the default base model)
+
+``--shared`` converts packaged models into the installation's shared cache instead (``make
+setup`` does it), which every home of this installation reads: a fresh home's first job
+then has nothing to convert at all (see :func:`tunesmith.engine.base_models.share`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ from ..errors import TunesmithError
 from ..settings import Settings, get_settings
 
 
-def prepare(settings: Settings, names: list[str], say=print) -> list[Path]:
-    """Materialise each named base model under ``settings``' home; their folders."""
+def prepare(settings: Settings, names: list[str], say=print, shared: bool = False) -> list[Path]:
+    """Materialise each named base model under ``settings``' home (``shared``: into the
+    installation's shared cache); their folders."""
     folders = []
     for name in names or [settings.default_base_model]:
         spec = base_models.resolve(name, settings.default_base_model)
         started, converted = time.monotonic(), []
-        folder = base_models.materialize(spec, settings.base_models_dir, converted.append)
+        if shared:
+            folder = base_models.share(spec, converted.append)
+        else:
+            folder = base_models.materialize(spec, settings.base_models_dir, converted.append)
         if converted:
             say(f"{spec.name}: prepared in {time.monotonic() - started:.1f} s, in {folder}")
         else:
@@ -42,9 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Convert base models once, before the first tuning job needs them.",
     )
     parser.add_argument("base_models", nargs="*", help="default: the default base model")
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="convert packaged models into this installation's shared cache, for every home",
+    )
     args = parser.parse_args(argv)
     try:
-        prepare(get_settings(), args.base_models)
+        prepare(get_settings(), args.base_models, shared=args.shared)
     except TunesmithError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
