@@ -202,6 +202,9 @@ class GenerationConfig:
     candidate_count: int | None = None
     max_output_tokens: int | None = None
     stop_sequences: list[str] = dataclasses.field(default_factory=list)
+    seed: int | None = None
+    """Sample reproducibly: the same request with the same seed on the same weights gives
+    the same answer (None: not reproducible)."""
 
 
 @dataclasses.dataclass

@@ -188,6 +188,9 @@ class GenerationService:
             problems.append(f"stop_sequences: at most {MAX_STOP_SEQUENCES}, got {len(stops)}")
         if any(not isinstance(s, str) or not s for s in stops):
             problems.append("stop_sequences: each must be a non-empty string")
+        seed = c.seed
+        if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**63 - MAX_CANDIDATES):
+            problems.append(f"seed: {seed!r} must be a whole number from 0 to 2**63 - 9")
         if problems:
             raise InvalidArgument("; ".join(problems))
         return Sampling(
@@ -197,6 +200,7 @@ class GenerationService:
             candidate_count=int(count),
             max_output_tokens=int(max_tokens),
             stop_sequences=stops,
+            seed=None if seed is None else int(seed),
         )
 
 

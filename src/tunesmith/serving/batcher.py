@@ -215,7 +215,7 @@ def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | N
         ids[b, width - len(prompt) :] = torch.tensor(prompt)
         mask[b, width - len(prompt) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    params = RowParams([row.request.sampling for row in rows])
+    params = RowParams([row.request.sampling for row in rows], [row.index for row in rows])
     from transformers import DynamicCache
 
     kv = DynamicCache(config=base.model.config)

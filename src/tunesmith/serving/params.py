@@ -15,3 +15,7 @@ class Sampling:
     candidate_count: int
     max_output_tokens: int
     stop_sequences: tuple[str, ...] = ()
+    seed: int | None = None
+    """Sampled rows draw from their own generator seeded with this (plus the candidate's
+    index), so the same request on the same weights samples the same tokens; None: the
+    process's shared randomness."""

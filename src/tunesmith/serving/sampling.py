@@ -15,16 +15,24 @@ from .params import Sampling
 class RowParams:
     """The sampling parameters of a batch's rows as tensors (one entry per row)."""
 
-    def __init__(self, rows: list[Sampling]):
+    def __init__(self, rows: list[Sampling], indexes: list[int] | None = None):
+        """``indexes``: each row's candidate index within its request (seeded rows differ
+        by it, so a request's candidates are not all alike)."""
         self.temperature = torch.tensor([s.temperature for s in rows], dtype=torch.float32)
         self.top_k = torch.tensor([s.top_k for s in rows], dtype=torch.long)
         self.top_p = torch.tensor([s.top_p for s in rows], dtype=torch.float32)
+        indexes = indexes or [0] * len(rows)
+        self.generators = [
+            None if s.seed is None else torch.Generator().manual_seed(s.seed + i)
+            for s, i in zip(rows, indexes, strict=True)
+        ]
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the rows in ``keep`` (finished rows leave the batch)."""
         self.temperature = self.temperature[keep]
         self.top_k = self.top_k[keep]
         self.top_p = self.top_p[keep]
+        self.generators = [self.generators[i] for i in keep.tolist()]
 
 
 def next_tokens(
@@ -46,6 +54,10 @@ def next_tokens(
     before = probs.cumsum(-1) - probs
     probs = probs.masked_fill(before > p.top_p[sampled, None], 0.0)
     choice = torch.multinomial(probs, 1, generator=generator)
+    for j, row in enumerate(sampled.tolist()):  # seeded rows draw from their own generator
+        own = p.generators[row]
+        if own is not None:
+            choice[j] = torch.multinomial(probs[j], 1, generator=own)
     out[sampled] = order.gather(1, choice).squeeze(1)
     return out
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import models
+from . import inference, models
 from .errors import PREFIX
 
 router = APIRouter()
-for _module in (models,):
+for _module in (models, inference):
     router.include_router(_module.router)
 
 __all__ = ["PREFIX", "router"]
