@@ -25,9 +25,7 @@ def packaged(tiny_gguf, tmp_path, monkeypatch):
     return dataclasses.replace(spec, source={**spec.source, "package": "torch"})
 
 
-def test_a_fresh_home_reads_the_shared_conversion_without_converting(
-    packaged, tiny_gguf, tmp_path
-):
+def test_a_fresh_home_reads_the_shared_conversion_without_converting(packaged, tiny_gguf, tmp_path):
     shared = base_models.share(packaged)
     assert shared.parent == tmp_path / "shared"
     progress = []
@@ -45,9 +43,7 @@ def test_a_fresh_home_reads_the_shared_conversion_without_converting(
     assert all(torch.equal(mine[k], own[k]) for k in mine)
 
 
-def test_an_entry_from_another_package_version_is_converted_again_in_the_home(
-    packaged, tmp_path
-):
+def test_an_entry_from_another_package_version_is_converted_again_in_the_home(packaged, tmp_path):
     shared = base_models.share(packaged)
     complete = shared / ".complete"
     complete.write_text(json.dumps({**json.loads(complete.read_text()), "from": "torch==0.0.1"}))
