@@ -1,6 +1,17 @@
-"""Training data: every form Google's ``create_tuned_model`` accepted, turned into one list.
+"""Training data: every form people have, turned into one list of examples.
 
-Accepted forms (see ``../shared/seeds/001_*``):
+An example is a :class:`~tunesmith.types.TuningExample` (``text_input`` → ``output``, the
+form Google's ``create_tuned_model`` took) or a
+:class:`~tunesmith.records.conversations.Conversation` (a system instruction and user / model
+turns). Rows of a file or list may be any of:
+
+* ``{"text_input": ..., "output": ...}`` (or the keys ``input_key`` / ``output_key`` name);
+* Vertex's Gemini tuning rows: ``{"systemInstruction": {"parts": [{"text": ...}]},
+  "contents": [{"role": "user" | "model", "parts": [{"text": ...}]}, ...]}``;
+* OpenAI's chat rows: ``{"messages": [{"role": "system" | "user" | "assistant",
+  "content": ..., "weight": 0 | 1}, ...]}``.
+
+Accepted containers (see ``../shared/seeds/001_*``):
 
 * a :class:`~tunesmith.types.Dataset` or an iterable of :class:`TuningExample`;
 * an iterable of ``{"text_input": ..., "output": ...}`` dicts, ``(input, output)`` tuples
@@ -25,30 +36,47 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .errors import InvalidArgument
+from .records.conversations import MODEL, USER, Conversation, Turn
 from .types import Dataset, TuningExample
 
 MAX_INPUT_CHARS = 40_000
 MAX_OUTPUT_CHARS = 5_000
 MAX_EXAMPLES = 100_000
+MAX_TURNS = 200
+"""Turns in one conversation (the system instruction not counted)."""
+MAX_TURN_CHARS = 40_000
+"""Characters in one turn, or in a system instruction."""
 FIELD = "training_data"  # how errors name the data; "validation_data" for a held-out set
 
 _SHEETS = re.compile(r"^https?://docs\.google\.com/spreadsheets/d/([^/?#]+)")
 
 
 def load_examples(
-    data, input_key: str = "text_input", output_key: str = "output", *, field: str = FIELD
-) -> list[TuningExample]:
+    data,
+    input_key: str = "text_input",
+    output_key: str = "output",
+    *,
+    field: str = FIELD,
+    last_turn_only: bool = False,
+) -> list[TuningExample | Conversation]:
     """Turn any accepted form of training data into validated examples.
 
     ``field`` names the argument in error messages (``"validation_data"`` for a held-out set).
+    ``last_turn_only``: conversations learn from their last model turn only (by default every
+    model turn not weighted 0 is learned from, as OpenAI does).
     """
     examples = _normalise(data, input_key, output_key, field)
     validate_examples(examples, field=field)
+    if last_turn_only:
+        examples = [e.last_turn_only() if isinstance(e, Conversation) else e for e in examples]
     return examples
 
 
 def validate_examples(
-    examples: Sequence[TuningExample], *, max_examples: int = MAX_EXAMPLES, field: str = FIELD
+    examples: Sequence[TuningExample | Conversation],
+    *,
+    max_examples: int = MAX_EXAMPLES,
+    field: str = FIELD,
 ) -> None:
     """The rules for a training set; the first broken one is raised, naming row and field."""
     if len(examples) == 0:
@@ -58,6 +86,13 @@ def validate_examples(
             f"{field}: {len(examples)} examples is over the limit of {max_examples}"
         )
     for row, ex in enumerate(examples, start=1):
+        if isinstance(ex, Conversation):
+            validate_conversation(ex, where=f"{field} row {row}", training=True)
+            continue
+        if not isinstance(ex, TuningExample):
+            raise InvalidArgument(
+                f"{field} row {row}: expected an example or a conversation, not {type(ex).__name__}"
+            )
         for name, limit in (("text_input", MAX_INPUT_CHARS), ("output", MAX_OUTPUT_CHARS)):
             value = getattr(ex, name)
             if not isinstance(value, str):
@@ -73,20 +108,88 @@ def validate_examples(
                 )
 
 
+def validate_conversation(conv: Conversation, *, where: str, training: bool) -> None:
+    """The rules for one conversation, for training (ends on a model turn that is learned
+    from) or for generation (ends on a user turn). Turns count from 1, the system
+    instruction not counted; errors name ``where``, the turn and the field."""
+    turns = conv.turns
+    if not isinstance(conv.system_instruction, str):
+        raise InvalidArgument(f"{where}: 'systemInstruction' must be text")
+    if len(conv.system_instruction) > MAX_TURN_CHARS:
+        raise InvalidArgument(
+            f"{where}: 'systemInstruction' has {len(conv.system_instruction)} characters, "
+            f"over the limit of {MAX_TURN_CHARS}"
+        )
+    if not turns:
+        raise InvalidArgument(f"{where}: the conversation has no turns")
+    if len(turns) > MAX_TURNS:
+        raise InvalidArgument(
+            f"{where}: {len(turns)} turns is over the limit of {MAX_TURNS} per conversation"
+        )
+    for n, turn in enumerate(turns, start=1):
+        at = f"{where}, turn {n}"
+        if turn.role not in (USER, MODEL):
+            raise InvalidArgument(
+                f"{at}: unknown 'role' {turn.role!r} (use user or model; OpenAI's assistant "
+                "is model, and system belongs only before the first turn)"
+            )
+        if not isinstance(turn.text, str):
+            raise InvalidArgument(
+                f"{at}: the text must be a string, not {type(turn.text).__name__}"
+            )
+        if not turn.text.strip():
+            raise InvalidArgument(f"{at}: the {turn.role} turn's text is empty")
+        if len(turn.text) > MAX_TURN_CHARS:
+            raise InvalidArgument(
+                f"{at}: the text has {len(turn.text)} characters, over the limit of "
+                f"{MAX_TURN_CHARS}"
+            )
+        if turn.weight is not None:
+            if turn.role != MODEL:
+                raise InvalidArgument(
+                    f"{at}: 'weight' is only for model (assistant) turns, not {turn.role} turns"
+                )
+            if isinstance(turn.weight, bool) or turn.weight not in (0, 1):
+                raise InvalidArgument(f"{at}: 'weight' must be 0 or 1, not {turn.weight!r}")
+        if n == 1 and turn.role != USER:
+            raise InvalidArgument(f"{at}: a conversation starts with a user turn, not {turn.role}")
+        if n > 1 and turn.role == MODEL and turns[n - 2].role == MODEL:
+            raise InvalidArgument(f"{at}: two model (assistant) turns in a row")
+    last = turns[-1].role
+    if training:
+        if last != MODEL:
+            raise InvalidArgument(
+                f"{where}, turn {len(turns)}: the conversation ends on a user turn; a training "
+                "conversation ends with the model's answer"
+            )
+        if not any(conv.learns_from(i) for i in range(len(turns))):
+            raise InvalidArgument(
+                f"{where}: every model turn has weight 0, so there is nothing to learn from"
+            )
+    elif last != USER:
+        raise InvalidArgument(
+            f"{where}, turn {len(turns)}: the conversation must end with a user turn "
+            "for the model to answer"
+        )
+
+
 def examples_from_records(
     records: Iterable,
     input_key: str = "text_input",
     output_key: str = "output",
     *,
     field: str = FIELD,
-) -> list[TuningExample]:
-    """Rows of dicts, tuples, 2-lists or TuningExamples into examples (not yet validated)."""
+) -> list[TuningExample | Conversation]:
+    """Rows of dicts (example, Vertex or OpenAI shape), tuples, 2-lists, TuningExamples or
+    Conversations into examples (not yet validated)."""
     if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
         raise InvalidArgument(f"{field}: expected a list of examples, not {type(records).__name__}")
-    examples = []
+    examples: list[TuningExample | Conversation] = []
     for row, rec in enumerate(records, start=1):
-        if isinstance(rec, TuningExample):
+        if isinstance(rec, (TuningExample, Conversation)):
             examples.append(rec)
+        elif isinstance(rec, Mapping) and is_conversation_row(rec, input_key):
+            examples.append(conversation_from_json(rec, where=f"{field} row {row}"))
         elif isinstance(rec, Mapping):
             values = []
             for key in (input_key, output_key):
@@ -107,6 +210,104 @@ def examples_from_records(
                 f"not {type(rec).__name__}"
             )
     return examples
+
+
+def is_conversation_row(row: Mapping, input_key: str = "text_input") -> bool:
+    """Whether a row is in Vertex's (``contents``) or OpenAI's (``messages``) shape."""
+    return input_key not in row and ("contents" in row or "messages" in row)
+
+
+def conversation_from_json(row, *, where: str = FIELD) -> Conversation:
+    """One row in Vertex's shape (``contents``, ``systemInstruction``, camelCase or
+    snake_case) or OpenAI's (``messages``) into a :class:`Conversation` (not yet validated).
+
+    Errors name ``where`` (e.g. ``training_data row 3``), the turn and the field.
+    """
+    if not isinstance(row, Mapping):
+        raise InvalidArgument(f"{where}: expected an object, not {type(row).__name__}")
+    if "messages" in row and "contents" not in row:
+        return _from_messages(row["messages"], where)
+    contents = row.get("contents")
+    if not isinstance(contents, list):
+        raise InvalidArgument(f"{where}: 'contents' must be a list of turns")
+    system = row.get("systemInstruction", row.get("system_instruction"))
+    system_text = "" if system is None else _content_text(system, f"{where}: 'systemInstruction'")
+    turns = []
+    for n, content in enumerate(contents, start=1):
+        at = f"{where}, turn {n}"
+        if not isinstance(content, Mapping):
+            raise InvalidArgument(f"{at}: expected an object with 'role' and 'parts'")
+        role = content.get("role", USER)  # Google's default for a content without a role
+        if role not in (USER, MODEL):
+            raise InvalidArgument(
+                f"{at}: unknown 'role' {role!r} (Vertex's contents take user or model; "
+                "the system instruction goes in 'systemInstruction')"
+            )
+        turns.append(Turn(role, _content_text(content, f"{at}: 'parts'"), content.get("weight")))
+    return Conversation(turns, system_text)
+
+
+def _from_messages(messages, where: str) -> Conversation:
+    if not isinstance(messages, list):
+        raise InvalidArgument(f"{where}: 'messages' must be a list of messages")
+    system, turns = [], []
+    for n, message in enumerate(messages, start=1):
+        at = f"{where}, messages[{n}]"
+        if not isinstance(message, Mapping):
+            raise InvalidArgument(f"{at}: expected an object with 'role' and 'content'")
+        role = message.get("role")
+        content = message.get("content")
+        text = content if isinstance(content, str) else _openai_parts(content, f"{at}: 'content'")
+        if role in ("system", "developer"):
+            if turns:
+                raise InvalidArgument(
+                    f"{at}: a {role} message must come before the first user message"
+                )
+            if "weight" in message:
+                raise InvalidArgument(f"{at}: 'weight' is only for assistant messages")
+            system.append(text)
+        elif role in ("user", "assistant"):
+            if role == "user" and "weight" in message:
+                raise InvalidArgument(
+                    f"{at} (turn {len(turns) + 1}): 'weight' is only for assistant messages"
+                )
+            turns.append(Turn(USER if role == "user" else MODEL, text, message.get("weight")))
+        else:
+            raise InvalidArgument(
+                f"{at} (turn {len(turns) + 1}): unknown 'role' {role!r} "
+                "(use system, user or assistant)"
+            )
+    return Conversation(turns, "\n\n".join(system))
+
+
+def _content_text(content, where: str) -> str:
+    """The text of a Google ``Content`` (``{"parts": [{"text"}]}``) or a plain string."""
+    if isinstance(content, str):
+        return content
+    parts = content.get("parts") if isinstance(content, Mapping) else None
+    if isinstance(parts, Mapping):
+        parts = [parts]
+    if not isinstance(parts, list) or not parts:
+        raise InvalidArgument(f"{where} must be a list of parts with text")
+    texts = []
+    for part in parts:
+        text = part.get("text") if isinstance(part, Mapping) else None
+        if not isinstance(text, str):
+            raise InvalidArgument(f"{where}: every part needs 'text' (only text is tuned on)")
+        texts.append(text)
+    return "".join(texts)
+
+
+def _openai_parts(content, where: str) -> str:
+    if not isinstance(content, list) or not content:
+        raise InvalidArgument(f"{where} must be text or a list of text parts")
+    texts = []
+    for part in content:
+        text = part.get("text") if isinstance(part, Mapping) else None
+        if not isinstance(text, str) or part.get("type", "text") != "text":
+            raise InvalidArgument(f'{where}: every part must be {{"type": "text", "text": ...}}')
+        texts.append(text)
+    return "".join(texts)
 
 
 def examples_from_columns(
@@ -143,7 +344,7 @@ def parse_file_text(
     output_key: str = "output",
     *,
     field: str = FIELD,
-) -> list[TuningExample]:
+) -> list[TuningExample | Conversation]:
     """The contents of a CSV, JSON or JSONL file into examples (not yet validated).
 
     Shared by local paths, URLs and uploads (the CLI and the web console).
@@ -208,13 +409,21 @@ def file_kind(name: str) -> str:
     return "csv"
 
 
-def _normalise(data, input_key: str, output_key: str, field: str) -> list[TuningExample]:
+def _normalise(
+    data, input_key: str, output_key: str, field: str
+) -> list[TuningExample | Conversation]:
     if isinstance(data, Dataset):
         return list(data.examples)
+    if isinstance(data, Conversation):
+        raise InvalidArgument(f"{field}: pass a list of conversations, not one")
     if isinstance(data, (str, Path)):
         return _from_location(str(data), input_key, output_key, field)
     if isinstance(data, Mapping) or _is_dataframe(data):
         # A JSON object may hold the examples under "examples" (Google's Dataset shape).
+        if isinstance(data, Mapping) and is_conversation_row(data, input_key):
+            raise InvalidArgument(
+                f"{field}: this is one conversation; pass a list of them (or a JSONL file)"
+            )
         if isinstance(data, Mapping) and "examples" in data and input_key not in data:
             inner = data["examples"]
             if isinstance(inner, Mapping) and "examples" in inner:
@@ -233,7 +442,7 @@ def _normalise(data, input_key: str, output_key: str, field: str) -> list[Tuning
 
 def _from_location(
     location: str, input_key: str, output_key: str, field: str
-) -> list[TuningExample]:
+) -> list[TuningExample | Conversation]:
     if location.startswith(("http://", "https://")):
         url = sheets_csv_url(location) or location
         kind = "csv" if url != location else file_kind(url)

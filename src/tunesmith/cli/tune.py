@@ -46,7 +46,12 @@ FLAGS = {
 
 def tune(
     data_file: Annotated[
-        str, typer.Argument(help="Training data: a CSV, JSON or JSONL file (or an http(s) URL).")
+        str,
+        typer.Argument(
+            help="Training data: a CSV, JSON or JSONL file (or an http(s) URL). JSONL rows may "
+            "be text_input/output examples, Vertex's Gemini rows (contents, "
+            "systemInstruction) or OpenAI's chat rows (messages); each row's shape is detected."
+        ),
     ],
     base_model: Annotated[
         str | None,
@@ -72,6 +77,14 @@ def tune(
     input_key: Annotated[str, typer.Option(help="Column / key of the inputs.")] = "text_input",
     output_key: Annotated[str, typer.Option(help="Column / key of the outputs.")] = "output",
     method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
+    last_turn_only: Annotated[
+        bool,
+        typer.Option(
+            "--last-turn-only",
+            help="Conversations learn from their last model turn only (default: every model "
+            "turn not weighted 0).",
+        ),
+    ] = False,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Start the job and return at once.")
     ] = False,
@@ -96,6 +109,7 @@ def tune(
             input_key=input_key,
             output_key=output_key,
             method=method,
+            last_turn_only=last_turn_only,
             client=client,
         )
         model_id = op.metadata.tuned_model.removeprefix("tunedModels/")

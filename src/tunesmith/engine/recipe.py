@@ -1,6 +1,8 @@
 """The tuning recipe: plain PyTorch + peft, readable top to bottom.
 
-    setup()   tokenise with the prompt masked out of the loss, plan length-grouped batches,
+    setup()   render each conversation with the base's chat template (:mod:`.prompting`),
+              tokenise with everything but the learned model turns masked out of the
+              loss, plan length-grouped batches,
               check the run fits in memory, take the worker's cached base and wrap it in a
               fresh LoRA adapter (or load a private copy and unfreeze it for full tuning)
     train()   for each planned batch: forward (bf16 autocast where the CPU has it),
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from ..records.conversations import Conversation
 from . import checkpoint, memory, models, steps
 from .batching import IGNORE, collate, plan_batches
 from .models import load_model
@@ -50,7 +53,8 @@ from .steps import total_steps
 @dataclasses.dataclass
 class Recipe:
     base_dir: Path
-    examples: list[tuple[str, str]]
+    examples: list[tuple[str, str] | Conversation]
+    """(text_input, output) pairs or conversations."""
     output_dir: Path
     epoch_count: int = 5
     batch_size: int = 4
@@ -71,8 +75,10 @@ class Recipe:
     checkpoint_dir: Path | None = None
     """Resume from the newest checkpoint here, and save one every ``checkpoint_every`` steps."""
     checkpoint_every: int = 10
-    validation_examples: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    """Held-out (input, output) pairs, scored at the end of every epoch; none: no scoring."""
+    validation_examples: list[tuple[str, str] | Conversation] = dataclasses.field(
+        default_factory=list
+    )
+    """Held-out pairs or conversations, scored at the end of every epoch; none: no scoring."""
     compile: bool | None = None
     """Run the decoder layers compiled (LoRA only); None: when the run is long enough to pay
     for compiling, or the worker's base already is compiled (see :mod:`.models`)."""
@@ -130,12 +136,13 @@ def load_tokenizer(base_dir: Path):
 
 
 def encode(tokenizer, fmt: PromptFormat, text_input: str, output: str, max_len: int):
-    """Token ids and labels; the prompt is masked out of the loss (label -100)."""
-    prompt = tokenizer(fmt.prompt(text_input), add_special_tokens=False)["input_ids"]
-    target = tokenizer(fmt.target(output), add_special_tokens=False)["input_ids"]
-    target = target[:max_len]
-    prompt = prompt[-(max_len - len(target)) :] if len(target) < max_len else []
-    return prompt + target, [IGNORE] * len(prompt) + target
+    """Token ids and labels of one (input, output) pair; the prompt is masked out of the loss
+    (label -100)."""
+    return fmt.encode(Conversation.single(text_input, output), max_len)
+
+
+def conversation(example: tuple[str, str] | Conversation) -> Conversation:
+    return example if isinstance(example, Conversation) else Conversation.single(*example)
 
 
 def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True) -> Path:
@@ -144,9 +151,9 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
     torch.manual_seed(recipe.seed)
     tokenizer = load_tokenizer(recipe.base_dir)
     fmt = PromptFormat(recipe.prompt_template, tokenizer)
-    rows = [encode(tokenizer, fmt, i, o, recipe.max_seq_len) for i, o in recipe.examples]
+    rows = [fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.examples]
     held_out = [
-        encode(tokenizer, fmt, i, o, recipe.max_seq_len) for i, o in recipe.validation_examples
+        fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.validation_examples
     ]
     lengths = [len(ids) for ids, _ in rows]
     plan = plan_batches(len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed, lengths)

@@ -36,6 +36,7 @@ import torch
 
 from ..engine import base_models, checkpoint, recipe
 from ..errors import TunesmithError
+from ..records.conversations import Conversation
 from ..settings import Settings, get_settings
 from ..store import ClaimedJob, JobStatus, Store, utcnow
 from ..store.queue import CANCELLED_CODE, CANCELLED_MESSAGE
@@ -86,7 +87,7 @@ def build_recipe(
     hp = model.tuning_task.hyperparameters
     return recipe.Recipe(
         base_dir=base_dir,
-        examples=[(e.text_input, e.output) for e in job.examples],
+        examples=[_example(e) for e in job.examples],
         output_dir=settings.adapters_dir / job.operation_id,
         epoch_count=hp.epoch_count,
         batch_size=hp.batch_size,
@@ -96,8 +97,13 @@ def build_recipe(
         prompt_template=spec.prompt_template,
         init_adapter_dir=init_adapter,
         seed=settings.seed,
-        validation_examples=[(e.text_input, e.output) for e in job.validation_examples],
+        validation_examples=[_example(e) for e in job.validation_examples],
     )
+
+
+def _example(e):
+    """A stored example as the recipe takes it: a conversation, or an (input, output) pair."""
+    return e if isinstance(e, Conversation) else (e.text_input, e.output)
 
 
 def checkpoint_dir(settings: Settings, operation_id: str) -> Path:

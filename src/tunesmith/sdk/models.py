@@ -57,6 +57,7 @@ def create_tuned_model(
     output_key: str = "output",
     method: str = "lora",
     validation_data=None,
+    last_turn_only: bool = False,
     client: Client | None = None,
     request_options=None,
 ) -> CreateTunedModelOperation:
@@ -64,6 +65,11 @@ def create_tuned_model(
 
     ``training_data`` takes every form of Google's SDK: examples, dicts, tuples, a mapping of
     columns or a DataFrame, a CSV / JSON / JSONL path or URL, a Google Sheets URL.
+    Rows may also be conversations (tunesmith's own): Vertex's Gemini tuning rows
+    (``contents`` with user / model turns, ``systemInstruction``) or OpenAI's chat rows
+    (``messages``, with ``weight`` 0 or 1 on assistant turns), from a list or a JSONL file.
+    Every model turn is learned from unless weighted 0; ``last_turn_only=True`` learns from
+    each conversation's last model turn only.
     ``method`` is ``"lora"`` (default) or ``"full"``.
 
     ``validation_data`` (tunesmith's own) takes the same forms and keys: held-out examples
@@ -72,11 +78,17 @@ def create_tuned_model(
     c, opts = _client(client), RequestOptions.of(request_options)
     if isinstance(source_model, (TunedModel, Model)):
         source_model = source_model.name
-    examples = data.load_examples(training_data, input_key, output_key)
+    examples = data.load_examples(
+        training_data, input_key, output_key, last_turn_only=last_turn_only
+    )
     held_out = None
     if validation_data is not None:
         held_out = data.load_examples(
-            validation_data, input_key, output_key, field="validation_data"
+            validation_data,
+            input_key,
+            output_key,
+            field="validation_data",
+            last_turn_only=last_turn_only,
         )
     req = CreateTunedModelRequest(
         source_model=source_model,

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from .. import errors, wire
+from ..records.conversations import Conversation
 from ..service import CreateTunedModelRequest
 from ..service.permissions import NewPermission
 from ..serving import Delta
@@ -168,12 +169,12 @@ class RemoteClient:
     def generate(
         self,
         model: str,
-        prompt: str,
+        prompt: str | Conversation,
         config: GenerationConfig,
         opts: RequestOptions | None = None,
     ) -> Generation:
         body = {
-            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            **wire.conversation_to_json(prompt),
             "generationConfig": wire.generation_config_to_json(config or GenerationConfig()),
         }
         d = self._request("POST", f"{_path(model)}:generateContent", opts, json=body)
@@ -182,13 +183,13 @@ class RemoteClient:
     def generate_stream(
         self,
         model: str,
-        prompt: str,
+        prompt: str | Conversation,
         config: GenerationConfig,
         opts: RequestOptions | None = None,
     ) -> Iterator[Delta | Generation]:
         """Text as the server makes it (``?alt=sse``): Deltas, then the finished Generation."""
         body = {
-            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            **wire.conversation_to_json(prompt),
             "generationConfig": wire.generation_config_to_json(config or GenerationConfig()),
         }
         timeout = (opts or RequestOptions()).timeout or DEFAULT_TIMEOUT
@@ -222,8 +223,10 @@ class RemoteClient:
         except httpx.TransportError as e:
             raise errors.Internal(f"cannot reach tunesmith at {self.endpoint}: {e}") from e
 
-    def count_tokens(self, model: str, prompt: str, opts: RequestOptions | None = None) -> int:
-        body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
+    def count_tokens(
+        self, model: str, prompt: str | Conversation, opts: RequestOptions | None = None
+    ) -> int:
+        body = wire.conversation_to_json(prompt)
         d = self._request("POST", f"{_path(model)}:countTokens", opts, json=body)
         return int(d.get("totalTokens", 0))
 

@@ -6,8 +6,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import data
 from ..engine import base_models
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..records.conversations import Conversation
 from ..serving import Sampling, Stream
 from ..settings import Settings
 from ..store import Store
@@ -84,35 +86,44 @@ class GenerationService:
         return model_record(self.catalog.named(name, download=False))
 
     def generate(
-        self, model: str, prompt: str, config: GenerationConfig | None = None, owner=None
+        self,
+        model: str,
+        prompt: str | Conversation,
+        config: GenerationConfig | None = None,
+        owner=None,
     ) -> Generation:
         """The whole answer (blocking until it is generated)."""
         return self.generate_stream(model, prompt, config, owner).result()
 
     def generate_stream(
-        self, model: str, prompt: str, config: GenerationConfig | None = None, owner=None
+        self,
+        model: str,
+        prompt: str | Conversation,
+        config: GenerationConfig | None = None,
+        owner=None,
     ) -> Stream:
         """Check the request and queue it; text arrives on the stream as tokens are chosen.
 
+        ``prompt`` is a text (one user turn) or a conversation ending on a user turn; either
+        is rendered for the model by the rule training used (:mod:`tunesmith.engine.prompting`).
         Raises before queueing: InvalidArgument / NotFound / FailedPrecondition for the
         request, ResourceExhausted when the generation queue is full.
         """
-        if not isinstance(prompt, str) or not prompt:
-            raise InvalidArgument("prompt: text is required")
+        conv = _conversation(prompt)
         target = self._target(model, owner)
         sampling = self._sampling(config or GenerationConfig(), target)
-        if len(prompt) > target.spec.input_token_limit * 8:
-            raise InvalidArgument(
-                f"prompt: {len(prompt)} characters is over the model's input limit"
-            )
+        chars = len(conv.system_instruction) + sum(len(t.text) for t in conv.turns)
+        if chars > target.spec.input_token_limit * 8:
+            raise InvalidArgument(f"prompt: {chars} characters is over the model's input limit")
         return self.server.submit(
-            target.base_dir, target.spec.prompt_template, prompt, sampling, target.adapter_dir
+            target.base_dir, target.spec.prompt_template, conv, sampling, target.adapter_dir
         )
 
-    def count_tokens(self, model: str, prompt: str, owner=None) -> int:
+    def count_tokens(self, model: str, prompt: str | Conversation, owner=None) -> int:
+        conv = _conversation(prompt)
         target = self._target(model, owner)
         return self.server.count_tokens(
-            target.base_dir, target.spec.prompt_template, prompt, target.adapter_dir
+            target.base_dir, target.spec.prompt_template, conv, target.adapter_dir
         )
 
     def _target(self, model: str, owner) -> _Target:
@@ -207,6 +218,16 @@ class GenerationService:
 class _Target:
     def __init__(self, spec, base_dir: Path, adapter_dir: Path | None = None, tuned=None):
         self.spec, self.base_dir, self.adapter_dir, self.tuned = spec, base_dir, adapter_dir, tuned
+
+
+def _conversation(prompt: str | Conversation) -> Conversation:
+    """A request's prompt as a conversation ending on a user turn, checked."""
+    if isinstance(prompt, Conversation):
+        data.validate_conversation(prompt, where="contents", training=False)
+        return prompt
+    if not isinstance(prompt, str) or not prompt:
+        raise InvalidArgument("prompt: text is required")
+    return Conversation.ask(prompt)
 
 
 def _pick(*values):

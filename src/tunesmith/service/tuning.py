@@ -19,6 +19,7 @@ from .. import data
 from ..engine import base_models, steps
 from ..engine.steps import total_steps
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..records.conversations import Conversation
 from ..settings import Settings
 from ..store import NewTuning, Store, utcnow
 from ..store.permissions import PermissionStore
@@ -53,7 +54,7 @@ _ALPHABET = string.ascii_lowercase + string.digits
 @dataclasses.dataclass
 class CreateTunedModelRequest:
     source_model: str
-    examples: Sequence[TuningExample]
+    examples: Sequence[TuningExample | Conversation]
     id: str | None = None
     display_name: str | None = None
     description: str | None = None
@@ -65,7 +66,7 @@ class CreateTunedModelRequest:
     learning_rate: float | None = None
     learning_rate_multiplier: float | None = None
     method: str = "lora"
-    validation_examples: Sequence[TuningExample] | None = None
+    validation_examples: Sequence[TuningExample | Conversation] | None = None
     """tunesmith's own: held-out examples whose mean loss is recorded at every epoch's end."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..engine.prompting import PromptFormat
 from ..engine.recipe import load_model, load_tokenizer
+from ..records.conversations import Conversation
 from ..types import Generation
 from .adapters import DEFAULT_ADAPTER_CACHE, AdapterCache, parse_cache_spec
 from .batcher import LoadedBase, Request, Scheduler
@@ -53,7 +54,7 @@ class ModelServer:
         self,
         base_dir: Path,
         prompt_template: str | None,
-        text: str,
+        text: str | Conversation,
         sampling: Sampling,
         adapter_dir: Path | None = None,
     ) -> Stream:
@@ -66,7 +67,7 @@ class ModelServer:
         self,
         base_dir: Path,
         prompt_template: str | None,
-        text: str,
+        text: str | Conversation,
         sampling: Sampling,
         adapter_dir: Path | None = None,
     ) -> Generation:
@@ -76,20 +77,27 @@ class ModelServer:
         self,
         base_dir: Path,
         prompt_template: str | None,
-        text: str,
+        text: str | Conversation,
         adapter_dir: Path | None = None,
     ) -> int:
         return len(self._prompt_ids(self.base(base_dir), prompt_template, text, adapter_dir))
 
     def _prompt_ids(
-        self, base: LoadedBase, prompt_template: str | None, text: str, adapter_dir: Path | None
+        self,
+        base: LoadedBase,
+        prompt_template: str | None,
+        text: str | Conversation,
+        adapter_dir: Path | None,
     ) -> list[int]:
         """The prompt's token ids, in the format the tuned model learned (kept beside its
-        adapter), else the base model's."""
-        fmt = PromptFormat(prompt_template, base.tokenizer)
-        if adapter_dir is not None:
-            fmt = PromptFormat.load(adapter_dir, base.tokenizer) or fmt
-        return self._encode(base, fmt.prompt(text))
+        adapter), else the base model's; a conversation is rendered by the rule training
+        used (:meth:`PromptFormat.prompt_ids`)."""
+        conv = text if isinstance(text, Conversation) else Conversation.ask(text)
+        with base.lock:  # a fast tokenizer may not be entered by two threads at once
+            fmt = PromptFormat(prompt_template, base.tokenizer)
+            if adapter_dir is not None:
+                fmt = PromptFormat.load(adapter_dir, base.tokenizer) or fmt
+            return fmt.prompt_ids(conv)
 
     def base(self, base_dir: Path) -> LoadedBase:
         """The base model in ``base_dir``, loaded once per process."""

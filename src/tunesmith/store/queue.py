@@ -27,6 +27,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from ..errors import NotFound
+from ..records.conversations import Conversation
 from ..types import Phase, TunedModel, TunedModelState, TuningExample, TuningSnapshot
 from .db import is_sqlite, write_session
 from .tables import OperationRow, SnapshotRow, TunedModelRow, ValidationLossRow
@@ -81,11 +82,13 @@ class ClaimedJob:
     worker_id: str
     attempt: int
     model: TunedModel
-    examples: list[TuningExample]
+    examples: list[TuningExample | Conversation]
     method: str
     total_steps: int
     completed_steps: int
-    validation_examples: list[TuningExample] = dataclasses.field(default_factory=list)
+    validation_examples: list[TuningExample | Conversation] = dataclasses.field(
+        default_factory=list
+    )
 
 
 class JobQueue:
@@ -373,12 +376,18 @@ def _runnable(now: dt.datetime):
 
 
 def examples_to_json(examples) -> str:
-    """How a job's examples are stored: ``[[text_input, output], ...]``."""
-    return json.dumps([[e.text_input, e.output] for e in examples])
+    """How a job's examples are stored: ``[[text_input, output], ...]``, a conversation as
+    its JSON object (Google's ``contents`` shape) in the same list."""
+    return json.dumps(
+        [e.to_json() if isinstance(e, Conversation) else [e.text_input, e.output] for e in examples]
+    )
 
 
-def _examples(stored: str | None) -> list[TuningExample]:
-    return [TuningExample(i, o) for i, o in json.loads(stored or "[]")]
+def _examples(stored: str | None) -> list[TuningExample | Conversation]:
+    return [
+        Conversation.from_json(e) if isinstance(e, dict) else TuningExample(*e)
+        for e in json.loads(stored or "[]")
+    ]
 
 
 def _held(s: Session, operation_id: str, worker_id: str) -> OperationRow | None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from ..records.conversations import Conversation
 from ..types import (
     CreateTunedModelMetadata,
     Hyperparameters,
@@ -49,11 +50,11 @@ class NewTuning:
 
     model: TunedModel
     operation_id: str
-    examples: list[TuningExample]
+    examples: list[TuningExample | Conversation]
     method: str
     total_steps: int
     owner: str | None = None
-    validation_examples: list[TuningExample] | None = None
+    validation_examples: list[TuningExample | Conversation] | None = None
     # At most this many jobs of ``owner`` queued or running, this one included (0: no limit).
     max_active_jobs: int = 0
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import data
 from ..errors import InvalidArgument
+from ..records.conversations import Conversation
 from ..types import Candidate, Generation, GenerationConfig, Model
 from ._base import _compact, _float, _int, _object, camel, snake_keys
 
@@ -117,21 +119,53 @@ def contents_text(contents: Any, field: str = "contents") -> str:
     return "\n".join(texts)
 
 
-def content_request_from_json(body: Any) -> tuple[str, GenerationConfig]:
-    """A Gemini ``generateContent`` body: ``{"contents": [...], "generationConfig": ...}``."""
+def contents_prompt(contents: Any, system: Any = None, field: str = "contents"):
+    """Gemini ``contents`` (and ``systemInstruction``) as what the service generates from:
+    one user content without a system instruction is its text (as it always was); anything
+    else is a :class:`Conversation` (user / model turns, checked by the service)."""
+    if isinstance(contents, dict):
+        contents = [contents]
+    if not isinstance(contents, list) or not contents:
+        raise InvalidArgument(f"{field}: at least one content with a text part is required")
+    one_user_turn = len(contents) == 1 and (
+        not isinstance(contents[0], dict) or contents[0].get("role", "user") == "user"
+    )
+    if system is None and one_user_turn:
+        return contents_text(contents, field)
+    return data.conversation_from_json(
+        {"contents": contents, "system_instruction": system}, where=field
+    )
+
+
+def conversation_to_json(prompt: str | Conversation) -> dict:
+    """``contents`` (and ``systemInstruction``) of a request body, for a text or a
+    conversation (the remote SDK's side of :func:`contents_prompt`)."""
+    if isinstance(prompt, Conversation):
+        return prompt.to_json()
+    return {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
+
+
+def content_request_from_json(body: Any) -> tuple[str | Conversation, GenerationConfig]:
+    """A Gemini ``generateContent`` body: ``{"contents": [...], "systemInstruction": ...,
+    "generationConfig": ...}``."""
     d = snake_keys(_object(body, "request"))
-    return contents_text(d.get("contents")), generation_config_from_json(d.get("generation_config"))
+    prompt = contents_prompt(d.get("contents"), d.get("system_instruction"))
+    return prompt, generation_config_from_json(d.get("generation_config"))
 
 
-def count_request_text(body: Any) -> str:
+def count_request_text(body: Any) -> str | Conversation:
     """``countTokens`` (contents, or a whole generateContentRequest) or ``countTextTokens``."""
     d = snake_keys(_object(body, "request"))
     if "generate_content_request" in d:
         inner = _object(d["generate_content_request"], "generate_content_request")
-        return contents_text(inner.get("contents"), "generate_content_request.contents")
+        return contents_prompt(
+            inner.get("contents"),
+            inner.get("system_instruction"),
+            "generate_content_request.contents",
+        )
     if "prompt" in d:
         return text_request_from_json(d)[0]
-    return contents_text(d.get("contents"))
+    return contents_prompt(d.get("contents"), d.get("system_instruction"))
 
 
 def text_response(gen: Generation) -> dict:

@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import data
 from ..errors import InvalidArgument
+from ..records.conversations import Conversation
 from ..service import CreateTunedModelRequest
 from ..types import (
     CreateTunedModelMetadata,
@@ -202,22 +203,41 @@ def create_request_from_json(
     )
 
 
-def _dataset_from_json(task: dict, field: str) -> list[TuningExample] | None:
-    """``tuning_task.<field>.examples.examples[]`` (a Dataset); None when the field is absent.
+def _dataset_from_json(task: dict, field: str) -> list[TuningExample | Conversation] | None:
+    """``tuning_task.<field>.examples.examples[]`` (a Dataset) and, tunesmith's own,
+    ``tuning_task.<field>.conversations[]`` (rows in Vertex's ``contents`` shape or OpenAI's
+    ``messages`` shape, see :mod:`tunesmith.data`); None when the field is absent.
 
-    Row errors name ``field`` (``training_data`` or ``validation_data``) as the SDK's do.
+    Google's clients never see the extension: a TunedModel is never answered with its
+    training data. Row errors name ``field`` (``training_data`` or ``validation_data``) as
+    the SDK's do; conversations are numbered after the examples.
     """
     if task.get(field) is None:
         return None
     where = f"tuning_task.{field}"
-    examples = _object(_object(task[field], where).get("examples"), f"{where}.examples")
+    dataset = _object(task[field], where)
+    examples = _object(dataset.get("examples"), f"{where}.examples")
     rows = examples.get("examples") or []
     if not isinstance(rows, list):
         raise InvalidArgument(f"{where}.examples.examples: expected a list")
-    return data.examples_from_records(rows, field=field)
+    conversations = dataset.get("conversations") or []
+    if not isinstance(conversations, list):
+        raise InvalidArgument(f"{where}.conversations: expected a list of conversations")
+    return data.examples_from_records([*rows, *conversations], field=field)
 
 
 def _dataset_to_json(examples) -> dict:
+    if any(isinstance(e, Conversation) for e in examples):  # all as conversations, in order
+        return {
+            "conversations": [
+                (
+                    e
+                    if isinstance(e, Conversation)
+                    else Conversation.single(e.text_input, e.output)
+                ).to_json()
+                for e in examples
+            ]
+        }
     return {
         "examples": {
             "examples": [{"textInput": e.text_input, "output": e.output} for e in examples]
