@@ -137,7 +137,7 @@ def validate_conversation(conv: Conversation, *, where: str, training: bool) -> 
             raise InvalidArgument(
                 f"{at}: the text must be a string, not {type(turn.text).__name__}"
             )
-        if not turn.text.strip():
+        if not turn.text.strip() and (training or turn.role == USER):
             raise InvalidArgument(f"{at}: the {turn.role} turn's text is empty")
         if len(turn.text) > MAX_TURN_CHARS:
             raise InvalidArgument(
@@ -171,6 +171,19 @@ def validate_conversation(conv: Conversation, *, where: str, training: bool) -> 
             f"{where}, turn {len(turns)}: the conversation must end with a user turn "
             "for the model to answer"
         )
+
+
+def joined_answers(conv: Conversation) -> Conversation:
+    """Model turns that follow each other joined into one (for generation: a client that
+    streamed an answer may keep each chunk as a model turn of its history, as google-genai's
+    chat session does); a conversation without such turns comes back as it is."""
+    turns: list[Turn] = []
+    for turn in conv.turns:
+        if turns and turn.role == MODEL and turns[-1].role == MODEL:
+            turns[-1] = Turn(MODEL, turns[-1].text + turn.text, turns[-1].weight)
+        else:
+            turns.append(turn)
+    return conv if len(turns) == len(conv.turns) else Conversation(turns, conv.system_instruction)
 
 
 def examples_from_records(

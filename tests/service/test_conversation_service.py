@@ -57,9 +57,7 @@ def test_conversations_tune_and_answer(service):
     base = service.generation.generate("models/text-bison-001", asked, GREEDY)
     assert base.candidates[0].output.strip() not in learned
     # The served prompt is the trained prefix: its token count is the training ids' prefix.
-    assert answer.prompt_token_count == service.generation.count_tokens(
-        "tunedModels/talker", asked
-    )
+    assert answer.prompt_token_count == service.generation.count_tokens("tunedModels/talker", asked)
     # A plain prompt is one user turn, rendered as before.
     assert service.generation.generate("tunedModels/talker", "one", GREEDY).candidates
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-IGNORE = -100
+from .prompting import IGNORE as IGNORE  # the one "not learned from" label
 
 
 def plan_batches(

@@ -36,9 +36,10 @@ from pathlib import Path
 
 from ..errors import InvalidArgument
 from ..records.conversations import MODEL, Conversation
-from .batching import IGNORE
 
 _FORMAT_FILE = "tunesmith_prompt.json"
+IGNORE = -100
+"""The label of a token that is not learned from (PyTorch's cross-entropy ignore index)."""
 
 Segments = list[tuple[str, int | None]]  # (text, the model turn it is, or None)
 

@@ -223,8 +223,9 @@ class _Target:
 def _conversation(prompt: str | Conversation) -> Conversation:
     """A request's prompt as a conversation ending on a user turn, checked."""
     if isinstance(prompt, Conversation):
-        data.validate_conversation(prompt, where="contents", training=False)
-        return prompt
+        conv = data.joined_answers(prompt)  # a streamed answer kept as several model turns
+        data.validate_conversation(conv, where="contents", training=False)
+        return conv
     if not isinstance(prompt, str) or not prompt:
         raise InvalidArgument("prompt: text is required")
     return Conversation.ask(prompt)

@@ -24,7 +24,7 @@ function labelled(text, control, help) {
 export async function createView(root, ctx) {
   const file = input("file", { type: "file", accept: ".csv,.json,.jsonl,.ndjson,text/csv,application/json" });
   const paste = h("textarea", { id: "paste", rows: 5, spellcheck: false,
-    placeholder: "…or paste examples: CSV with a header row, JSON, or JSONL\ntext_input,output\n1,2" });
+    placeholder: "…or paste examples: CSV with a header row, JSON, or JSONL (text_input/output, Vertex contents or OpenAI messages rows)\ntext_input,output\n1,2" });
   const inputKey = input("input-key", { value: "text_input" });
   const outputKey = input("output-key", { value: "output" });
   const baseModel = input("base-model", { list: "base-models", autocomplete: "off", required: true,
@@ -74,14 +74,16 @@ export async function createView(root, ctx) {
     const seen = new Set();
     const show = [...shown, ...extra].filter((r) => !seen.has(r.row) && seen.add(r.row));
     const cell = (v) => (v === undefined ? h("em", { class: "muted" }, "missing") : typeof v === "string" ? v : JSON.stringify(v));
+    const turns = (r) => h("td", { colspan: 2, class: "turns" }, r.turns.map((t) =>
+      h("div", { class: `turn turn-${t.role}` }, h("b", {}, `${t.role}${t.weight === 0 ? " (not learned)" : ""}: `), cell(t.text))));
     fill(preview, 
-      h("p", { class: "small" }, h("b", {}, `${rows.length} example${rows.length === 1 ? "" : "s"}`),
+      h("p", { class: "small" }, h("b", {}, `${rows.length} ${parsed.conversations ? "conversation" : "example"}${rows.length === 1 ? "" : "s"}`),
         ` from ${source} (${kind.toUpperCase()})`,
         flagged.length ? h("span", { class: "warn" }, ` · ${flagged.length} row${flagged.length === 1 ? "" : "s"} look wrong`) : " · looks fine"),
       h("table", { class: "preview-table" },
         h("thead", {}, h("tr", {}, h("th", {}, "row"), h("th", {}, inputKey.value), h("th", {}, outputKey.value), h("th", {}, ""))),
         h("tbody", {}, show.map((r) => h("tr", { class: r.problem || r.row === serverRow ? "bad" : "", dataset: { row: r.row } },
-          h("td", { class: "muted" }, r.row), h("td", {}, cell(r.input)), h("td", {}, cell(r.output)),
+          h("td", { class: "muted" }, r.row), ...(r.turns ? [turns(r)] : [h("td", {}, cell(r.input)), h("td", {}, cell(r.output))]),
           h("td", { class: "problem" }, r.problem))))),
       rows.length > show.length ? h("p", { class: "muted small" }, `…and ${rows.length - show.length} more`) : null);
   }
@@ -137,7 +139,8 @@ export async function createView(root, ctx) {
     if (learningRate.value) hyperparameters.learningRate = Number(learningRate.value);
     const body = {
       baseModel: baseModel.value.trim(),
-      tuningTask: { hyperparameters, trainingData: { examples: { examples: parsed.examples } } },
+      tuningTask: { hyperparameters, trainingData: parsed.conversations
+        ? { conversations: parsed.conversations } : { examples: { examples: parsed.examples } } },
     };
     if (displayName.value.trim()) body.displayName = displayName.value.trim();
     const query = id.value.trim() ? `?tunedModelId=${encodeURIComponent(id.value.trim())}` : "";

@@ -89,9 +89,59 @@ function pick(record, key) {
   return record[camel];
 }
 
-// Rows for the preview (with a note on rows that look wrong) and the examples to send.
+// A conversation row: Vertex's {"contents", "systemInstruction"} or OpenAI's {"messages"}.
+export function isConversation(record, inputKey) {
+  return !!record && typeof record === "object" && !Array.isArray(record) && !(inputKey in record)
+    && ("contents" in record || "messages" in record);
+}
+
+function partsText(content) {
+  if (typeof content === "string") return content;
+  const parts = content && (Array.isArray(content) ? content : content.parts);
+  if (!Array.isArray(parts)) return undefined;
+  return parts.map((p) => (p && typeof p.text === "string" ? p.text : "")).join("");
+}
+
+// The turns of a conversation row for the preview: [{role, text}], the system instruction first.
+export function turnsOf(record) {
+  const turns = [];
+  if (Array.isArray(record.messages)) {
+    for (const m of record.messages) {
+      const role = m && m.role === "assistant" ? "model" : m && m.role;
+      turns.push({ role, text: partsText(m && m.content), weight: m && m.weight });
+    }
+    return turns;
+  }
+  const system = record.systemInstruction || record.system_instruction;
+  if (system) turns.push({ role: "system", text: partsText(system) });
+  for (const c of Array.isArray(record.contents) ? record.contents : []) {
+    turns.push({ role: (c && c.role) || "user", text: partsText(c), weight: c && c.weight });
+  }
+  return turns;
+}
+
+// What the preview notes on a conversation (the server's rules decide; this only flags).
+function conversationProblem(turns) {
+  const said = turns.filter((t) => t.role !== "system");
+  if (!said.length) return "no turns";
+  for (const [i, t] of said.entries()) {
+    if (t.role !== "user" && t.role !== "model") return `turn ${i + 1}: unknown role '${t.role}'`;
+    if (typeof t.text !== "string" || !t.text.trim()) return `turn ${i + 1}: no text`;
+    if (i && t.role === "model" && said[i - 1].role === "model") return `turn ${i + 1}: two model turns in a row`;
+  }
+  if (said[said.length - 1].role !== "model") return "ends on a user turn";
+  return "";
+}
+
+// Rows for the preview (with a note on rows that look wrong) and the examples to send: Google's
+// examples, or (when any row is a conversation) every row as a conversation, in order, for
+// tunesmith's trainingData.conversations.
 export function toExamples(records, inputKey, outputKey) {
   const rows = records.map((record, i) => {
+    if (isConversation(record, inputKey)) {
+      const turns = turnsOf(record);
+      return { row: i + 1, turns, record, problem: conversationProblem(turns) };
+    }
     const pair = Array.isArray(record);
     const input = pick(record, pair ? 0 : inputKey);
     const output = pick(record, pair ? 1 : outputKey);
@@ -104,6 +154,11 @@ export function toExamples(records, inputKey, outputKey) {
     else if (!output.trim()) problem = `'${outputKey}' is empty`;
     return { row: i + 1, input, output, problem };
   });
+  if (rows.some((r) => r.turns)) {
+    const conversations = rows.map((r) => r.record || { contents: [
+      { role: "user", parts: [{ text: r.input }] }, { role: "model", parts: [{ text: r.output }] }] });
+    return { rows, conversations };
+  }
   const examples = rows.map((r) => ({ textInput: r.input, output: r.output }));
   return { rows, examples };
 }

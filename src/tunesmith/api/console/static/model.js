@@ -119,6 +119,19 @@ function playgroundCard(id) {
   const maxTokens = h("input", { id: "max-tokens", type: "number", min: 1, max: 2048, step: 1, value: "64" });
   const button = h("button", { class: "primary", type: "submit", id: "generate" }, "Generate");
   const output = h("div", { class: "outputs", id: "outputs" });
+  // A conversation: the system instruction and every turn go with each message (generateContent).
+  const system = h("input", { id: "system-instruction", placeholder: "optional: a persona, rules…" });
+  const keep = h("input", { id: "keep-chat", type: "checkbox" });
+  const log = h("div", { class: "chat-log", id: "chat-log" });
+  const restart = h("button", { type: "button", id: "new-chat", hidden: true }, "New conversation");
+  let history = [];
+  function showLog() {
+    fill(log, ...history.map((c) => h("div", { class: `turn turn-${c.role}` },
+      h("b", {}, `${c.role}: `), c.parts[0].text === "" ? "(empty)" : c.parts[0].text)));
+    restart.hidden = !history.length;
+  }
+  restart.addEventListener("click", () => { history = []; showLog(); });
+  keep.addEventListener("change", () => { if (!keep.checked) { history = []; showLog(); } });
   const hint = h("p", { class: "muted small" }, "The playground opens when the model is ACTIVE.");
   let touched = false;
   temperature.addEventListener("input", () => (touched = true));
@@ -129,14 +142,29 @@ function playgroundCard(id) {
     button.textContent = "Generating…";
     fill(output, h("p", { class: "muted" }, "Generating…"));
     try {
-      const body = { prompt: { text: prompt.value } };
-      if (temperature.value !== "") body.temperature = Number(temperature.value);
-      if (candidates.value !== "") body.candidateCount = Number(candidates.value);
-      if (maxTokens.value !== "") body.maxOutputTokens = Number(maxTokens.value);
+      const config = {};
+      if (temperature.value !== "") config.temperature = Number(temperature.value);
+      if (candidates.value !== "") config.candidateCount = Number(candidates.value);
+      if (maxTokens.value !== "") config.maxOutputTokens = Number(maxTokens.value);
       const started = performance.now();
-      const answer = await post(`tunedModels/${id}:generateText`, body);
+      let cands;
+      if (keep.checked || system.value.trim()) {
+        const asked = { role: "user", parts: [{ text: prompt.value }] };
+        const body = { contents: [...history, asked], generationConfig: config };
+        if (system.value.trim()) body.systemInstruction = { parts: [{ text: system.value.trim() }] };
+        const answer = await post(`tunedModels/${id}:generateContent`, body);
+        cands = (answer.candidates || []).map((c) => ({
+          output: ((c.content && c.content.parts) || []).map((p) => p.text || "").join("") }));
+        if (keep.checked && cands.length) {
+          history = [...history, asked, { role: "model", parts: [{ text: cands[0].output }] }];
+          showLog();
+          prompt.value = "";
+        }
+      } else {
+        const answer = await post(`tunedModels/${id}:generateText`, { prompt: { text: prompt.value }, ...config });
+        cands = answer.candidates || [];
+      }
       const took = ((performance.now() - started) / 1000).toFixed(1);
-      const cands = answer.candidates || [];
       fill(output, 
         ...cands.map((c, i) => h("div", { class: "candidate" },
           cands.length > 1 ? h("div", { class: "muted small" }, `candidate ${i + 1}`) : null,
@@ -151,12 +179,15 @@ function playgroundCard(id) {
   }
 
   const form = h("form", { class: "playground", onsubmit: run },
+    h("label", {}, "System instruction", system),
+    log,
     h("label", {}, "Prompt", prompt),
+    h("label", { class: "inline" }, keep, " Keep the conversation (each message sends the turns so far)"),
     h("div", { class: "row3" },
       h("label", {}, "Temperature", temperature),
       h("label", {}, "Candidates", candidates),
       h("label", {}, "Max tokens", maxTokens)),
-    h("div", { class: "form-actions" }, button),
+    h("div", { class: "form-actions" }, restart, button),
     output);
   const card = h("section", { class: "card" }, h("h2", {}, "Playground"), hint, form);
   return {
