@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
 import openai
+import pytest
 
 FT = "ft:tiny:alice:numbers:ftjob-numbers"
 ASK = [{"role": "user", "content": "one two three"}]

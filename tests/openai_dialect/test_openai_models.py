@@ -4,9 +4,8 @@ every form a caller sends them."""
 
 from __future__ import annotations
 
-import pytest
-
 import openai
+import pytest
 
 FT_NUMBERS = "ft:tiny:alice:numbers:ftjob-numbers"
 

@@ -8,11 +8,11 @@ followed a side effect), so the client asks once.
 from __future__ import annotations
 
 import httpx
+import openai
 import pytest
 from fastapi.testclient import TestClient
 from openai_helpers import make_settings
 
-import openai
 from tunesmith.api.openai.errors import describe
 from tunesmith.api.openai.pagination import ListParams, list_json, list_params, page
 from tunesmith.errors import AlreadyExists, Internal, InvalidArgument, ResourceExhausted

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
-import openai
 from tunesmith_server import Server, server_env, tunesmith, wait_done
 
 OLD_OPENAI = "2.54.0"
