@@ -1,5 +1,5 @@
 """Chat through OpenAI's client with the real packaged base model (slow): the chat template
-is the base's own, so an instruct model answers a question sensibly."""
+is the base's own, so an instruct model answers a question sensibly, and a whole chat is rendered by that template."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 @pytest.mark.slow
 def test_chat_with_the_packaged_model(real_home):
     from fastapi.testclient import TestClient
+    from transformers import AutoTokenizer
 
     from tunesmith.api import create_app
     from tunesmith.settings import get_settings
@@ -31,3 +32,26 @@ def test_chat_with_the_packaged_model(real_home):
         )
         text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
         assert text == r.choices[0].message.content
+        # A chat reaches the model as the base's chat template renders it, every turn in.
+        chat = [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Hello, my name is Ada."},
+            {"role": "assistant", "content": "Nice to meet you, Ada! How can I help?"},
+            {"role": "user", "content": "What is my name?"},
+        ]
+        r = client.chat.completions.create(
+            model="smollm2-135m-instruct", messages=chat, temperature=0, max_tokens=24
+        )
+        assert r.choices[0].message.content.strip()
+        tokenizer = AutoTokenizer.from_pretrained(base_dir(app))
+        rendered = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        expected = len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+        assert r.usage.prompt_tokens == expected
+
+
+def base_dir(app):
+    from tunesmith.engine import base_models
+
+    service = app.state.service
+    spec = service.base_models.named("models/smollm2-135m-instruct")
+    return base_models.materialize(spec, service.settings.base_models_dir)

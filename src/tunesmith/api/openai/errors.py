@@ -49,7 +49,7 @@ _TABLE: dict[type[TunesmithError], tuple[str, str, bool]] = {
     Internal: ("server_error", "internal_error", False),
 }
 _FALLBACK = ("server_error", "internal_error", False)
-_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): ")
+_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*)[:,] ")
 
 
 def is_openai(scope) -> bool:
@@ -61,7 +61,8 @@ def is_openai(scope) -> bool:
 
 
 def param_of(message: str) -> str | None:
-    """The field an error names: tunesmith's messages start ``field: ...``."""
+    """The field an error names: tunesmith's messages start ``field: ...`` (or ``field,
+    row/turn N: ...``)."""
     m = _PARAM.match(message)
     return m.group(1) if m else None
 

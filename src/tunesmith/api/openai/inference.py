@@ -77,25 +77,12 @@ def _body(schema: dict) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def prompt_of(request: Inference) -> str:
-    """What the service generates from: the text of ``/completions``, or the chat's turns
-    as one conversation (rendered by the base's chat template, as training renders it)."""
-    if isinstance(request.prompt, str):
-        return request.prompt
-    if len(request.prompt) == 1 and not request.system:
-        return request.prompt[0][1]
-    raise InvalidArgument(
-        "messages: only one user message (and no system message) is supported until "
-        "conversations arrive (issue 16)"
-    )
-
-
 async def _start(service, owner, request: Inference) -> Stream:
     try:
         return await call(
             service.generation.generate_stream,
             request.model,
-            prompt_of(request),
+            request.prompt,
             request.config,
             owner,
         )

@@ -14,7 +14,9 @@ import dataclasses
 import re
 from typing import Any
 
+from ... import data
 from ...errors import InvalidArgument
+from ...records.conversations import Conversation
 from ...types import GenerationConfig
 
 # Fields whose value cannot change the answer: accepted and ignored.
@@ -53,7 +55,6 @@ _CHAT = {"model", "messages", "temperature", "top_p", "max_tokens", "max_complet
 _CHAT |= {"stop", "seed", "stream", "stream_options"}
 _COMPLETION = {"model", "prompt", "temperature", "top_p", "max_tokens", "n", "stop", "seed"}
 _COMPLETION |= {"stream", "stream_options"}
-ROLES = ("system", "developer", "user", "assistant")
 
 
 def _object(body: Any) -> dict:
@@ -101,10 +102,8 @@ class Inference:
     """One inference request, parsed."""
 
     model: str
-    prompt: str | list[tuple[str, str]]
-    """A text (``/completions``), or the turns as ``(role, text)``, roles ``user`` /
-    ``assistant`` (``/chat/completions``)."""
-    system: str
+    prompt: str | Conversation
+    """A text (``/completions``) or a conversation (``/chat/completions``)."""
     config: GenerationConfig
     stream: bool
     include_usage: bool
@@ -115,11 +114,11 @@ class Inference:
         """The service's error about a field, naming the field as this request did."""
         message = e.message
         for theirs, ours in self.names.items():
-            message = re.sub(rf"(^|; ){theirs}:", rf"\g<1>{ours}:", message)
+            message = re.sub(rf"(^|; ){theirs}([:,])", rf"\g<1>{ours}\g<2>", message)
         return InvalidArgument(message)
 
 
-def _inference(body: dict, model: str, prompt, system: str) -> Inference:
+def _inference(body: dict, model: str, prompt: str | Conversation) -> Inference:
     stream, include_usage = streaming(body)
     field = (
         "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
@@ -140,38 +139,23 @@ def _inference(body: dict, model: str, prompt, system: str) -> Inference:
         seed=_whole(body, "seed"),
     )
     names = {"candidate_count": "n", "max_output_tokens": field, "stop_sequences": "stop"}
-    return Inference(model, prompt, system, config, stream, include_usage, names)
+    if isinstance(prompt, Conversation):
+        names["contents"] = "messages"  # the service checks a conversation as Google's contents
+    return Inference(model, prompt, config, stream, include_usage, names)
 
 
 def chat_request(body: Any) -> Inference:
-    """``/chat/completions``: the model, the turns as ``(role, text)`` with ``user`` /
-    ``assistant`` roles, the system instruction, and the sampling parameters."""
+    """``/chat/completions``: the messages become a conversation by the one parser of
+    OpenAI's messages (:func:`tunesmith.data.conversation_from_json`, also training data's),
+    which the service renders with the base's chat template as training does."""
     body = _object(body)
     _check_fields(body, _CHAT)
     model = model_of(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidArgument("messages: a non-empty list of messages is required")
-    system, turns = [], []
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise InvalidArgument(f"{where}: expected an object with role and content")
-        role = message.get("role")
-        if role not in ROLES:
-            raise InvalidArgument(
-                f"{where}.role: {role!r} is not supported (use {', '.join(ROLES)})"
-            )
-        text = _content(message.get("content"), f"{where}.content")
-        if role in ("system", "developer"):
-            if turns:
-                raise InvalidArgument(f"{where}.role: system messages come before the others")
-            system.append(text)
-        else:
-            turns.append((role, text))
-    if not turns or turns[-1][0] != "user":
-        raise InvalidArgument("messages: the last message must be the user's")
-    return _inference(body, model, turns, "\n\n".join(system))
+    conversation = data.conversation_from_json({"messages": messages}, where="messages")
+    return _inference(body, model, conversation)
 
 
 def completion_request(body: Any) -> Inference:
@@ -186,23 +170,7 @@ def completion_request(body: Any) -> Inference:
         raise InvalidArgument("prompt: expected one string (lists and token ids are not supported)")
     if not prompt:
         raise InvalidArgument("prompt: text is required")
-    return _inference(body, model, prompt, "")
-
-
-def _content(content: Any, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "text":
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise InvalidArgument(f"{where}[{j}]: {kind!r} parts are not supported (text only)")
-            if not isinstance(part.get("text"), str):
-                raise InvalidArgument(f"{where}[{j}].text: a string is required")
-            texts.append(part["text"])
-        return "".join(texts)
-    raise InvalidArgument(f"{where}: a string or a list of text parts is required")
+    return _inference(body, model, prompt)
 
 
 def _number(body: dict, field: str):
