@@ -10,10 +10,12 @@ from openai_helpers import BASE, make_settings
 
 @pytest.fixture(scope="package")
 def oai_home(tmp_path_factory, tiny_model_dir):
-    """A home with keys for alice and bob and alice's tuned model ``numbers`` (ACTIVE)."""
+    """A home with keys for alice, bob and carol, and alice's tuned model ``numbers``
+    (ACTIVE), which carol may use (READER)."""
     from tunesmith.jobs.worker import Worker
     from tunesmith.service import CreateTunedModelRequest, Service
     from tunesmith.service.access import Caller
+    from tunesmith.service.permissions import NewPermission
     from tunesmith.store.keys import KeyStore
     from tunesmith.types import TuningExample
 
@@ -21,13 +23,20 @@ def oai_home(tmp_path_factory, tiny_model_dir):
     settings = make_settings(home, tiny_model_dir)
     service = Service(settings, offered_base_models_only=True)
     keys = {
-        user: KeyStore(service.store).create(f"{user}-key", user)[1] for user in ("alice", "bob")
+        user: KeyStore(service.store).create(f"{user}-key", user)[1]
+        for user in ("alice", "bob", "carol")
     }
     rows = [TuningExample(f"{i}", f"{i + 1}") for i in range(1, 9)]
     req = CreateTunedModelRequest(
         BASE, rows, id="numbers", display_name="numbers", epoch_count=1, batch_size=4
     )
     service.tuning.create_tuned_model(req, Caller("alice", frozenset()))
+    # carol may read (use) alice's model, not delete it
+    service.permissions.create(
+        "tunedModels/numbers",
+        NewPermission("USER", "carol", "READER"),
+        Caller("alice", frozenset()),
+    )
     worker = Worker(settings, service.store)
     assert worker.run_once()
     assert service.tuning.get_tuned_model("tunedModels/numbers").state.name == "ACTIVE"
@@ -73,3 +82,8 @@ def alice(client_for, keys):
 @pytest.fixture(scope="package")
 def bob(client_for, keys):
     return client_for(keys["bob"])
+
+
+@pytest.fixture(scope="package")
+def carol(client_for, keys):
+    return client_for(keys["carol"])

@@ -48,7 +48,7 @@ def test_unknown_models_are_404(alice):
             alice.models.retrieve(name)
 
 
-def test_a_wrong_key_is_401_and_not_retried(client_for, oai_app):
+def test_a_wrong_key_is_401_authentication_error(client_for):
     client = client_for("ts-not-a-key", max_retries=2)
     with pytest.raises(openai.AuthenticationError) as e:
         client.models.list()
@@ -83,3 +83,15 @@ def test_google_routes_keep_googles_envelope(oai_app):
         }
     }
     assert "x-should-retry" not in r.headers
+
+
+def test_a_reader_uses_a_shared_model_but_cannot_delete_it(carol):
+    assert FT_NUMBERS in [m.id for m in carol.models.list()]
+    r = carol.chat.completions.create(
+        model=FT_NUMBERS, messages=[{"role": "user", "content": "1"}], max_tokens=4
+    )
+    assert r.choices[0].message.content is not None
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        carol.models.delete(FT_NUMBERS)
+    assert e.value.body["code"] == "permission_denied"
+    assert carol.models.retrieve(FT_NUMBERS).id == FT_NUMBERS  # still there

@@ -77,7 +77,8 @@ def create_app(
         version=__version__,
         description=(
             "Self-hosted model tuning with Google's Generative Language tuning API "
-            "(tunedModels, operations, generateText / generateContent)."
+            "(tunedModels, operations, generateText / generateContent), and OpenAI's "
+            "dialect under /openai/v1 (chat completions, completions, models)."
         ),
         lifespan=lifespan,
         default_response_class=PrettyJSONResponse,
