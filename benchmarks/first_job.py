@@ -11,9 +11,11 @@ Each round, in this run:
   the ratio;
 * the seed's job (15 examples, 3 epochs, batch 2: 23 steps) from ``create_tuned_model`` to
   ACTIVE through the embedded SDK (its worker process started by the call, as for a user):
-  on a fresh home, which converts the base on its way, and on a home whose base was prepared
-  ahead (``python -m tunesmith.jobs.prepare``); with the time at which the operation first
-  said it was preparing, loading and tuning.
+  on a fresh home that reads the installation's shared cache of converted packaged models
+  (``make setup`` fills it: what a newcomer gets), on a fresh home without that cache
+  (``TUNESMITH_SHARED_BASE_MODELS`` pointed at an empty folder), which converts the base on
+  its way, and on a home whose base was prepared ahead (``python -m tunesmith.jobs.prepare``);
+  with the time at which the operation first said it was preparing, loading and tuning.
 
 Timings on a shared machine are noisy: the rounds alternate, read the lowest.
 """
@@ -104,9 +106,14 @@ def convert_seconds(path: str) -> tuple[float, float]:
     return wall, cpu
 
 
-def first_job(prepared: bool) -> tuple[float, int, dict]:
+def first_job(how: str) -> tuple[float, int, dict]:
+    """``how``: "shared" (a fresh home, the shared cache), "convert" (a fresh home, no shared
+    cache) or "prepared" (the home's own base prepared ahead, no shared cache)."""
     home = Path(tempfile.mkdtemp(prefix="tunesmith-first-"))
     env = {"TUNESMITH_HOME": str(home), "TUNESMITH_WORKER_IDLE_SECONDS": "2"}
+    if how != "shared":
+        env["TUNESMITH_SHARED_BASE_MODELS"] = str(home / "no-shared-cache")
+    prepared = how == "prepared"
     for var in ("TUNESMITH_DATABASE_URL", "TUNESMITH_API_ENDPOINT", "TUNESMITH_API_KEY"):
         os.environ.pop(var, None)
     try:
@@ -131,9 +138,12 @@ def main(argv: list[str] | None = None) -> None:
             f"transformers {via_transformers[0]:5.1f} s ({via_transformers[1]:.1f} CPU-s)  "
             f"{via_transformers[0] / direct[0]:.1f}x faster"
         )
-        for prepared in (False, True):
-            seconds, steps, phases = first_job(prepared)
-            where = "base prepared ahead" if prepared else "fresh home         "
+        for how, where in (
+            ("shared", "fresh home, shared cache"),
+            ("convert", "fresh home, converts   "),
+            ("prepared", "base prepared ahead    "),
+        ):
+            seconds, steps, phases = first_job(how)
             marks = "  ".join(f"{k.lower()} at {v:.1f} s" for k, v in phases.items())
             print(f"round {r}: first job, {where}  ACTIVE after {seconds:5.1f} s ({steps} steps;"
                   f" {marks})")  # fmt: skip
