@@ -12,10 +12,51 @@ _SNAPSHOT = {
         "computeTime": {"type": "string", "format": "date-time"},
     },
 }
+_TEXT_PARTS = {
+    "type": "array",
+    "items": {"type": "object", "properties": {"text": {"type": "string"}}},
+}
+_CONVERSATION = {
+    "type": "object",
+    "description": "Vertex's Gemini tuning row (contents with role user | model, "
+    "systemInstruction) or OpenAI's chat row (messages with role system | user | assistant, "
+    "content, weight 0 | 1 on assistant messages)",
+    "properties": {
+        "systemInstruction": {"type": "object", "properties": {"parts": _TEXT_PARTS}},
+        "contents": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "role": {"type": "string", "enum": ["user", "model"]},
+                    "parts": _TEXT_PARTS,
+                    "weight": {"type": "integer", "enum": [0, 1]},
+                },
+            },
+        },
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "role": {"type": "string", "enum": ["system", "user", "assistant"]},
+                    "content": {"type": "string"},
+                    "weight": {"type": "integer", "enum": [0, 1]},
+                },
+            },
+        },
+    },
+}
 _DATASET = {
     "type": "object",
     "writeOnly": True,
     "properties": {
+        "conversations": {
+            "type": "array",
+            "items": _CONVERSATION,
+            "description": "tunesmith's own: multi-turn examples with a system instruction, "
+            "rendered with the base model's chat template; loss on the model turns",
+        },
         "examples": {
             "type": "object",
             "properties": {
@@ -30,7 +71,7 @@ _DATASET = {
                     },
                 }
             },
-        }
+        },
     },
 }
 TUNED_MODEL = {
@@ -170,7 +211,11 @@ GENERATE_TEXT = {
 }
 GENERATE_CONTENT = {
     "type": "object",
-    "properties": {"contents": _CONTENTS, "generationConfig": _CONFIG},
+    "properties": {
+        "contents": _CONTENTS,
+        "systemInstruction": {"type": "object", "properties": {"parts": _TEXT_PARTS}},
+        "generationConfig": _CONFIG,
+    },
 }
 COUNT_TOKENS = {
     "type": "object",
