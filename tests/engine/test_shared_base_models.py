@@ -68,3 +68,11 @@ def test_prepare_shared_converts_into_the_shared_cache(packaged, home, monkeypat
     assert folder == base_models.shared_copy(packaged) and "prepared in" in said[0]
     prepare.prepare(get_settings(), [packaged.name], said.append, shared=True)
     assert "ready in" in said[1]  # once only
+
+
+def test_a_shared_cache_it_cannot_write_is_a_clear_error(packaged, tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv(base_models.SHARED_ENV, str(blocked / "cache"))
+    with pytest.raises(FailedPrecondition, match=base_models.SHARED_ENV):
+        base_models.share(packaged)

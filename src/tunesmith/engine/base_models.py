@@ -282,9 +282,16 @@ def share(spec: BaseModelSpec, on_progress: Progress | None = None) -> Path:
     if existing is not None:
         return existing
     root = shared_dir()
-    root.mkdir(parents=True, exist_ok=True)
     target = root / _slug(spec)
-    with open(root / f"{_slug(spec)}.lock", "w") as lock:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f"{_slug(spec)}.lock", "w")  # held below
+    except OSError as e:
+        raise FailedPrecondition(
+            f"cannot write the shared base-model cache {root} ({e.strerror}); "
+            f"point {SHARED_ENV} at a folder this user may write"
+        ) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if shared_copy(spec) is not None:
             return target
