@@ -112,3 +112,28 @@ def test_a_page_after_an_id():
     for bad in ("0", "101", "ten"):
         with pytest.raises(InvalidArgument, match="^limit: "):
             list_params(None, bad)
+
+
+def test_an_error_after_the_stream_began_is_its_last_event(app_with, monkeypatch):
+    """The status is sent with the first token; a failure after it (the generation thread
+    failing, say) arrives as ``data: {"error": ...}``, which the client raises."""
+    from tunesmith.serving import Delta, Stream
+
+    app = app_with()
+
+    def failing(*_args):
+        stream = Stream()
+        stream.put(Delta({0: "one "}))
+        stream.put(Internal("generation failed: RuntimeError: boom"))
+        return stream
+
+    monkeypatch.setattr(app.state.service.generation, "generate_stream", failing)
+    chunks = client(app).chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "1"}], stream=True
+    )
+    seen = []
+    with pytest.raises(openai.APIError, match="boom") as e:
+        for chunk in chunks:
+            seen += [c.delta.content for c in chunk.choices]
+    assert seen == ["", "one "]
+    assert e.value.body["type"] == "server_error"
