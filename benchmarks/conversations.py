@@ -3,6 +3,10 @@
     .venv/bin/python benchmarks/conversations.py                 # 3 seeds, 96 conversations
     .venv/bin/python benchmarks/conversations.py --seeds 1 --train 48
 
+Measured (AMD EPYC, 2 cores, avx512_bf16; SmolLM2-135M-Instruct, LoRA defaults, 3 epochs at
+batch 8, 36 steps, 160-300 s a seed on a shared machine): held-out exact match tuned 80 %, 80 %,
+73 % (mean 78 %), base 0 % on every seed.
+
 Each conversation has a persona set by the system instruction and a word given in the first
 user turn; the last user turn asks for the word back, and the persona says how to answer:
 

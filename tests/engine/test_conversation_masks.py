@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tunesmith.engine.export.templates import chat_template
 from tunesmith.engine.prompting import IGNORE, PromptFormat
 from tunesmith.engine.recipe import load_tokenizer
 from tunesmith.records.conversations import MODEL, USER, Conversation, Turn
@@ -102,7 +103,7 @@ def test_template_less_base_uses_the_plain_format(tiny_model_dir):
     assert tok.decode(ids) == (
         "You are a terse pirate.\n\n"
         "My name is Ada. What is 2 plus 2?\n"
-        "Four, Ada.<eos>\n"
+        "Four, Ada.<eos>"
         "And what is my name?\n"
         "Your name is Ada.<eos>"
     )
@@ -124,3 +125,34 @@ def test_too_long_keeps_the_end(tiny_model_dir):
     ids, labels = fmt.encode(CHAT, 4096)
     short_ids, short_labels = fmt.encode(CHAT, 12)
     assert short_ids == ids[-12:] and short_labels == labels[-12:]
+
+
+def rendered(fmt: PromptFormat, conv: Conversation) -> str:
+    return "".join(text for text, _turn in fmt.segments(conv))
+
+
+@pytest.mark.parametrize("base", ["smollm2", "template-less"])
+def test_exports_render_conversations_as_training_did(base, smollm2_tokenizer, tiny_model_dir):
+    """An export's chat template (for transformers, llama.cpp) gives the served prompt of
+    every conversation shape exactly as tunesmith renders it."""
+    if base == "smollm2":
+        tok, spec = smollm2_tokenizer
+        template = spec.prompt_template
+    else:
+        tok, template = load_tokenizer(tiny_model_dir), None
+    fmt = PromptFormat(template, tok)
+    exported = chat_template(fmt.template, tok)
+    asks = [
+        Conversation.ask("1 2 3"),
+        Conversation([Turn(USER, "hi")], "You are a terse pirate."),
+        Conversation(CHAT.turns[:3], CHAT.system_instruction),
+        Conversation(CHAT.turns[:3]),
+    ]
+    for conv in asks:
+        got = tok.apply_chat_template(
+            conv.messages(), chat_template=exported, tokenize=False, add_generation_prompt=True
+        )
+        assert got == rendered(fmt, conv)
+    single = Conversation.single("1 2 3", "4")
+    got = tok.apply_chat_template(single.messages(), chat_template=exported, tokenize=False)
+    assert got == rendered(fmt, single)

@@ -19,14 +19,16 @@ How the segments are made, in order of preference:
    conversation: system instruction as a ``system`` message, model turns as ``assistant``.
    A model turn's segment starts where the template's generation prompt for it ends, and
    covers its text and the special token the template puts right after it (its end of turn).
-3. **The plain format**, for bases without a chat template::
+3. **The plain format**, for bases without a chat template: rule 1's template for each user
+   turn, so with the default template ``"{input}\\n"``::
 
        {system instruction}\\n\\n        (when there is one)
-       {user text}\\n                    (each user turn)
-       {model text}{eos}\\n              (each model turn; the final \\n is not learned)
+       {user text}\\n                    (each user turn: the template with its text)
+       {model text}{eos}                (each model turn)
 
-   A single turn without a system instruction is then ``{input}\\n{output}{eos}``, the same
-   as rule 1's fallback.
+   A single turn without a system instruction is then ``{input}\\n{output}{eos}``, rule 1's
+   own rendering. Exports carry these rules as a Jinja chat template
+   (:mod:`.export.templates`), so other runtimes render conversations as training did.
 """
 
 from __future__ import annotations
@@ -151,16 +153,15 @@ class PromptFormat:
         return _merged(segments)
 
     def _plain_segments(self, conv: Conversation, ask: bool) -> Segments:
+        prefix, _, suffix = self.template.partition("{input}")
         segments: Segments = []
         if conv.system_instruction:
             segments.append((conv.system_instruction + "\n\n", None))
         for i, turn in enumerate(conv.turns):
             if turn.role == MODEL:
                 segments.append((turn.text + self.eos, i))
-                if i + 1 < len(conv.turns):
-                    segments.append(("\n", None))
             else:
-                segments.append((turn.text + "\n", None))
+                segments.append((prefix + turn.text + suffix, None))
         return _merged(segments)
 
     def save(self, folder: Path) -> None:

@@ -51,14 +51,13 @@ class Conversation:
 
     @property
     def is_single(self) -> bool:
-        """One user turn then one model turn learned from, and no system instruction: the
-        shape of an old ``text_input`` / ``output`` example."""
+        """One user turn then one model turn, and no system instruction: the shape of an old
+        ``text_input`` / ``output`` example."""
         return (
             not self.system_instruction
             and len(self.turns) == 2
             and self.turns[0].role == USER
             and self.turns[1].role == MODEL
-            and self.turns[1].weight != 0
         )
 
     def learns_from(self, index: int) -> bool:

@@ -10,7 +10,8 @@ adapter). Exports carry that prompt where each runtime looks for one:
   registry prompt that leaves out the base's default system prompt, a base without a chat
   template) the export carries one made from the prompt: each user turn is
   ``PREFIX content SUFFIX``, each assistant turn ``content EOS``, a system message its text
-  and a blank line.
+  and a blank line. A base with a template of its own keeps it for every conversation but a
+  lone user turn (and its answer), as :mod:`tunesmith.engine.prompting` renders them.
 * Ollama reads the Modelfile's ``TEMPLATE`` (Go template syntax) and ``PARAMETER stop``; the
   most common complaint about models exported elsewhere is gibberish from a missing template
   or stop token, so both are always written, from the same prompt.
@@ -33,17 +34,32 @@ def split_prompt(template: str) -> tuple[str, str]:
 
 def chat_template(prompt_template: str, tokenizer) -> str:
     """The chat template an export carries: the base's own when it gives the tuned prompt
-    for one user turn, else one made from the prompt (see the module docstring)."""
+    for one user turn; else, for a base with a template of its own, one that renders a lone
+    user turn (and its answer) by the prompt and every other conversation by the base's
+    template, which is how :mod:`tunesmith.engine.prompting` rendered them in training;
+    else one made from the prompt (see the module docstring)."""
     own = getattr(tokenizer, "chat_template", None)
+    made = _from_prompt(prompt_template, tokenizer)
     if isinstance(own, str) and own:
         try:
             rendered = tokenizer.apply_chat_template(
                 [{"role": "user", "content": _MARK}], tokenize=False, add_generation_prompt=True
             )
         except Exception:  # a template that needs fields we do not pass: make our own
-            rendered = None
+            return made
         if isinstance(rendered, str) and rendered.replace(_MARK, "{input}") == prompt_template:
             return own
+        one_turn = (
+            "(messages | length == 1 and messages[0]['role'] == 'user') or "
+            "(messages | length == 2 and messages[0]['role'] == 'user' and "
+            "messages[1]['role'] == 'assistant')"
+        )
+        # The base's own template exactly as it is in its branch (no whitespace control).
+        return f"{{%- if {one_turn} -%}}{made}{{% else %}}{own}{{% endif %}}"
+    return made
+
+
+def _from_prompt(prompt_template: str, tokenizer) -> str:
     prefix, suffix = split_prompt(prompt_template)
     eos = tokenizer.eos_token or ""
 
