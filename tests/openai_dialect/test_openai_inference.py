@@ -127,6 +127,7 @@ def test_another_key_cannot_use_a_tuned_model(bob):
         ({"messages": [{"role": "assistant", "content": "x"}]}, "messages"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages"),
         ({"messages": []}, "messages"),
+        ({"messages": [{"role": "user", "content": "1 " * 70_000}]}, "messages"),
     ],
 )
 def test_bad_requests_are_400_naming_the_parameter(alice, change, param):

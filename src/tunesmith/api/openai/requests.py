@@ -140,7 +140,8 @@ def _inference(body: dict, model: str, prompt: str | Conversation) -> Inference:
     )
     names = {"candidate_count": "n", "max_output_tokens": field, "stop_sequences": "stop"}
     if isinstance(prompt, Conversation):
-        names["contents"] = "messages"  # the service checks a conversation as Google's contents
+        # the service checks a conversation as Google's contents, its length as a prompt
+        names.update(contents="messages", prompt="messages")
     return Inference(model, prompt, config, stream, include_usage, names)
 
 
