@@ -98,21 +98,8 @@ async def _start(service, owner, request: Inference) -> Stream:
 )
 async def chat_completions(service: ServiceDep, owner: Owner, payload: Body):
     request = chat_request(payload)
-    stream = await _start(service, owner, request)
     head = _head("chatcmpl-", "chat.completion", request.model)
-    if request.stream:
-        return await _streamed(stream, _ChatChunks(head, request))
-    answer = await stream.aresult()
-    choices = [
-        {
-            "index": i,
-            "message": {"role": "assistant", "content": c.output, "refusal": None},
-            "logprobs": None,
-            "finish_reason": FINISH.get(c.finish_reason, "stop"),
-        }
-        for i, c in enumerate(answer.candidates)
-    ]
-    return {**head, "choices": choices, "usage": usage(answer)}
+    return await _answer(service, owner, request, _ChatChunks(head, request))
 
 
 @router.post(
@@ -123,21 +110,16 @@ async def chat_completions(service: ServiceDep, owner: Owner, payload: Body):
 )
 async def completions(service: ServiceDep, owner: Owner, payload: Body):
     request = completion_request(payload)
-    stream = await _start(service, owner, request)
     head = _head("cmpl-", "text_completion", request.model)
+    return await _answer(service, owner, request, _TextChunks(head, request))
+
+
+async def _answer(service, owner, request: Inference, chunks: _ChatChunks):
+    """The whole answer, or (``stream``) its events as they are generated."""
+    stream = await _start(service, owner, request)
     if request.stream:
-        return await _streamed(stream, _TextChunks(head, request))
-    answer = await stream.aresult()
-    choices = [
-        {
-            "text": c.output,
-            "index": i,
-            "logprobs": None,
-            "finish_reason": FINISH.get(c.finish_reason, "stop"),
-        }
-        for i, c in enumerate(answer.candidates)
-    ]
-    return {**head, "choices": choices, "usage": usage(answer)}
+        return await _streamed(stream, chunks)
+    return chunks.whole(await stream.aresult())
 
 
 def usage(answer: Generation) -> dict:
@@ -159,9 +141,11 @@ def _head(prefix: str, kind: str, model: str) -> dict:
 
 
 class _ChatChunks:
-    """``chat.completion.chunk`` events: the role first, then text, then finish reasons."""
+    """``chat.completion.chunk`` events: the role first, then text, then finish reasons;
+    and the whole ``chat.completion`` when not streamed."""
 
     def __init__(self, head: dict, request: Inference):
+        self.answer_head = head
         self.head = {**head, "object": "chat.completion.chunk"}
         self.n = request.config.candidate_count or 1
         self.include_usage = request.include_usage
@@ -174,45 +158,54 @@ class _ChatChunks:
 
     def opening(self) -> list[dict]:
         delta = {"role": "assistant", "content": ""}
-        return [self.chunk([self._choice(i, delta) for i in range(self.n)])]
+        return [self.chunk([self._delta(i, delta) for i in range(self.n)])]
 
     def text(self, texts: dict[int, str]) -> dict:
-        return self.chunk([self._choice(i, {"content": t}) for i, t in sorted(texts.items())])
+        return self.chunk([self._part(i, t) for i, t in sorted(texts.items())])
 
     def end(self, answer: Generation) -> list[dict]:
         reasons = [FINISH.get(c.finish_reason, "stop") for c in answer.candidates]
-        out = [self.chunk([self._choice(i, {}, r) for i, r in enumerate(reasons)])]
+        out = [self.chunk([self._part(i, None, r) for i, r in enumerate(reasons)])]
         if self.include_usage:
             out.append(self.chunk([], usage=usage(answer)))
         return out
 
+    def whole(self, answer: Generation) -> dict:
+        """The answer in one piece (not streamed)."""
+        choices = [
+            self._whole(i, c.output, FINISH.get(c.finish_reason, "stop"))
+            for i, c in enumerate(answer.candidates)
+        ]
+        return {**self.answer_head, "choices": choices, "usage": usage(answer)}
+
+    def _part(self, i: int, text: str | None, reason: str | None = None) -> dict:
+        return self._delta(i, {} if text is None else {"content": text}, reason)
+
     @staticmethod
-    def _choice(i: int, delta: dict, reason: str | None = None) -> dict:
+    def _delta(i: int, delta: dict, reason: str | None = None) -> dict:
         return {"index": i, "delta": delta, "logprobs": None, "finish_reason": reason}
+
+    @staticmethod
+    def _whole(i: int, text: str, reason: str) -> dict:
+        message = {"role": "assistant", "content": text, "refusal": None}
+        return {"index": i, "message": message, "logprobs": None, "finish_reason": reason}
 
 
 class _TextChunks(_ChatChunks):
-    """``text_completion`` events: text, then finish reasons."""
+    """``text_completion`` events (text, then finish reasons) and the whole answer."""
 
     def __init__(self, head: dict, request: Inference):
         super().__init__(head, request)
-        self.head = head
+        self.head = head  # chunks are text_completion objects too
 
     def opening(self) -> list[dict]:
         return []
 
-    def text(self, texts: dict[int, str]) -> dict:
-        return self.chunk([self._text(i, t) for i, t in sorted(texts.items())])
-
-    def end(self, answer: Generation) -> list[dict]:
-        reasons = [FINISH.get(c.finish_reason, "stop") for c in answer.candidates]
-        out = [self.chunk([self._text(i, "", r) for i, r in enumerate(reasons)])]
-        if self.include_usage:
-            out.append(self.chunk([], usage=usage(answer)))
-        return out
+    def _part(self, i: int, text: str | None, reason: str | None = None) -> dict:
+        return self._whole(i, text or "", reason)
 
     @staticmethod
-    def _text(i: int, text: str, reason: str | None = None) -> dict:
+    def _whole(i: int, text: str, reason: str | None) -> dict:
         return {"text": text, "index": i, "logprobs": None, "finish_reason": reason}
 
 
