@@ -286,7 +286,7 @@ def held_conversion(monkeypatch):
 
 @pytest.fixture()
 def preparing_server(home, tiny_gguf, held_conversion, monkeypatch):
-    """A server in this process (uvicorn in a thread, its worker a thread) on a fresh home
+    """A server in this process (uvicorn in a thread, its worker a thread: the held conversion is patched in this process) on a fresh home
     whose default base model is ``tiny_gguf``: its first run converts the base and, while
     ``held_conversion`` is held, stays halfway through that. Yields the server's URL."""
     import threading
@@ -301,7 +301,10 @@ def preparing_server(home, tiny_gguf, held_conversion, monkeypatch):
     monkeypatch.setenv("TUNESMITH_DEFAULT_BASE_MODEL", str(tiny_gguf))
     port = free_port()
     config = uvicorn.Config(
-        create_app(get_settings()), host="127.0.0.1", port=port, log_level="warning"
+        create_app(get_settings(), worker="thread"),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="preparing-server", daemon=True)

@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from ..service import Service
 from ..service.access import Caller
-from ..store.keys import KeyStore
 from .body import json_body
 
 
@@ -31,9 +30,8 @@ def api_key(request: Request) -> str | None:
 
 async def get_owner(request: Request) -> Caller | None:
     """The caller: the key's user and groups; None when the server runs open (no keys)."""
-    keys: KeyStore = request.app.state.keys
-    key = await run_in_threadpool(keys.authenticate, api_key(request))
-    return None if key is None else Caller(key.user, frozenset(key.groups))
+    service: Service = request.app.state.service
+    return await run_in_threadpool(service.authenticate, api_key(request))
 
 
 def api_version(request: Request) -> str:

@@ -49,7 +49,8 @@ def _listen(path: Path) -> socket.socket:
 def _serve(settings, sock: socket.socket, path: Path) -> None:
     import uvicorn
 
-    from .app import _preload_transformers, create_app
+    from ..runtime import preload_transformers
+    from .app import create_app
     from .deps import get_owner
 
     class IdleServer(uvicorn.Server):
@@ -78,7 +79,7 @@ def _serve(settings, sock: socket.socket, path: Path) -> None:
     app = create_app(settings, worker=False, offered_base_models_only=False)
     app.dependency_overrides[get_owner] = _local_caller
     # Requests run in threads, and transformers' lazy imports are not thread-safe.
-    _preload_transformers()
+    preload_transformers()
     config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=None)
     IdleServer(config).run(sockets=[sock])
 

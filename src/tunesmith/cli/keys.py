@@ -10,11 +10,9 @@ keys_app = typer.Typer(help="API keys: each tuned model belongs to the key that 
 
 
 def _keys():
-    from ..settings import get_settings
-    from ..store import Store
-    from ..store.keys import KeyStore
+    from ..runtime import Runtime
 
-    return KeyStore(Store(get_settings().database_url))
+    return Runtime().service.keys
 
 
 def _fail(e: Exception) -> None:

@@ -67,12 +67,12 @@ def serve(
     except (ValueError, TunesmithError) as e:
         typer.echo(f"tunesmith: {getattr(e, 'message', None) or e}", err=True)
         raise typer.Exit(2) from None
-    refusal = open_server_refusal(host, app.state.keys.any_active())
+    refusal = open_server_refusal(host, app.state.service.keys.any_active())
     if refusal:
-        app.state.service.close()
+        app.state.runtime.close()
         typer.echo(f"tunesmith: {refusal}", err=True)
         raise typer.Exit(2)
-    if not app.state.keys.any_active():
+    if not app.state.service.keys.any_active():
         typer.echo(f"tunesmith: no API keys configured; serving open on {host} only", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 

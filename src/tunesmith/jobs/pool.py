@@ -12,7 +12,6 @@ itself is killed, each worker is sent SIGTERM by the kernel (Linux) and does the
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
 import subprocess
@@ -21,17 +20,9 @@ import threading
 import time
 
 from ..settings import Settings
+from .supervisor import die_with_parent
 
 log = logging.getLogger("tunesmith.pool")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 class LocalPool:
@@ -48,7 +39,7 @@ class LocalPool:
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "tunesmith.jobs.worker"],
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
             process_group=0,  # Ctrl-C reaches the pool only; the pool tells each worker
         )
 
@@ -61,8 +52,8 @@ class LocalPool:
                 if child is not None:
                     log.warning("worker %d (pid %d) exited %s", i, child.pid, child.returncode)
                     restarts.append(time.monotonic())
-                self.children[i] = self._spawn()
-                log.info("worker %d: pid %d", i, self.children[i].pid)
+                self.children[i] = new = self._spawn()
+                log.info("worker %d: pid %d", i, new.pid)
             restarts = [t for t in restarts if time.monotonic() - t < 60]
             # A worker that dies at once over and over should not spin the machine.
             self.stopping.wait(5.0 if len(restarts) > 3 * self.concurrency else 0.5)
@@ -98,7 +89,7 @@ def run_pool(
     if executor == "ray":
         from .ray_executor import RayPool
 
-        pool = RayPool(
+        pool: RayPool | LocalPool = RayPool(
             settings,
             concurrency,
             address=ray_address,

@@ -13,11 +13,13 @@ these ways:
   job over from the newest periodic checkpoint (every ``checkpoint_every`` steps);
 - the run stops making progress (no step for ``progress_timeout_seconds``): the worker gives
   up the lease so another worker retries it; a standalone worker process then exits, since
-  the hung run cannot be interrupted from inside.
+  the hung run cannot be interrupted from inside. A worker supervised by a server
+  (:mod:`tunesmith.jobs.supervisor`) leaves that to its supervisor instead, which fails the
+  run with the reason, kills the worker and starts a new one.
 
 A job whose runs keep dying is failed after ``max_attempts`` (see the queue).
 
-    python -m tunesmith.jobs.worker [--idle-exit SECONDS] [--embedded]
+    python -m tunesmith.jobs.worker [--idle-exit SECONDS] [--embedded | --supervised FD]
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -41,6 +45,9 @@ from ..settings import Settings, get_settings
 from ..store import ClaimedJob, JobStatus, Store, utcnow
 from ..store.queue import CANCELLED_CODE, CANCELLED_MESSAGE
 from ..types import Phase, TuningSnapshot
+
+if TYPE_CHECKING:
+    from .supervisor import Reporter
 
 log = logging.getLogger("tunesmith.worker")
 
@@ -131,11 +138,17 @@ def run_job(
     shutdown: threading.Event | None = None,
     *,
     exit_on_hang: bool = False,
+    on_progress: Callable[[], None] | None = None,
+    watch_progress: bool = True,
 ) -> JobStatus | None:
     """Run one claimed job and record how it ended. Never raises for a failed run.
 
     Returns the job's end status, or None when the job is no longer this worker's to end
     (handed back at shutdown, taken over after a lost lease, or given up as hung).
+
+    ``on_progress`` hears each finished step and each move of the base model's preparation;
+    ``watch_progress=False`` leaves noticing a hung run to whoever listens to it (a
+    supervisor) rather than giving up the lease here.
     """
     jobs, lease = store.jobs, settings.lease_seconds
     shutdown = shutdown or threading.Event()
@@ -145,7 +158,8 @@ def run_job(
 
     def beat():
         while not ctl.event.wait(min(5.0, max(0.2, lease / 4))):
-            if time.monotonic() - ctl.last_progress > settings.progress_timeout_seconds:
+            stalled = time.monotonic() - ctl.last_progress > settings.progress_timeout_seconds
+            if watch_progress and stalled:
                 log.error("%s made no progress; giving up its lease", job.operation_id)
                 ctl.stop("hung")
                 jobs.give_up_lease(**held)
@@ -154,8 +168,13 @@ def run_job(
             elif not jobs.heartbeat(**held, lease_seconds=lease):
                 ctl.stop("cancelled" if jobs.holds(**held) else "lost")
 
-    def on_step(r: recipe.StepReport):
+    def progressed() -> None:
         ctl.last_progress = time.monotonic()
+        if on_progress is not None:
+            on_progress()
+
+    def on_step(r: recipe.StepReport):
+        progressed()
         snap = TuningSnapshot(r.step, r.epoch, r.mean_loss, utcnow())
         if ctl.why is None and not jobs.record_step(
             **held, snapshot=snap, lease_seconds=lease, validation_loss=r.validation_loss
@@ -173,7 +192,8 @@ def run_job(
         # A first run converts its base model: say so, with its progress (written when it
         # moved by PHASE_WRITE_STEP or after PHASE_WRITE_SECONDS), and stop converting when
         # the job is cancelled.
-        ctl.last_progress = now = time.monotonic()
+        progressed()
+        now = ctl.last_progress
         due = not written or fraction is None or fraction >= 1.0
         if not due:
             moved = fraction - (written["fraction"] or 0.0)
@@ -252,13 +272,17 @@ class Worker:
         poll_seconds: float = 1.0,
         idle_exit: float | None = None,
         exit_on_hang: bool = False,
+        reporter: Reporter | None = None,
     ):
+        """``reporter``: the supervisor that watches this worker's runs (then the worker
+        leaves a hung run to it, see :mod:`tunesmith.jobs.supervisor`)."""
         self.settings = settings
         self.store = store or Store(settings.database_url)
         self.worker_id = new_worker_id()
         self.poll_seconds = poll_seconds
         self.idle_exit = idle_exit
         self.exit_on_hang = exit_on_hang
+        self.reporter = reporter
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.shutting_down = threading.Event()
@@ -269,7 +293,22 @@ class Worker:
         if job is None:
             return False
         log.info("running %s (attempt %d)", job.operation_id, job.attempt)
-        status = run_job(s, self.store, job, self.shutting_down, exit_on_hang=self.exit_on_hang)
+        reporter = self.reporter
+        if reporter is not None:
+            reporter.started(job.operation_id, job.worker_id)
+        try:
+            status = run_job(
+                s,
+                self.store,
+                job,
+                self.shutting_down,
+                exit_on_hang=self.exit_on_hang,
+                on_progress=reporter.progressed if reporter else None,
+                watch_progress=reporter is None,
+            )
+        finally:
+            if reporter is not None:
+                reporter.ended()
         log.info("%s: %s", job.operation_id, status.value if status else "handed on")
         return True
 
@@ -314,16 +353,27 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .embedded import worker_lock
+    from .embedded import SETTINGS_ENV, settings_from_json, worker_lock
+    from .supervisor import Reporter, listen_for_wakes
 
     parser = argparse.ArgumentParser(prog="python -m tunesmith.jobs.worker")
     parser.add_argument("--idle-exit", type=float, default=None)
     parser.add_argument("--embedded", action="store_true", help="one per TUNESMITH_HOME")
     parser.add_argument("--lock-fd", type=int, default=None, help="the home's lock, held")
+    parser.add_argument(
+        "--supervised", type=int, default=None, metavar="FD", help="report runs on FD"
+    )
+    parser.add_argument("--wake-fd", type=int, default=None, help="a byte here: a job was queued")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    given = os.environ.get(SETTINGS_ENV)  # a supervisor's settings, which may not be the env's
+    settings = settings_from_json(given) if given else get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    worker = Worker(settings, idle_exit=args.idle_exit, exit_on_hang=True)
+    reporter = Reporter(args.supervised) if args.supervised is not None else None
+    worker = Worker(
+        settings, idle_exit=args.idle_exit, exit_on_hang=reporter is None, reporter=reporter
+    )
+    if args.wake_fd is not None:
+        listen_for_wakes(args.wake_fd, worker.wake)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.shutdown())
     log.info("worker %s started", worker.worker_id)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from ..runtime import Runtime
 from ..service import CreateTunedModelRequest, Service
 from ..service.permissions import NewPermission
 from ..serving import Delta
@@ -116,17 +117,21 @@ class EmbeddedClient:
 
         self.settings = settings or get_settings()
         self.generation_server = GenerationServer(self.settings, enabled=generation_server)
-        self._service: Service | None = None
-        self._service_lock = threading.Lock()
+        self._runtime: Runtime | None = None
+        self._runtime_lock = threading.Lock()
+
+    @property
+    def runtime(self) -> Runtime:
+        """This home's store, service and embedded worker, opened on first use (generating on
+        the generation server needs none, so ``tunesmith generate`` starts quicker)."""
+        with self._runtime_lock:
+            if self._runtime is None:
+                self._runtime = Runtime(self.settings, worker="embedded")
+            return self._runtime
 
     @property
     def service(self) -> Service:
-        """The service over this home, opened on first use (generating on the generation
-        server needs none, so ``tunesmith generate`` starts quicker)."""
-        with self._service_lock:
-            if self._service is None:
-                self._service = Service(self.settings, on_enqueue=self.keep_running)
-            return self._service
+        return self.runtime.service
 
     @property
     def tuning(self):
@@ -137,9 +142,7 @@ class EmbeddedClient:
         return self.service.generation
 
     def keep_running(self) -> None:
-        from ..jobs.embedded import ensure_worker
-
-        ensure_worker(self.settings)
+        self.runtime.job_queued()
 
     def create_tuned_model(self, req, opts=None):
         return self.tuning.create_tuned_model(req)

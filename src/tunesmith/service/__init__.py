@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..settings import Settings, get_settings
 from ..store import Store
+from ..store.keys import KeyStore
+from .access import Caller
 from .catalog import BaseModelCatalog
 from .exports import ExportService
 from .generation import GenerationService
@@ -52,6 +54,13 @@ class Service:
         )
         self.imports = ImportService(self.settings, self.store, self.base_models)
         self.models = ModelDirectory(self.settings, self.store, self.tuning, self.generation)
+        self.keys = KeyStore(self.store)
+
+    def authenticate(self, secret: str | None) -> Caller | None:
+        """The caller a request's API key names (its user and groups); None when the server
+        runs open (no keys). A missing, unknown or revoked key raises Unauthenticated."""
+        key = self.keys.authenticate(secret)
+        return None if key is None else Caller(key.user, frozenset(key.groups))
 
     def close(self) -> None:
         self.store.close()
