@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 DEFAULT_BASE_MODEL = "models/smollm2-135m-instruct"
 # Tuned adapters kept in memory per base model: COUNT[,BYTES] (see serving/adapters.py).
@@ -102,7 +103,7 @@ def get_settings(**overrides) -> Settings:
     env = os.environ
     home = overrides.pop("home", None) or env.get("TUNESMITH_HOME") or Path.home() / ".tunesmith"
     home = Path(home).expanduser().resolve()
-    values = dict(
+    values: dict[str, Any] = dict(
         home=home,
         database_url=env.get("TUNESMITH_DATABASE_URL") or f"sqlite:///{home / 'tunesmith.db'}",
         default_base_model=env.get("TUNESMITH_DEFAULT_BASE_MODEL") or DEFAULT_BASE_MODEL,

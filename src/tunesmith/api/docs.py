@@ -3,6 +3,8 @@ JSON is parsed by hand, so FastAPI cannot infer them)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 _SNAPSHOT = {
     "type": "object",
     "properties": {
@@ -191,7 +193,7 @@ _CONTENTS = {
         },
     },
 }
-_CONFIG = {
+_CONFIG: dict[str, Any] = {
     "type": "object",
     "properties": {
         "temperature": {"type": "number"},

@@ -164,8 +164,10 @@ class GuardMiddleware:
 
     async def _count(self, scope, name: str):
         """Count the caller's request: None to go ahead (after pacing it), else a 429."""
+        buckets, reads = self.buckets, self.reads
+        assert buckets is not None and reads is not None  # called only when limits are on
         if scope["method"] == "GET" and _OPERATION_READ.match(scope["path"]):
-            wait = self.reads.take(name, pace_up_to=self.pace)
+            wait = reads.take(name, pace_up_to=self.pace)
             if wait <= self.pace:
                 if wait:
                     await self.sleep(wait)
@@ -173,7 +175,7 @@ class GuardMiddleware:
             seconds = max(1, math.ceil(wait - self.pace))
             what = "Too many operation reads at once"
         else:
-            wait = self.buckets.take(name)
+            wait = buckets.take(name)
             if not wait:
                 return None
             seconds = max(1, math.ceil(wait))
@@ -181,7 +183,7 @@ class GuardMiddleware:
         return _error(
             scope,
             ResourceExhausted(
-                f"{what}: over {self.buckets.per_minute} per minute for this API key; "
+                f"{what}: over {buckets.per_minute} per minute for this API key; "
                 f"retry after {seconds} s"
             ),
             [(b"retry-after", str(seconds).encode())],

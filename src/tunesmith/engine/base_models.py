@@ -370,7 +370,7 @@ def _gguf_path(spec: BaseModelSpec, workdir: Path) -> Path:
         return Path(spec.source["path"])
     if kind == "packaged_gguf":
         dist = importlib.metadata.distribution(spec.source["package"])
-        return Path(dist.locate_file(spec.source["file"]))
+        return Path(str(dist.locate_file(spec.source["file"])))
     if kind == "assembled_gguf":
         # The package ships the file in chunks; its assemble() joins and checks them.
         module = importlib.import_module(spec.source["module"])

@@ -103,7 +103,7 @@ class _Group:
                     for b, n in zip(biases, self.sizes, strict=True)
                 ]
             )
-        self._input = None
+        self._input: torch.Tensor | None = None
         self._outputs: tuple = ()
         self._waiting = 0
 

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Callable
 from math import prod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,8 @@ _SCALARS = dict(enumerate("BbHhIif?")) | {10: "Q", 11: "q", 12: "d"}
 def read_header(path: Path) -> Header:
     """Parse a GGUF file's metadata and tensor table (GGUF v2 and v3, little-endian; other
     files raise NotImplementedError, and a file that is not GGUF ValueError)."""
-    blob = np.memmap(path, mode="r", dtype=np.uint8)
+    # Any: numpy's stubs do not declare memmap's buffer protocol, which struct reads.
+    blob: Any = np.memmap(path, mode="r", dtype=np.uint8)
     if bytes(blob[:4]) != b"GGUF":
         raise ValueError(f"{path} is not a GGUF file")
     version, tensor_count, kv_count = struct.unpack_from("<IQQ", blob, 4)
@@ -203,7 +205,7 @@ def _plan(header: Header):
 
 def _config_fields(header: Header) -> dict:
     meta, arch = header.metadata, header.architecture
-    fields = {"model_type": arch}
+    fields: dict[str, Any] = {"model_type": arch}
     fields.update({name: meta[key] for key, name in DIRECT[arch].items() if key in meta})
     if "general.name" in meta:
         fields["_model_name_or_path"] = meta["general.name"]

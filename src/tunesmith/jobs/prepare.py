@@ -31,7 +31,7 @@ def prepare(settings: Settings, names: list[str], say=print, shared: bool = Fals
     folders = []
     for name in names or [settings.default_base_model]:
         spec = base_models.resolve(name, settings.default_base_model)
-        started, converted = time.monotonic(), []
+        started, converted = time.monotonic(), list[float | None]()
         if shared:
             folder = base_models.share(spec, converted.append)
         else:

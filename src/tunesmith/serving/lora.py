@@ -32,7 +32,7 @@ from .adapters import CONFIG_FILE, WEIGHTS_FILE
 
 _PREFIX = "base_model.model."  # peft's prefix on saved keys
 # Features of peft's LoraConfig that change the arithmetic above; their "off" values.
-_UNSUPPORTED = {
+_UNSUPPORTED: dict[str, object] = {
     "use_dora": False,
     "fan_in_fan_out": False,
     "modules_to_save": None,
@@ -122,6 +122,7 @@ class BatchAdapters:
         if found is None:
             return None
         a_cat, b_cat, owners = found
+        assert self.slots is not None  # set with the rows, before any layer asks
         if owners not in self._masks:  # layers with the same adapters share one mask
             mask = self.slots[:, None] == torch.tensor(owners)[None, :]  # [rows, R]
             self._masks[owners] = None if bool(mask.all()) else mask.to(a_cat.dtype)[:, None, :]

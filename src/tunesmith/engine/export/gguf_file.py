@@ -271,9 +271,10 @@ def _vocab(w, tokenizer_dir: Path, vocab_size: int) -> None:
         ) from None
     spec = json.loads((Path(tokenizer_dir) / "tokenizer.json").read_text())
     added = {t["content"]: t.get("special", False) for t in spec.get("added_tokens", [])}
-    tokens, types = [], []
-    for text, _score, _kind in vocab.all_tokens():
-        text = text.decode() if isinstance(text, bytes) else text
+    tokens: list[str] = []
+    types = []
+    for raw, _score, _kind in vocab.all_tokens():
+        text = raw.decode() if isinstance(raw, bytes) else raw
         tokens.append(text)
         if text in added:
             types.append(gguf.TokenType.CONTROL if added[text] else gguf.TokenType.USER_DEFINED)

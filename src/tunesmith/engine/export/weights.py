@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # torch loads on use: ``import tunesmith`` must stay quick
 
 _PREFIX = "base_model.model."  # peft's prefix on saved keys
 # peft options that change LoRA's arithmetic; tunesmith trains none of them.
-_UNSUPPORTED = {
+_UNSUPPORTED: dict[str, object] = {
     "use_dora": False,
     "fan_in_fan_out": False,
     "modules_to_save": None,
@@ -115,17 +115,17 @@ def load_tuned(base_dir: Path, tuned_dir: Path):
                     "shares with its token embeddings"
                 )
             try:
-                linear = model.get_submodule(module)
+                weight = model.get_parameter(f"{module}.weight")
             except AttributeError:
                 raise FailedPrecondition(
                     f"adapter {Path(tuned_dir).name}: the base has no layer {module}"
                 ) from None
-            if tuple(linear.weight.shape) != (b.shape[0], a.shape[1]):
+            if tuple(weight.shape) != (b.shape[0], a.shape[1]):
                 raise FailedPrecondition(
-                    f"adapter {Path(tuned_dir).name}: {module} is {tuple(linear.weight.shape)} in "
+                    f"adapter {Path(tuned_dir).name}: {module} is {tuple(weight.shape)} in "
                     f"the base, the adapter expects {(b.shape[0], a.shape[1])}"
                 )
-            linear.weight += lora.scale * (b @ a)
+            weight += lora.scale * (b @ a)
     return model
 
 

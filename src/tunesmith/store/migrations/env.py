@@ -15,6 +15,7 @@ if connection is not None:
         context.run_migrations()
 else:
     url = config.get_main_option("sqlalchemy.url")
+    assert url is not None, "alembic.ini or the caller sets sqlalchemy.url"
     with create_engine(url).connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
