@@ -147,9 +147,12 @@ def main() -> None:
     right = 0
     for prompt, expected in SHOWCASE:
         answers = [
-            ts.generate_text(
-                model=name, prompt=prompt, temperature=0, max_output_tokens=16
-            ).result.strip()
+            (
+                ts.generate_text(
+                    model=name, prompt=prompt, temperature=0, max_output_tokens=16
+                ).result
+                or ""
+            ).strip()
             for name in ("models/text-bison-001", model.name)
         ]
         marks = ["✓" if a == expected else "✗" for a in answers]

@@ -344,7 +344,7 @@ def _convert_with_transformers(spec: BaseModelSpec, out: Path, workdir: Path) ->
         hint = " (tunesmith loads safetensors weights only)" if "safetensors" in str(e) else ""
         raise FailedPrecondition(f"cannot load base model {spec.name}: {e}{hint}") from None
     # A model loaded from GGUF keeps its quantizer and refuses save_pretrained otherwise.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # torch: Tensor | Module only
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)

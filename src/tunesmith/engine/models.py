@@ -81,7 +81,7 @@ def load_model(base_dir: Path):
     model = AutoModelForCausalLM.from_pretrained(
         base_dir, dtype=torch.float32, use_safetensors=True
     )
-    return model.to(dev)
+    return model.to(dev)  # type: ignore[arg-type]  # transformers' stub of `to` lacks self
 
 
 def prepare(
@@ -128,7 +128,9 @@ def prepare(
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()  # master weights in fp32 even over a bf16 base
-    model._tunesmith_runs_compiled = _wants_compile(recipe.compile, base, tokens)
+    # torch types Module.__setattr__'s value as Tensor | Module; this is a plain flag.
+    compiled = _wants_compile(recipe.compile, base, tokens)
+    model._tunesmith_runs_compiled = compiled  # type: ignore[assignment]
     if model._tunesmith_runs_compiled:
         _compile_layers(base)
     else:

@@ -216,7 +216,7 @@ def _train(recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step
         held_out = scorer(model, epoch) if scorer and ended_epoch else None
         report = StepReport(step, epoch, float(loss.detach()), int(mask.sum()), held_out)
         decision = on_step(report)  # True, False (stop) or checkpoint.PAUSE (save, then stop)
-        if checkpoint.due(recipe, step, len(plan), decision):
+        if recipe.checkpoint_dir is not None and checkpoint.due(recipe, step, len(plan), decision):
             checkpoint.save(recipe.checkpoint_dir, step, model, optimizer, scheduler, plan)
         if not decision:
             raise Stopped(f"stopped at step {step}")

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -92,6 +92,8 @@ def build_recipe(
         else:
             base_dir = parent_dir  # the parent was fully tuned: continue from its weights
     hp = model.tuning_task.hyperparameters
+    # The service stores every hyperparameter it defaults when it queues the job.
+    assert hp.epoch_count is not None and hp.batch_size is not None
     return recipe.Recipe(
         base_dir=base_dir,
         examples=[_example(e) for e in job.examples],
@@ -153,7 +155,7 @@ def run_job(
     jobs, lease = store.jobs, settings.lease_seconds
     shutdown = shutdown or threading.Event()
     ctl = _Control()
-    held = dict(operation_id=job.operation_id, worker_id=job.worker_id)
+    held: dict[str, Any] = dict(operation_id=job.operation_id, worker_id=job.worker_id)
     ckpt = checkpoint_dir(settings, job.operation_id)
 
     def beat():
@@ -186,7 +188,7 @@ def run_job(
             return True
         return checkpoint.PAUSE if ctl.why == "shutdown" else False
 
-    written: dict = {}  # the base model's preparation: when and what it last wrote
+    written: dict[str, Any] = {}  # the base model's preparation: when and what it last wrote
 
     def on_prepare(fraction: float | None):
         # A first run converts its base model: say so, with its progress (written when it
@@ -195,7 +197,7 @@ def run_job(
         progressed()
         now = ctl.last_progress
         due = not written or fraction is None or fraction >= 1.0
-        if not due:
+        if not due and fraction is not None:  # (not due: fraction is a number)
             moved = fraction - (written["fraction"] or 0.0)
             due = moved >= PHASE_WRITE_STEP or now - written["at"] >= PHASE_WRITE_SECONDS
         if due and ctl.why is None:

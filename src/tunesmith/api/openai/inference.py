@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -30,7 +31,7 @@ router = APIRouter(tags=["openai: inference"])
 
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 _OBJECT = {"type": "object"}
-_RETURNS = {
+_RETURNS: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {
             "application/json": {"schema": _OBJECT},

@@ -9,7 +9,7 @@ only an ACTIVE model, known formats) are the service's.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -21,7 +21,7 @@ from ..download import file_stream, tar_size, tar_stream
 router = APIRouter(tags=["tunedModels"])
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
-_RESPONSES = {
+_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": _BINARY, "application/x-tar": _BINARY}},
     400: {"description": "INVALID_ARGUMENT", "content": {"application/json": {"schema": ERROR}}},
     404: {"description": "NOT_FOUND", "content": {"application/json": {"schema": ERROR}}},

@@ -125,7 +125,7 @@ def load_tuned(base_dir: Path, tuned_dir: Path):
                     f"adapter {Path(tuned_dir).name}: {module} is {tuple(weight.shape)} in "
                     f"the base, the adapter expects {(b.shape[0], a.shape[1])}"
                 )
-            weight += lora.scale * (b @ a)
+            weight.add_(lora.scale * (b @ a))
     return model
 
 
