@@ -263,7 +263,8 @@ def conversation_from_json(row, *, where: str = FIELD) -> Conversation:
 def _from_messages(messages, where: str) -> Conversation:
     if not isinstance(messages, list):
         raise InvalidArgument(f"{where}: 'messages' must be a list of messages")
-    system, turns = [], []
+    system: list[str] = []
+    turns: list[Turn] = []
     for n, message in enumerate(messages, start=1):
         at = f"{where}, messages[{n}]"
         if not isinstance(message, Mapping):
@@ -442,7 +443,7 @@ def _normalise(
             if isinstance(inner, Mapping) and "examples" in inner:
                 inner = inner["examples"]
             return examples_from_records(inner, input_key, output_key, field=field)
-        return examples_from_columns(data, input_key, output_key, field=field)
+        return [*examples_from_columns(data, input_key, output_key, field=field)]
     if isinstance(data, (bytes, bytearray)):
         raise InvalidArgument(f"{field}: pass a file path, URL or examples, not bytes")
     if isinstance(data, Iterable):

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import functools
 import inspect
 import logging
 import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..errors import FailedPrecondition, ResourceExhausted, TunesmithError
 from ..types import Candidate, Generation
@@ -46,15 +49,17 @@ GATHER_SECONDS = 0.005  # an idle scheduler waits this long so simultaneous requ
 class LoadedBase:
     """One base model in memory, with the adapters loaded on top of it."""
 
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     cache: AdapterCache
     eos_ids: set[int]
     pad_id: int
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def decode(self, tokens: list[int]) -> str:
-        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        assert isinstance(text, str)  # one sequence in, one text out
+        return text
 
 
 @dataclasses.dataclass
@@ -130,7 +135,7 @@ class Scheduler:
         with self._cond:
             base = self._pending[0].base
             batch: list[Request] = []
-            rows, adapters = 0, set()
+            rows, adapters = 0, set[Path | None]()
             for r in list(self._pending):
                 if r.base is not base:
                     continue
@@ -152,7 +157,8 @@ class Scheduler:
 def run_batch(requests: list[Request]) -> None:
     """Decode ``requests`` (all on one base model) together, streaming as tokens come."""
     base = requests[0].base
-    held, ready = [], []
+    held = []
+    ready: list[tuple[Request, AdapterWeights | None]] = []
     for r in requests:
         if r.stream.cancelled:
             continue
@@ -262,13 +268,17 @@ def _forward(base: LoadedBase, ids, mask, positions, kv, **kwargs) -> torch.Tens
     return out.logits[:, -1, :]
 
 
-@functools.cache
-def _cache_keyword(model_class: type) -> str:
+_CACHE_KEYWORDS: dict[type, str] = {}
+
+
+def _cache_keyword(model_class: type[torch.nn.Module]) -> str:
     """The forward's name for the KV cache: ``cache`` from transformers 5 (where
     ``past_key_values`` still works but warns on every call, into the user's terminal),
     ``past_key_values`` before (where ``cache`` would be swallowed by ``**kwargs``, unused)."""
-    parameters = inspect.signature(model_class.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+    if model_class not in _CACHE_KEYWORDS:
+        parameters = inspect.signature(model_class.forward).parameters
+        _CACHE_KEYWORDS[model_class] = "cache" if "cache" in parameters else "past_key_values"
+    return _CACHE_KEYWORDS[model_class]
 
 
 def _finish_done(by_request: dict[int, list[_Row]], waiting: dict[int, Request]) -> None:
@@ -278,7 +288,10 @@ def _finish_done(by_request: dict[int, list[_Row]], waiting: dict[int, Request])
         if any(row.text.finish is None for row in mine):
             continue
         request = waiting.pop(key)
-        candidates = [Candidate(r.text.text, r.text.finish, len(r.text.tokens)) for r in mine]
+        candidates = []
+        for r in mine:
+            assert r.text.finish is not None  # every row finished (checked above)
+            candidates.append(Candidate(r.text.text, r.text.finish, len(r.text.tokens)))
         request.stream.put(Generation(candidates, prompt_token_count=len(request.prompt_ids)))
 
 

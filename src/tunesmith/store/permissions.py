@@ -127,7 +127,7 @@ class PermissionStore:
                     .select_from(PermissionRow)
                     .where(PermissionRow.tuned_model_id == model_id)
                 )
-                if count >= max_grants:
+                if (count or 0) >= max_grants:
                     raise ResourceExhausted(
                         f"tunedModels/{model_id}: at most {max_grants} permissions per model"
                     )

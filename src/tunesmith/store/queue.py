@@ -147,7 +147,7 @@ class JobQueue:
             op.phase, op.phase_progress = Phase.LOADING_BASE_MODEL.value, None
             op.lease_owner = worker_id
             op.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
-            row = s.get(TunedModelRow, op.tuned_model_id)
+            row = _model_row(s, op)
             if row.start_time is None:
                 row.start_time = now
             s.flush()
@@ -280,7 +280,7 @@ class JobQueue:
             if op is None:
                 return False
             if status is JobStatus.SUCCEEDED:
-                s.get(TunedModelRow, op.tuned_model_id).adapter_path = adapter_path
+                _model_row(s, op).adapter_path = adapter_path
             finish(s, op, status, error_code, error_message, utcnow())
             return True
 
@@ -325,7 +325,9 @@ class JobQueue:
         workers on machines whose clocks disagree still agree on leases), else this one's."""
         if is_sqlite(self.url):
             return utcnow()
-        return _utc(s.scalar(select(func.now())))
+        now = _utc(s.scalar(select(func.now())))
+        assert now is not None  # now() is never NULL
+        return now
 
     def live(self, operation_ids: list[str]) -> set[str]:
         """Those of ``operation_ids`` that are still queued or running."""
@@ -359,7 +361,7 @@ def finish(s: Session, op: OperationRow, status: JobStatus, code, message, now) 
     op.lease_expires_at = None
     op.error_code = code
     op.error_message = message
-    row = s.get(TunedModelRow, op.tuned_model_id)
+    row = _model_row(s, op)
     row.state = int(
         TunedModelState.ACTIVE if status is JobStatus.SUCCEEDED else TunedModelState.FAILED
     )
@@ -388,6 +390,14 @@ def _examples(stored: str | None) -> list[TuningExample | Conversation]:
         Conversation.from_json(e) if isinstance(e, dict) else TuningExample(*e)
         for e in json.loads(stored or "[]")
     ]
+
+
+def _model_row(s: Session, op: OperationRow) -> TunedModelRow:
+    """The tuned model an operation belongs to (deleting a model deletes its operations)."""
+    row = s.get(TunedModelRow, op.tuned_model_id)
+    if row is None:
+        raise NotFound(f"tunedModels/{op.tuned_model_id} is gone")
+    return row
 
 
 def _held(s: Session, operation_id: str, worker_id: str) -> OperationRow | None:

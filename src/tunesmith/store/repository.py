@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import datetime as dt
 import zlib
+from typing import overload
 
 from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +38,10 @@ from .queue import JobQueue, JobStatus, examples_to_json, utcnow
 from .tables import OperationRow, SnapshotRow, TunedModelRow, ValidationLossRow
 
 
+@overload
+def _utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     # SQLite hands back naive datetimes; everything stored is UTC.
     if value is not None and value.tzinfo is None:
@@ -267,7 +272,7 @@ class Store:
                 )
             )
             losses = self._snapshots(s, model_id, ValidationLossRow)
-        return ValidationLosses(example_count=count, losses=losses)
+        return ValidationLosses(example_count=count or 0, losses=losses)
 
     def request_cancel(self, model_id: str, operation_id: str, owner: str | None) -> None:
         """A queued job ends at once; a running one is told at its next step or heartbeat."""

@@ -114,6 +114,7 @@ def export(
         prompt_file = source.tuned_dir / weights.PROMPT_FILE
         weights.write_merged(model, tokenizer, chat, prompt_file, out)
     elif fmt == "gguf":
+        assert quantization is not None  # check() names one for every GGUF format
         report("merging", 0, 1)
         model = weights.load_tuned(source.base_dir, source.tuned_dir)
         report("merging", 1, 1)
@@ -130,6 +131,7 @@ def export(
         )
         _modelfile(source, prompt, tokenizer, out, file)
     else:  # gguf-lora
+        assert quantization is not None  # check() names one for every GGUF format
         lora = weights.read_lora(source.tuned_dir)
         base = weights.load_tuned(source.base_dir, source.base_dir)  # the base alone
         lora_file = f"{source.name}-lora.gguf"
