@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .. import errors
 from ..types import (
@@ -175,7 +176,7 @@ class CreateTunedModelOperation:
         if not self._record.done:
             self.update()
         columns = ["step", "epoch", "mean_loss", "compute_time"]
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "step": s.step,
                 "epoch": s.epoch,
@@ -243,11 +244,12 @@ def _show_phase(bar, meta: CreateTunedModelMetadata, preparing: bool, steps_look
     phase = meta.phase
     now_preparing = phase is not None and phase.name == Phase.PREPARING_BASE_MODEL
     waiting = phase is not None and phase.name != Phase.TUNING
-    bar.set_description_str(phase.description if waiting else steps_look[0], refresh=False)
+    description = phase.description if phase is not None and waiting else steps_look[0]
+    bar.set_description_str(description, refresh=False)
     if now_preparing != preparing:
         bar.unit = "%" if now_preparing else steps_look[1]
         bar.reset(total=100 if now_preparing else meta.total_steps)
-    if now_preparing:
+    if phase is not None and now_preparing:
         bar.update(round(100 * (phase.progress or 0.0)) - bar.n)
     else:
         bar.update(meta.completed_steps - bar.n)

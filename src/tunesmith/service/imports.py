@@ -61,7 +61,7 @@ class ImportService:
         except (InvalidArgument, NotFound, FailedPrecondition) as e:
             problems.append(f"base_model: {e.message}")
             spec = None
-        if problems:
+        if problems or spec is None:
             raise InvalidArgument("; ".join(problems))
         base_dir = base_models.materialize(spec, self.settings.base_models_dir)
         _check_fits(folder, base_dir, spec.name)
