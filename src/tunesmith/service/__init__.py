@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..settings import Settings, get_settings
 from ..store import Store
-from ..store.keys import KeyStore
-from .access import Caller
+from ..store.permissions import PermissionStore
+from .access import Access, Caller
 from .catalog import BaseModelCatalog
 from .exports import ExportService
 from .generation import GenerationService
@@ -44,17 +44,19 @@ class Service:
         self.base_models = BaseModelCatalog(self.settings, offered_base_models_only, hub_api)
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.store = store or Store(self.settings.database_url)
-        self.tuning = TuningService(self.settings, self.store, on_enqueue, self.base_models)
-        self.permissions = PermissionService(self.store, self.tuning.access)
+        # One authorization rule (service/access.py) over this store, shared by every part.
+        self.access = Access(PermissionStore(self.store))
+        self.tuning = TuningService(
+            self.settings, self.store, on_enqueue, self.base_models, self.access
+        )
+        self.permissions = PermissionService(self.store, self.access)
         self.generation = GenerationService(
-            self.settings, self.store, model_server, self.base_models
+            self.settings, self.store, model_server, self.base_models, self.access
         )
-        self.exports = ExportService(
-            self.settings, self.store, self.tuning.access, self.base_models
-        )
+        self.exports = ExportService(self.settings, self.store, self.access, self.base_models)
         self.imports = ImportService(self.settings, self.store, self.base_models)
         self.models = ModelDirectory(self.settings, self.store, self.tuning, self.generation)
-        self.keys = KeyStore(self.store)
+        self.keys = self.permissions.keys  # API keys: who a request's caller is
 
     def authenticate(self, secret: str | None) -> Caller | None:
         """The caller a request's API key names (its user and groups); None when the server

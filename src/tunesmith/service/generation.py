@@ -60,13 +60,14 @@ class GenerationService:
         store: Store,
         server: ModelServer | None = None,
         catalog: BaseModelCatalog | None = None,
+        access: Access | None = None,
     ):
         self.settings = settings
         self.store = store
         self.catalog = catalog or BaseModelCatalog(settings)
         self._server = server
         self._server_lock = threading.Lock()
-        self.access = Access(PermissionStore(store))  # a READER may generate
+        self.access = access or Access(PermissionStore(store))  # a READER may generate
 
     @property
     def server(self) -> ModelServer:

@@ -94,12 +94,15 @@ class TuningService:
         store: Store,
         on_enqueue: Callable[[], None] | None = None,
         catalog: BaseModelCatalog | None = None,
+        access: Access | None = None,
     ):
+        """``access``: the service's one authorization rule over this store (:class:`Service`
+        shares one among its parts); a TuningService on its own makes its own."""
         self.settings = settings
         self.store = store
         self.on_enqueue = on_enqueue
         self.catalog = catalog or BaseModelCatalog(settings)
-        self.access = Access(PermissionStore(store))
+        self.access = access or Access(PermissionStore(store))
 
     # -- create -------------------------------------------------------------------------
 
