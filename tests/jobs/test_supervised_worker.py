@@ -9,6 +9,7 @@ process, with its heartbeat still renewing the lease (a hang no lease expiry wou
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -106,5 +107,27 @@ def test_a_hung_run_is_failed_its_worker_replaced_and_the_server_keeps_serving(
             assert "error" not in op, op
             assert c.get("/v1beta/tunedModels/fine").json()["state"] == "ACTIVE"
             assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def test_a_worker_process_that_dies_is_started_again(tmp_path, tiny_model_dir):
+    server = Server(tmp_path, server_env(tmp_path, str(tiny_model_dir)))
+    try:
+        deadline = time.monotonic() + 60
+        while not (first := worker_pids(server.proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(first) == 1
+        (killed,) = first
+        os.kill(killed, signal.SIGKILL)  # as the kernel's OOM killer would
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = worker_pids(server.proc.pid)
+            if now and killed not in now:
+                break
+            time.sleep(0.2)
+        assert len(now) == 1 and killed not in now, (killed, now)
+        assert httpx.get(f"{server.url}/healthz").json()["worker"] is True
+        assert server.proc.poll() is None
     finally:
         server.stop()
