@@ -34,6 +34,7 @@ demo: setup
 
 test: setup llama-cpp
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -ra
 
 test-fast: setup
@@ -41,6 +42,7 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(PY) benchmarks/quality.py
