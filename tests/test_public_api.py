@@ -9,7 +9,8 @@ def test_exported_members_exist_and_are_the_public_names():
         assert all(hasattr(module, name) for name in module.__all__), module.__name__
     public = {n for n in dir(tunesmith) if not n.startswith("_")}
     modules = {"data", "engine", "errors", "jobs", "sdk", "service", "serving", "settings",
-               "store", "types", "vertex", "wire", "api", "cli", "demo", "records"}  # fmt: skip
+               "store", "types", "vertex", "wire", "api", "cli", "demo", "records",
+               "runtime"}  # fmt: skip
     assert public - modules == set(tunesmith.__all__) - {"errors"}
 
 
