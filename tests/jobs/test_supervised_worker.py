@@ -18,7 +18,7 @@ import httpx
 from tunesmith_server import Server, server_env, wait_done
 
 HOOK = Path(__file__).parent / "hang_hook"
-STALL_SECONDS = 20
+STALL_SECONDS = 40  # well past loading the tiny model on a loaded machine
 
 
 def body(word: str, n: int = 4) -> dict:
