@@ -63,6 +63,11 @@ class Settings:
     """Examples in one training set."""
     max_page_size: int = 1000
     """Largest page a list returns (a bigger pageSize is clamped, as Google does)."""
+    max_file_bytes: int = 32 * 1024 * 1024
+    """Largest training file one upload stores (OpenAI's ``/files``; the request limit above
+    bounds it too)."""
+    max_files_per_user: int = 100
+    """Files (OpenAI's ``/files``) one user may keep stored at once; past it: 429."""
 
     def __post_init__(self):
         # Settings may come back from JSON (lists) or from callers (a dict): one form here.
@@ -91,6 +96,11 @@ class Settings:
         them under the model's own folder (``step`` None), which its deletion removes."""
         folder = self.home / "served-checkpoints" / tuned_model_id
         return folder if step is None else folder / f"step-{step}"
+
+    @property
+    def files_dir(self) -> Path:
+        """Uploaded files (OpenAI's ``/files``), one per id the store chose."""
+        return self.home / "files"
 
     @property
     def exports_dir(self) -> Path:
@@ -123,6 +133,10 @@ def get_settings(**overrides) -> Settings:
         max_jobs_per_user=int(env.get("TUNESMITH_MAX_JOBS_PER_USER", 4)),
         max_examples=int(env.get("TUNESMITH_MAX_EXAMPLES", 100_000)),
         max_page_size=int(env.get("TUNESMITH_MAX_PAGE_SIZE", 1000)),
+        max_file_bytes=parse_bytes(
+            env.get("TUNESMITH_MAX_FILE_BYTES", "32MiB"), "TUNESMITH_MAX_FILE_BYTES"
+        ),
+        max_files_per_user=int(env.get("TUNESMITH_MAX_FILES_PER_USER", 100)),
         base_models=parse_base_models(
             re.split(r"[,\n]", env.get("TUNESMITH_BASE_MODELS", "")), "TUNESMITH_BASE_MODELS"
         ),

@@ -142,6 +142,7 @@ class Phase(enum.StrEnum):
     PREPARING_BASE_MODEL = "PREPARING_BASE_MODEL"
     LOADING_BASE_MODEL = "LOADING_BASE_MODEL"
     TUNING = "TUNING"
+    PAUSED = "PAUSED"
 
 
 # What every surface (wait_bar, the CLI, the console) shows for a phase.
@@ -150,6 +151,7 @@ PHASE_DESCRIPTIONS = {
     Phase.PREPARING_BASE_MODEL: "preparing base model (first run, once)",
     Phase.LOADING_BASE_MODEL: "loading base model",
     Phase.TUNING: "tuning",
+    Phase.PAUSED: "paused (resume it to carry on from its checkpoint)",
 }
 
 

@@ -21,7 +21,17 @@ app = typer.Typer(
     cls=RawArgsGroup,
 )
 
-_MODULES = ("serve", "worker", "keys", "tune", "models", "sharing", "generate", "export", "importing")
+_MODULES = (
+    "serve",
+    "worker",
+    "keys",
+    "tune",
+    "models",
+    "sharing",
+    "generate",
+    "export",
+    "importing",
+)
 
 for _name in _MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)

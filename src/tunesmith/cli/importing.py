@@ -23,12 +23,18 @@ from .models import models_app
 
 def import_adapter(
     adapter_dir: Annotated[
-        Path, typer.Argument(help="A peft LoRA adapter folder (adapter_config.json and "
-                             "adapter_model.safetensors).")
+        Path,
+        typer.Argument(
+            help="A peft LoRA adapter folder (adapter_config.json and adapter_model.safetensors)."
+        ),
     ],
     base: Annotated[
-        str, typer.Option("--base", help="The base model it was trained on: models/NAME, a "
-                          "local folder, a .gguf file or a Hugging Face id.")
+        str,
+        typer.Option(
+            "--base",
+            help="The base model it was trained on: models/NAME, a "
+            "local folder, a .gguf file or a Hugging Face id.",
+        ),
     ],
     id: Annotated[str, typer.Option("--id", help="The new tuned model's id.")],
     display_name: Annotated[

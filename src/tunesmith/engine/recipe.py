@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,6 +76,10 @@ class Recipe:
     checkpoint_dir: Path | None = None
     """Resume from the newest checkpoint here, and save one every ``checkpoint_every`` steps."""
     checkpoint_every: int = 10
+    epoch_checkpoint_dir: Path | None = None
+    """Keep the weights after each step that ends an epoch here, in ``step-N`` (laid out as
+    the finished model's, to be served: :meth:`Settings.served_checkpoint_dir`); None: not
+    kept."""
     validation_examples: list[tuple[str, str] | Conversation] = dataclasses.field(
         default_factory=list
     )
@@ -152,9 +157,7 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
     tokenizer = load_tokenizer(recipe.base_dir)
     fmt = PromptFormat(recipe.prompt_template, tokenizer)
     rows = [fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.examples]
-    held_out = [
-        fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.validation_examples
-    ]
+    held_out = [fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.validation_examples]
     lengths = [len(ids) for ids, _ in rows]
     plan = plan_batches(len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed, lengths)
     use_bf16 = recipe.mixed_precision == "bf16" or (
@@ -174,14 +177,16 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
     try:
         scorer = _Scorer(held_out, recipe.batch_size, tokenizer.pad_token_id, use_bf16)
         with contextlib.nullcontext() if models.compiled(model) else models.eager(model):
-            _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step, scorer)
-        _save(model, tokenizer, fmt, recipe)
+            _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step, scorer, fmt)
+        _save(model, tokenizer, fmt, recipe, recipe.output_dir)
     finally:
         models.release(model)  # the cached base goes back clean for the next job
     return recipe.output_dir
 
 
-def _train(recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step, scorer) -> None:
+def _train(
+    recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step, scorer, fmt
+) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel for all parameters instead of a loop over ~200 small LoRA tensors
     # (about 4 % of a CPU step); the same update, the same state dict for checkpoints.
@@ -214,6 +219,8 @@ def _train(recipe: Recipe, model, tokenizer, rows, plan, use_bf16: bool, on_step
         # exactly the epochs that end after its checkpoint.
         ended_epoch = epoch > (plan[step - 2][1] if step > 1 else 0)
         held_out = scorer(model, epoch) if scorer and ended_epoch else None
+        if recipe.epoch_checkpoint_dir is not None and (ended_epoch or step == len(plan)):
+            _keep(model, tokenizer, fmt, recipe, recipe.epoch_checkpoint_dir / f"step-{step}")
         report = StepReport(step, epoch, float(loss.detach()), int(mask.sum()), held_out)
         decision = on_step(report)  # True, False (stop) or checkpoint.PAUSE (save, then stop)
         if recipe.checkpoint_dir is not None and checkpoint.due(recipe, step, len(plan), decision):
@@ -284,8 +291,17 @@ def _warmup_cosine(steps: int, warmup_fraction: float) -> Callable[[int], float]
     return factor
 
 
-def _save(model, tokenizer, fmt: PromptFormat, recipe: Recipe) -> None:
-    out = recipe.output_dir
+def _keep(model, tokenizer, fmt: PromptFormat, recipe: Recipe, out: Path) -> None:
+    """Save the model as it is into ``out`` whole or not at all (a temporary folder renamed
+    into place), replacing what a run before a resume kept there."""
+    tmp = out.with_name(out.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _save(model, tokenizer, fmt, recipe, tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
+def _save(model, tokenizer, fmt: PromptFormat, recipe: Recipe, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)  # LoRA: adapter weights only
     if recipe.method == "full":

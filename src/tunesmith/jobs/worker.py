@@ -7,6 +7,9 @@ these ways:
 - it finishes: ACTIVE with the adapter; or an error: FAILED with the reason (exception, NaN
   loss, out of memory, a base model that cannot load);
 - the user cancels: the next step or heartbeat sees it, the run stops, CANCELLED (code 1);
+- the user pauses: the next step or heartbeat sees it, the run saves a checkpoint of that
+  step and the job waits PAUSED, in its place in the queue, until resumed (then the next
+  worker carries on from that step);
 - the worker is told to shut down (SIGTERM): the run pauses at the end of its step, saves a
   checkpoint and hands the job back to the queue; the next worker resumes from that step;
 - the worker dies (SIGKILL, a lost machine): its lease lapses and the next worker takes the
@@ -105,7 +108,8 @@ def build_recipe(
         method=job.method,
         prompt_template=spec.prompt_template,
         init_adapter_dir=init_adapter,
-        seed=settings.seed,
+        seed=settings.seed if job.seed is None else job.seed,
+        epoch_checkpoint_dir=settings.served_checkpoint_dir(model.id),
         validation_examples=[_example(e) for e in job.validation_examples],
     )
 
@@ -123,7 +127,7 @@ class _Control:
     """Why a run should stop, set once by whoever notices first."""
 
     def __init__(self):
-        self.why: str | None = None  # cancelled | lost | shutdown | hung
+        self.why: str | None = None  # cancelled | paused | lost | shutdown | hung
         self.event = threading.Event()
         self.last_progress = time.monotonic()
 
@@ -168,7 +172,7 @@ def run_job(
                 if exit_on_hang:
                     os._exit(HUNG_EXIT_CODE)
             elif not jobs.heartbeat(**held, lease_seconds=lease):
-                ctl.stop("cancelled" if jobs.holds(**held) else "lost")
+                ctl.stop(jobs.stop_reason(**held))
 
     def progressed() -> None:
         ctl.last_progress = time.monotonic()
@@ -181,12 +185,13 @@ def run_job(
         if ctl.why is None and not jobs.record_step(
             **held, snapshot=snap, lease_seconds=lease, validation_loss=r.validation_loss
         ):
-            ctl.stop("cancelled" if jobs.holds(**held) else "lost")
+            ctl.stop(jobs.stop_reason(**held))
         if ctl.why is None and shutdown.is_set():
             ctl.stop("shutdown")
         if ctl.why is None:
             return True
-        return checkpoint.PAUSE if ctl.why == "shutdown" else False
+        # Handed back or paused: save this step first, so the run carries on from it.
+        return checkpoint.PAUSE if ctl.why in ("shutdown", "paused") else False
 
     written: dict[str, Any] = {}  # the base model's preparation: when and what it last wrote
 
@@ -203,7 +208,7 @@ def run_job(
         if due and ctl.why is None:
             written.update(at=now, fraction=fraction)
             if not jobs.record_phase(**held, phase=Phase.PREPARING_BASE_MODEL, progress=fraction):
-                ctl.stop("cancelled" if jobs.holds(**held) else "lost")
+                ctl.stop(jobs.stop_reason(**held))
         if ctl.why is None and shutdown.is_set():
             ctl.stop("shutdown")
         if ctl.why is not None:
@@ -238,6 +243,8 @@ def run_job(
             return JobStatus.CANCELLED
         if ctl.why == "shutdown":
             jobs.release(**held)
+        if ctl.why == "paused" and jobs.pause(**held):
+            return JobStatus.PAUSED
         return None
     except KeyboardInterrupt:  # e.g. a Ray task cancelled by its driver
         jobs.release(**held)

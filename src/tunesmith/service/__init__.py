@@ -16,6 +16,8 @@ from ..store.permissions import PermissionStore
 from .access import Access, Caller
 from .catalog import BaseModelCatalog
 from .exports import ExportService
+from .files import FileService
+from .fine_tuning import FineTuningService
 from .generation import GenerationService
 from .imports import ImportService
 from .model_names import ModelDirectory
@@ -55,7 +57,9 @@ class Service:
         )
         self.exports = ExportService(self.settings, self.store, self.access, self.base_models)
         self.imports = ImportService(self.settings, self.store, self.base_models)
+        self.files = FileService(self.settings, self.store)
         self.models = ModelDirectory(self.settings, self.store, self.tuning, self.generation)
+        self.fine_tuning = FineTuningService(self.tuning, self.files, self.models)
         self.keys = self.permissions.keys  # API keys: who a request's caller is
 
     def authenticate(self, secret: str | None) -> Caller | None:

@@ -45,9 +45,7 @@ class ImportService:
         """Register the peft LoRA adapter in ``folder`` over ``base_model`` as tunedModels/ID."""
         problems = []
         if not isinstance(id, str) or not ID_PATTERN.match(id):
-            problems.append(
-                f"tuned_model_id: {id!r} must match [a-z]([a-z0-9-]{{0,38}}[a-z0-9])?"
-            )
+            problems.append(f"tuned_model_id: {id!r} must match [a-z]([a-z0-9-]{{0,38}}[a-z0-9])?")
         if display_name is not None and len(display_name) > MAX_DISPLAY_NAME:
             problems.append(f"display_name: over the limit of {MAX_DISPLAY_NAME} characters")
         folder = Path(folder).expanduser()

@@ -128,7 +128,7 @@ class ModelDirectory:
         token = None
         while True:
             page, token = self.tuning.list_tuned_models(None, token, None, owner)
-            found += [self._tuned(t) for t in page if t.state is TunedModelState.ACTIVE]
+            found += [self.named(t) for t in page if t.state is TunedModelState.ACTIVE]
             if not token:
                 return found
 
@@ -138,7 +138,7 @@ class ModelDirectory:
             model = self.generation.get_model(ref.base)
             return NamedModel(model.name.removeprefix("models/"), 0, "tunesmith")
         tuned = self.tuning.get_tuned_model(ref.tuned_model, owner)
-        named = self._tuned(tuned)
+        named = self.named(tuned)
         if ref.checkpoint_step is None:
             return named
         folder = self.settings.served_checkpoint_dir(tuned.id, ref.checkpoint_step)
@@ -163,7 +163,8 @@ class ModelDirectory:
         self.tuning.delete_tuned_model(ref.tuned_model, owner)
         return named
 
-    def _tuned(self, tuned) -> NamedModel:
+    def named(self, tuned) -> NamedModel:
+        """A tuned model (its record) under OpenAI's name for it."""
         owner = self.store.tuned_model_owner(tuned.id)
         base = self.tuning.catalog.stored(tuned.base_model).name if tuned.base_model else "model"
         created = int(tuned.create_time.timestamp()) if tuned.create_time else 0

@@ -68,6 +68,8 @@ class CreateTunedModelRequest:
     method: str = "lora"
     validation_examples: Sequence[TuningExample | Conversation] | None = None
     """tunesmith's own: held-out examples whose mean loss is recorded at every epoch's end."""
+    seed: int | None = None
+    """The run's seed (OpenAI's ``seed``); None: the worker's setting."""
 
 
 def parse_model_name(name: str, collection: str = "tunedModels") -> str:
@@ -107,8 +109,16 @@ class TuningService:
     # -- create -------------------------------------------------------------------------
 
     def create_tuned_model(
-        self, req: CreateTunedModelRequest, owner: str | None = None
+        self,
+        req: CreateTunedModelRequest,
+        owner: str | None = None,
+        *,
+        fine_tuning: dict | None = None,
+        failure: str | None = None,
     ) -> OperationRecord:
+        """Store the tuned model and queue its job. ``fine_tuning``: the OpenAI fields of a job
+        created as an OpenAI fine-tuning job (:mod:`.fine_tuning`); ``failure``: the job fails
+        at once with this reason (a check OpenAI makes after accepting the job)."""
         caller = as_caller(owner)
         examples = list(req.examples)
         data.validate_examples(examples, max_examples=self.settings.max_examples)
@@ -140,6 +150,8 @@ class TuningService:
             problems.append(f"description: over the limit of {MAX_DESCRIPTION} characters")
         if req.method not in METHODS:
             problems.append(f"method: '{req.method}' is not one of {', '.join(METHODS)}")
+        if req.seed is not None and (not _is_int(req.seed) or not 0 <= req.seed < 2**31):
+            problems.append(f"seed: {req.seed!r} must be an integer from 0 to 2147483647")
         if problems:
             # Nothing wrong but a base (or parent) model that does not exist: "not found", as
             # for any other missing resource (404; the CLI's exit 3).
@@ -171,9 +183,12 @@ class TuningService:
                 owner=caller.user if caller else None,
                 validation_examples=held_out,
                 max_active_jobs=self.settings.max_jobs_per_user,  # checked as the job is stored
+                seed=req.seed,
+                fine_tuning=fine_tuning,
+                failure=failure,
             )
         )
-        if self.on_enqueue is not None:
+        if self.on_enqueue is not None and failure is None:
             self.on_enqueue()  # after the commit: a worker can only see committed jobs
         return op
 
@@ -337,6 +352,24 @@ class TuningService:
         model_id = parse_model_name(name)
         self.access.require(owner, model_id, Role.READER)
         return self.store.list_operations(model_id)
+
+    def pause_operation(self, name: str, owner: str | None = None) -> OperationRecord:
+        """tunesmith's own (OpenAI's pause): a queued job waits, a running one stops at its
+        next step with a checkpoint; it keeps its place in the queue until resumed."""
+        model_id, op_id = parse_operation_name(name)
+        self.access.require(owner, model_id, Role.WRITER)
+        self.store.jobs.request_pause(model_id, op_id)
+        return self.store.get_operation(model_id, op_id)
+
+    def resume_operation(self, name: str, owner: str | None = None) -> OperationRecord:
+        """A paused job goes back to the queue in its place and carries on from its
+        checkpoint."""
+        model_id, op_id = parse_operation_name(name)
+        self.access.require(owner, model_id, Role.WRITER)
+        self.store.jobs.request_resume(model_id, op_id)
+        if self.on_enqueue is not None:
+            self.on_enqueue()
+        return self.store.get_operation(model_id, op_id)
 
     def cancel_operation(self, name: str, owner: str | None = None) -> OperationRecord:
         model_id, op_id = parse_operation_name(name)

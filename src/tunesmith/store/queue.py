@@ -4,9 +4,20 @@ Every change of a job's status goes through :func:`move`, which refuses transiti
 :data:`TRANSITIONS`::
 
     QUEUED ──claim──▶ RUNNING ──▶ SUCCEEDED | FAILED | CANCELLED
-      │  ▲              │  ▲
-      │  └──release─────┘  └── reclaimed after its lease expired (attempts += 1)
-      └──cancel / attempts used up──▶ CANCELLED | FAILED
+      │  ▲  ▲           │  ▲
+      │  │  └──release──┘  └── reclaimed after its lease expired (attempts += 1)
+      │  │                 │
+      │  resume            └──pause: its worker saves a checkpoint at the step's end──┐
+      │  │                                                                          ▼
+      │  └──────────────────────────────── PAUSED ◀──pause (no worker holds it)── QUEUED
+      │                                      │
+      └──cancel / attempts used up──▶ CANCELLED | FAILED ◀──cancel──┘
+
+A paused job keeps its checkpoint (:meth:`JobQueue.live` counts it, so no sweep removes it)
+and its place in the queue: claims take the oldest ``created_at`` first, and resuming leaves
+it as it was. A pause of a running job is a request (``pause_requested``) its worker hears at
+its next step or heartbeat, as a cancel is; the worker then saves a checkpoint of that step
+and moves the job to PAUSED itself (:meth:`JobQueue.pause`).
 
 Claims never hand one job to two workers: SQLite takes the write lock at ``BEGIN
 IMMEDIATE`` (as every write here does, see :func:`~tunesmith.store.db.write_session`); PostgreSQL locks the chosen row with ``FOR UPDATE SKIP LOCKED`` so racing
@@ -26,7 +37,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
-from ..errors import NotFound
+from ..errors import FailedPrecondition, NotFound
 from ..records.conversations import Conversation
 from ..types import Phase, TunedModel, TunedModelState, TuningExample, TuningSnapshot
 from .db import is_sqlite, write_session
@@ -39,6 +50,7 @@ class JobStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PAUSED = "paused"
 
     @property
     def finished(self) -> bool:
@@ -46,9 +58,11 @@ class JobStatus(enum.StrEnum):
 
 
 _ENDS = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+_LIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 TRANSITIONS: dict[JobStatus, set[JobStatus]] = {
-    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED},
-    JobStatus.RUNNING: {JobStatus.RUNNING, JobStatus.QUEUED} | _ENDS,
+    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.PAUSED},
+    JobStatus.RUNNING: {JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.PAUSED} | _ENDS,
+    JobStatus.PAUSED: {JobStatus.QUEUED, JobStatus.CANCELLED},
     JobStatus.SUCCEEDED: set(),
     JobStatus.FAILED: set(),
     JobStatus.CANCELLED: set(),
@@ -89,6 +103,8 @@ class ClaimedJob:
     validation_examples: list[TuningExample | Conversation] = dataclasses.field(
         default_factory=list
     )
+    seed: int | None = None
+    """The run's seed when the job was given one (else the worker's setting)."""
 
 
 class JobQueue:
@@ -161,6 +177,7 @@ class JobQueue:
                 total_steps=row.total_steps,
                 completed_steps=row.completed_steps,
                 validation_examples=_examples(op.validation_data),
+                seed=op.seed,
             )
 
     def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool:
@@ -170,12 +187,33 @@ class JobQueue:
             if op is None:
                 return False
             op.lease_expires_at = self._now(s) + dt.timedelta(seconds=lease_seconds)
-            return not op.cancel_requested
+            return not _told_to_stop(op)
 
     def holds(self, operation_id: str, worker_id: str) -> bool:
         """Whether this worker still holds the job (its lease may have expired unnoticed)."""
         with self._sessions() as s:
             return _held(s, operation_id, worker_id) is not None
+
+    def stop_reason(self, operation_id: str, worker_id: str) -> str:
+        """Why a job's worker was told to stop: ``cancelled``, ``paused``, or ``lost`` (it no
+        longer holds the job). A cancel wins over a pause."""
+        with self._sessions() as s:
+            op = _held(s, operation_id, worker_id)
+            if op is None:
+                return "lost"
+            return "paused" if op.pause_requested and not op.cancel_requested else "cancelled"
+
+    def pause(self, operation_id: str, worker_id: str) -> bool:
+        """The worker stopped a job it was told to pause (after saving its checkpoint): it
+        waits, PAUSED, until resumed. False if the worker no longer held it."""
+        with write_session(self.engine) as s:
+            op = _held(s, operation_id, worker_id)
+            if op is None:
+                return False
+            move(op, JobStatus.PAUSED)
+            _let_go(op)
+            op.attempts = max(0, op.attempts - 1)  # a pause is not a failed attempt
+            return True
 
     def record_phase(
         self, operation_id: str, worker_id: str, phase: Phase, progress: float | None = None
@@ -190,7 +228,7 @@ class JobQueue:
             if op is None:
                 return False
             op.phase, op.phase_progress = Phase(phase).value, progress
-            return not op.cancel_requested
+            return not _told_to_stop(op)
 
     def record_step(
         self,
@@ -235,7 +273,7 @@ class JobQueue:
             )
             op.lease_expires_at = self._now(s) + dt.timedelta(seconds=lease_seconds)
             op.phase = op.phase_progress = None  # the steps tell from here on
-            return not op.cancel_requested
+            return not _told_to_stop(op)
 
     def rewind(self, operation_id: str, worker_id: str, step: int) -> bool:
         """A resumed run restarts after ``step``: drop the snapshots (and validation losses)
@@ -291,9 +329,7 @@ class JobQueue:
             if op is None:
                 return False
             move(op, JobStatus.QUEUED)
-            op.lease_owner = None
-            op.lease_expires_at = None
-            op.phase = op.phase_progress = None
+            _let_go(op)
             op.attempts = max(0, op.attempts - 1)  # a clean hand-back is not a failed attempt
             return True
 
@@ -302,16 +338,47 @@ class JobQueue:
         next step or heartbeat, within seconds."""
         with write_session(self.engine) as s:
             now = self._now(s)
-            op = s.get(OperationRow, operation_id)
-            if op is None or op.tuned_model_id != model_id:
-                raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
+            op = _operation(s, model_id, operation_id)
             status = JobStatus(op.status)
             if status.finished:
                 return
             op.cancel_requested = True
-            lease = _utc(op.lease_expires_at)
-            if status is JobStatus.QUEUED or lease is None or lease < now:
+            if status is not JobStatus.RUNNING or _lease_over(op, now):
                 finish(s, op, JobStatus.CANCELLED, CANCELLED_CODE, CANCELLED_MESSAGE, now)
+
+    def request_pause(self, model_id: str, operation_id: str) -> JobStatus:
+        """Pause a job: a queued one (or one whose worker died) at once, a running one at its
+        next step, which its worker checkpoints first. FailedPrecondition for a finished job.
+        Returns the job's status now."""
+        with write_session(self.engine) as s:
+            op = _operation(s, model_id, operation_id)
+            status = JobStatus(op.status)
+            if status.finished:
+                raise FailedPrecondition(f"the job is {status.value}; only a live job pauses")
+            if status is JobStatus.PAUSED:
+                return status
+            if status is JobStatus.QUEUED or _lease_over(op, self._now(s)):
+                move(op, JobStatus.PAUSED)
+                _let_go(op)
+                return JobStatus.PAUSED
+            op.pause_requested = True
+            return status
+
+    def request_resume(self, model_id: str, operation_id: str) -> JobStatus:
+        """A paused job goes back to the queue, in the place it had (its ``created_at``); a
+        running job whose pause was asked for but not reached carries on. FailedPrecondition
+        for a job that is not paused."""
+        with write_session(self.engine) as s:
+            op = _operation(s, model_id, operation_id)
+            status = JobStatus(op.status)
+            if status is JobStatus.PAUSED:
+                move(op, JobStatus.QUEUED)
+                op.pause_requested = False
+                return JobStatus.QUEUED
+            if status is JobStatus.RUNNING and op.pause_requested:
+                op.pause_requested = False
+                return status
+            raise FailedPrecondition(f"the job is {status.value}, not paused")
 
     def claimable(self) -> int:
         """Jobs a worker could take now: queued, or running under an expired lease."""
@@ -330,14 +397,15 @@ class JobQueue:
         return now
 
     def live(self, operation_ids: list[str]) -> set[str]:
-        """Those of ``operation_ids`` that are still queued or running."""
+        """Those of ``operation_ids`` that are still queued, running or paused (whose
+        checkpoints must stay)."""
         if not operation_ids:
             return set()
         with self._sessions() as s:
             rows = s.execute(
                 select(OperationRow.id).where(
                     OperationRow.id.in_(operation_ids)
-                    & OperationRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+                    & OperationRow.status.in_([j.value for j in _LIVE])
                 )
             )
             return {r[0] for r in rows}
@@ -356,9 +424,8 @@ def finish(s: Session, op: OperationRow, status: JobStatus, code, message, now) 
     """Move a job to an end state and its tuned model to ACTIVE or FAILED, in one transaction."""
     move(op, status)
     op.finished_at = now
-    op.phase = op.phase_progress = None
-    op.lease_owner = None
-    op.lease_expires_at = None
+    _let_go(op)
+    op.pause_requested = False
     op.error_code = code
     op.error_message = message
     row = _model_row(s, op)
@@ -368,6 +435,29 @@ def finish(s: Session, op: OperationRow, status: JobStatus, code, message, now) 
     row.error_message = None if status is JobStatus.SUCCEEDED else message
     row.complete_time = now
     row.update_time = now
+
+
+def _let_go(op: OperationRow) -> None:
+    """No worker holds the job any more."""
+    op.lease_owner = None
+    op.lease_expires_at = None
+    op.phase = op.phase_progress = None
+
+
+def _told_to_stop(op: OperationRow) -> bool:
+    return bool(op.cancel_requested or op.pause_requested)
+
+
+def _lease_over(op: OperationRow, now: dt.datetime) -> bool:
+    lease = _utc(op.lease_expires_at)
+    return lease is None or lease < now
+
+
+def _operation(s: Session, model_id: str, operation_id: str) -> OperationRow:
+    op = s.get(OperationRow, operation_id)
+    if op is None or op.tuned_model_id != model_id:
+        raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
+    return op
 
 
 def _runnable(now: dt.datetime):

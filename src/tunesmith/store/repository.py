@@ -34,8 +34,16 @@ from ..types import (
     ValidationLosses,
 )
 from .db import make_engine, migrate, write_session
-from .queue import JobQueue, JobStatus, examples_to_json, utcnow
-from .tables import OperationRow, SnapshotRow, TunedModelRow, ValidationLossRow
+from .queue import JobQueue, JobStatus, examples_to_json, finish, utcnow
+from .tables import (
+    FineTuningJobRow,
+    OperationRow,
+    SnapshotRow,
+    TunedModelRow,
+    ValidationLossRow,
+)
+
+INVALID_ARGUMENT_CODE = 3  # gRPC INVALID_ARGUMENT
 
 
 @overload
@@ -62,6 +70,13 @@ class NewTuning:
     validation_examples: list[TuningExample | Conversation] | None = None
     # At most this many jobs of ``owner`` queued or running, this one included (0: no limit).
     max_active_jobs: int = 0
+    seed: int | None = None  # the run's seed (None: the worker's setting)
+    fine_tuning: dict | None = None
+    """The job's OpenAI fields (:class:`~.tables.FineTuningJobRow`'s columns but the id),
+    stored with it when it was created as an OpenAI fine-tuning job."""
+    failure: str | None = None
+    """Store the job FAILED (INVALID_ARGUMENT) with this reason instead of queuing it: a check
+    OpenAI makes after accepting a job (it is listed, with its error, like any other)."""
 
 
 _PG_JOB_LIMIT_LOCK = 727_002  # advisory lock namespace: one owner's creates count in turn
@@ -120,14 +135,20 @@ class Store:
                 else examples_to_json(new.validation_examples)
             ),
             validation_count=len(new.validation_examples or ()),
+            seed=new.seed,
         )
         try:
             with write_session(self.engine) as s:
-                if new.owner is not None and new.max_active_jobs:
+                if new.owner is not None and new.max_active_jobs and new.failure is None:
                     _check_job_limit(s, new.owner, new.max_active_jobs)
                 s.add(row)
                 s.flush()
                 s.add(op)
+                if new.fine_tuning is not None:
+                    s.add(FineTuningJobRow(tuned_model_id=m.id, **new.fine_tuning))
+                if new.failure is not None:
+                    s.flush()
+                    finish(s, op, JobStatus.FAILED, INVALID_ARGUMENT_CODE, new.failure, utcnow())
         except IntegrityError:
             raise AlreadyExists(f"tunedModels/{m.id} already exists") from None
         return self.get_operation(m.id, new.operation_id)
@@ -169,6 +190,28 @@ class Store:
         with self._sessions() as s:
             row = self._row(s, model_id, owner)
             return self._record(s, row)
+
+    def fine_tuning_fields(self, model_id: str) -> dict:
+        """What OpenAI's view of a tuned model's job shows beyond the tuned model: its
+        ``method`` (lora/full), the newest operation's ``seed``, and the OpenAI fields it was
+        created with (:class:`FineTuningJobRow`'s columns; absent for a job made otherwise)."""
+        with self._sessions() as s:
+            model = self._row(s, model_id, None)
+            seed = s.scalar(
+                select(OperationRow.seed)
+                .where(OperationRow.tuned_model_id == model_id)
+                .order_by(OperationRow.created_at.desc())
+                .limit(1)
+            )
+            fields = {"method": model.method, "seed": seed}
+            row = s.get(FineTuningJobRow, model_id)
+            if row is not None:
+                fields.update(
+                    (c.name, getattr(row, c.name))
+                    for c in FineTuningJobRow.__table__.columns
+                    if c.name != "tuned_model_id"
+                )
+            return fields
 
     def tuned_model_owner(self, model_id: str) -> str | None:
         with self._sessions() as s:
@@ -354,6 +397,8 @@ def _phase(op: OperationRow, status: JobStatus) -> RunPhase | None:
         return RunPhase(Phase.QUEUED)
     if status is JobStatus.RUNNING:
         return RunPhase(op.phase or Phase.TUNING, op.phase_progress)
+    if status is JobStatus.PAUSED:
+        return RunPhase(Phase.PAUSED)
     return None
 
 

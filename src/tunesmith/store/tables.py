@@ -77,6 +77,10 @@ class OperationRow(Base):
     # What a running job does before its first step (see tunesmith.types.Phase); NULL after.
     phase: Mapped[str | None] = mapped_column(String(32))
     phase_progress: Mapped[float | None] = mapped_column(Float)
+    # A pause asked for while a worker runs the job; it checkpoints and moves it to PAUSED.
+    pause_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The run's seed when the job was given one (OpenAI's ``seed``); NULL: the worker's.
+    seed: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_operations_status_created", "status", "created_at"),)
 
@@ -105,3 +109,22 @@ class ValidationLossRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     mean_loss: Mapped[float] = mapped_column(Float)
     compute_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FineTuningJobRow(Base):
+    """What OpenAI's fine-tuning job adds to the tuning job it is (``ftjob-ID`` is the tuned
+    model ``ID`` and its operation): the files it came from, its suffix and metadata, and the
+    OpenAI error code of a job that failed a check made after it was accepted."""
+
+    __tablename__ = "fine_tuning_jobs"
+
+    tuned_model_id: Mapped[str] = mapped_column(
+        ForeignKey("tuned_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(512))  # the model named at creation
+    training_file: Mapped[str] = mapped_column(String(40))
+    validation_file: Mapped[str | None] = mapped_column(String(40))
+    suffix: Mapped[str | None] = mapped_column(String(64))
+    metadata_json: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_param: Mapped[str | None] = mapped_column(String(64))

@@ -8,7 +8,8 @@ a thin adapter over the service, one per resource:
 
 * :mod:`.models` — ``/models``;
 * :mod:`.inference` — ``/chat/completions``, ``/completions``;
-* ``files`` and ``fine_tuning`` — ``/files``, ``/fine_tuning/jobs``.
+* :mod:`.files` — ``/files``;
+* :mod:`.fine_tuning` — ``/fine_tuning/jobs``.
 
 Model names (``ft:BASE:OWNER:SUFFIX:JOBID``, ``MODEL:ckpt-step-N``, ``tunedModels/ID``, a base
 model's short name) resolve in one place: :mod:`tunesmith.service.model_names`.
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import inference, models
+from . import files, fine_tuning, inference, models
 from .errors import PREFIX
 
 router = APIRouter()
-for _module in (models, inference):
+for _module in (models, inference, files, fine_tuning):
     router.include_router(_module.router)
 
 __all__ = ["PREFIX", "router"]

@@ -77,9 +77,7 @@ def quantization_type(name: str):
     if name in NOT_AVAILABLE:
         raise InvalidArgument(f"quantization: {name} is not available: {NOT_AVAILABLE[name]}")
     if name not in QUANTIZATIONS:
-        raise InvalidArgument(
-            f"quantization: '{name}' is not one of {', '.join(QUANTIZATIONS)}"
-        )
+        raise InvalidArgument(f"quantization: '{name}' is not one of {', '.join(QUANTIZATIONS)}")
     return gguf.GGMLQuantizationType[name]
 
 
