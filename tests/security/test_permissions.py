@@ -296,3 +296,35 @@ def test_bad_permissions_are_refused_by_field(server, shared, grant, words):
     with client(server, "alice") as alice:
         r = alice.post(f"/tunedModels/{model_id}/permissions", json=grant)
     assert r.status_code in (400, 409) and words in r.json()["error"]["message"], r.text
+
+
+# OpenAI's view of the same jobs: (name, least role, fresh model needed, method, path after
+# /openai/v1/fine_tuning/jobs/ftjob-ID); a fresh model's job is still queued or running.
+OPENAI_ROUTES = [
+    ("job", "READER", False, "GET", ""),
+    ("events", "READER", False, "GET", "/events"),
+    ("checkpoints", "READER", False, "GET", "/checkpoints"),
+    ("pause", "WRITER", True, "POST", "/pause"),
+    ("cancel", "WRITER", True, "POST", "/cancel"),
+]
+
+
+@pytest.mark.parametrize("user", list(ROLE_OF))
+@pytest.mark.parametrize("route", OPENAI_ROUTES, ids=[r[0] for r in OPENAI_ROUTES])
+def test_every_role_against_every_fine_tuning_job_route(server, shared, user, route):
+    name, least, fresh, method, tail = route
+    model_id, _op = new_model(server) if fresh else shared
+    s, keys = server
+    headers = {"authorization": f"Bearer {keys[user]}"}
+    with httpx.Client(base_url=s.url + "/openai/v1", headers=headers, timeout=60) as c:
+        r = c.request(method, f"/fine_tuning/jobs/ftjob-{model_id}{tail}", json={})
+    role = ROLE_OF[user]
+    if role is None:
+        assert r.status_code == 404, (name, r.text)
+        assert r.json()["error"]["code"] == "not_found"
+    elif RANK[role] < RANK[least]:
+        assert r.status_code == 403, (name, r.text)
+        assert r.json()["error"]["code"] == "permission_denied"
+    else:
+        assert r.status_code == 200, (name, r.text)
+        assert r.json()["object"] in ("fine_tuning.job", "list")
