@@ -88,4 +88,3 @@ def create_app(
     apidocs.mount(app)  # /docs and /redoc, their files served from here, not a CDN
     console.mount(app)  # the web console at /, a client of the routes above like any other
     return app
-

@@ -16,6 +16,7 @@ OpenAI's does.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import json
@@ -152,7 +153,7 @@ class FineTuningService:
                 batch_size=batch,
                 learning_rate_multiplier=mult,
                 validation_examples=held_out,
-                seed=req.seed,
+                seed=req.seed,  # type: ignore[arg-type]  # checked by create_tuned_model
             ),
             owner,
             fine_tuning={
@@ -176,7 +177,9 @@ class FineTuningService:
 
     # -- read ---------------------------------------------------------------------------
 
-    def list(self, owner=None, metadata: Mapping[str, str] | None = None) -> list[FineTuningJob]:
+    def list(
+        self, owner=None, metadata: Mapping[str, str] | None = None
+    ) -> builtins.list[FineTuningJob]:
         """Every job the caller may see, newest first; with ``metadata``, those whose
         metadata holds every pair."""
         jobs = [self._job(op) for op in reversed(self.tuning.list_operations(None, owner))]
@@ -191,7 +194,7 @@ class FineTuningService:
     def get(self, job_id: str, owner=None) -> FineTuningJob:
         return self._job(self._operation(job_id, owner))
 
-    def events(self, job_id: str, owner=None) -> list[JobEvent]:
+    def events(self, job_id: str, owner=None) -> builtins.list[JobEvent]:
         """What happened to the job, newest first: created, validating, started, one metrics
         event per step (``train_loss``; ``valid_loss`` at each epoch's end), and how it
         ended."""
@@ -288,7 +291,7 @@ class FineTuningService:
             )
         return events[::-1]
 
-    def checkpoints(self, job_id: str, owner=None) -> list[JobCheckpoint]:
+    def checkpoints(self, job_id: str, owner=None) -> builtins.list[JobCheckpoint]:
         """The kept checkpoints (one at each epoch's end), newest first; each is a model name
         generation takes (``FT_MODEL:ckpt-step-N``)."""
         op = self._operation(job_id, owner)
@@ -306,7 +309,7 @@ class FineTuningService:
             if not digits.isdigit() or not path.is_dir():
                 continue  # a folder being written (step-N.part)
             step = int(digits)
-            metrics = {"step": step}
+            metrics: dict[str, float] = {"step": step}
             if step in losses:
                 metrics["train_loss"] = losses[step]
             if step in valid:
@@ -392,8 +395,8 @@ class FineTuningService:
             status=status,
             training_file=fields.get("training_file"),
             validation_file=fields.get("validation_file"),
-            n_epochs=hp.epoch_count,
-            batch_size=hp.batch_size,
+            n_epochs=hp.epoch_count or 0,
+            batch_size=hp.batch_size or 0,
             learning_rate_multiplier=float(mult),
             error=error,
             seed=fields["seed"],
@@ -417,7 +420,9 @@ def _source(model) -> str:
         raise InvalidArgument(f"model: {e.message}") from None
     if ref.checkpoint_step is not None:
         raise InvalidArgument(f"model: {model} is a checkpoint; tune from its model instead")
-    return ref.tuned_model or ref.base
+    source = ref.tuned_model or ref.base
+    assert source is not None  # parse names a base or a tuned model
+    return source
 
 
 def _file_id(field: str, value) -> str:

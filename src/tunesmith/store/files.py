@@ -55,7 +55,7 @@ class FileStore:
                 kept = s.scalar(
                     select(func.count()).select_from(FileRow).where(FileRow.owner == record.owner)
                 )
-                if kept >= max_per_owner:
+                if (kept or 0) >= max_per_owner:
                     raise ResourceExhausted(
                         f"file: {record.owner} already keeps {kept} files, the limit; "
                         "delete some first"

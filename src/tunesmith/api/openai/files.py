@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -33,7 +33,7 @@ _FILE = {
         "status": {"type": "string"},
     },
 }
-_ONE = {200: {"content": {"application/json": {"schema": _FILE}}}}
+_ONE: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {"schema": _FILE}}}}
 _UPLOAD = {
     "requestBody": {
         "required": True,
@@ -79,8 +79,11 @@ def parse_form(content_type: str, body: bytes) -> dict[str, tuple[str | None, by
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name:
-            payload = part.get_payload(decode=True) or b""
-            fields[str(name)] = (part.get_filename(), payload)
+            payload = part.get_payload(decode=True)
+            fields[str(name)] = (
+                part.get_filename(),
+                payload if isinstance(payload, bytes) else b"",
+            )
     return fields
 
 

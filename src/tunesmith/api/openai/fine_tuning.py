@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -21,7 +22,9 @@ from .pagination import Listing, list_json, page
 
 router = APIRouter(tags=["openai: fine-tuning"])
 
-_OBJECT = {200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
+_OBJECT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object"}}}}
+}
 _HYPER = {
     "type": "object",
     "properties": {
