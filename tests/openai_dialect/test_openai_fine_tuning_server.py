@@ -61,8 +61,8 @@ def test_a_fine_tuning_job_on_the_packaged_model(tmp_path, converted_base_models
             time.sleep(1)
         assert job.status == "succeeded", job.error
         assert job.fine_tuned_model == f"ft:smollm2-135m-instruct:ada:capitals:{job.id}"
-        losses = [e.data["train_loss"] for e in client.fine_tuning.jobs.list_events(job.id)]
-        losses = [x for x in losses if x is not None][::-1]
+        events = client.fine_tuning.jobs.list_events(job.id)
+        losses = [e.data["train_loss"] for e in events if e.type == "metrics"][::-1]
         assert len(losses) == 2  # 12 examples / 6, one epoch
         (ckpt,) = client.fine_tuning.jobs.checkpoints.list(job.id).data
         assert ckpt.fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-2"
