@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.cli._common import DEBUG_ENV, ExitCode
+from tunesmith.engine.base_models import SHARED_ENV
 from tunesmith.settings import Settings, get_settings, parse_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +22,9 @@ INTERNAL = {
     "TUNESMITH_EMBEDDED_SETTINGS": "how the embedded client hands its settings to the "
     "generation server it starts",
 }
+# Documented variables that are read where they are used, not through ``Settings``: the command
+# line's traceback switch, and the installation's (not a home's) cache of converted bases.
+OUTSIDE_SETTINGS = {DEBUG_ENV, SHARED_ENV}
 
 
 def markdown_table(path: Path, first_header: str) -> list[dict[str, str]]:
@@ -99,8 +103,8 @@ def configuration() -> dict[str, dict[str, str]]:
 def test_every_setting_is_documented_and_nothing_else():
     documented = set(configuration())
     settings = {_variable(f) for f in dataclasses.fields(Settings)}
-    assert documented - {DEBUG_ENV} == settings, "documented but no setting, or undocumented"
-    assert DEBUG_ENV in documented
+    assert documented - OUTSIDE_SETTINGS == settings, "documented but no setting, or undocumented"
+    assert OUTSIDE_SETTINGS <= documented
 
 
 def test_every_variable_the_code_reads_is_documented():

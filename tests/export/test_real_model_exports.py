@@ -50,6 +50,7 @@ class Tuned:
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory, converted_base_models):
     import tunesmith.sdk.clients as clients
+    from tunesmith.engine import base_models
 
     home = tmp_path_factory.mktemp("export-home")
     (home / "base-models").symlink_to(converted_base_models, target_is_directory=True)
@@ -81,7 +82,9 @@ def tuned(tmp_path_factory, converted_base_models):
                 ("gguf-lora", "F16"),
             ]
         }
-        base_dir = next(p for p in converted_base_models.iterdir() if p.is_dir())
+        # Where the converted base lies (the shared cache's folder when setup made one).
+        spec = base_models.resolve(model.base_model, model.base_model)
+        base_dir = base_models.materialize(spec, home / "base-models")
         yield Tuned(model.name, base_dir, served, exports)
         clients.configure()
         shutil.rmtree(out, ignore_errors=True)
