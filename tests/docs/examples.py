@@ -7,9 +7,10 @@ so a later block uses what an earlier one made); its ```bash blocks run in one b
 ``console``, ``yaml``, ...) are shown, not run. Each page starts in an empty folder with an
 empty ``TUNESMITH_HOME`` and ends with every process it started stopped.
 
-What the runner changes, and only this (``SUBSTITUTIONS``): the packaged base model becomes the
-tiny test model (the real one is the slow tests' business), ``0.0.0.0`` becomes ``127.0.0.1``
-(tests listen on loopback only) and port 8080 becomes a free port. What it provides: the data
+What the runner changes, and only this (``SUBSTITUTIONS``): the packaged base model (by either
+dialect's name) becomes the tiny test model (the real one is the slow tests' business),
+``0.0.0.0`` becomes ``127.0.0.1`` (tests listen on loopback only) and port 8080 becomes a free
+port. What it provides: the data
 files the pages name (``data.csv`` etc., see ``DATA_FILES``) and ``$KEY``, an API key of user
 ``alice``, in the environment of both sessions (``KEY`` in Python too).
 
@@ -79,6 +80,7 @@ def free_port() -> int:
 def substitutions(tiny_model: Path, port: int) -> list[tuple[str, str]]:
     return [
         ("models/smollm2-135m-instruct", str(tiny_model)),
+        ("smollm2-135m-instruct", str(tiny_model)),  # OpenAI's name for it
         ("0.0.0.0", "127.0.0.1"),
         ("8080", str(port)),
     ]
