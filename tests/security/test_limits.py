@@ -121,6 +121,11 @@ def test_requests_per_minute_per_key(limited):
         # Reading an operation (google-generativeai's wait_bar polls it without sleeping)
         # draws on a bucket of its own: still answered with the key's budget spent.
         assert c.get("/tunedModels/x/operations/y").status_code == 404
+    openai_headers = {"authorization": f"Bearer {keys['flood']}"}
+    with httpx.Client(base_url=s.url + "/openai/v1", headers=openai_headers) as oc:
+        # So does polling the same job as OpenAI's client does: answered, budget spent.
+        assert oc.get("/fine_tuning/jobs/ftjob-x").status_code == 404
+        assert oc.get("/fine_tuning/jobs/ftjob-x/events").status_code == 404
     with client(limited, "misc") as other:  # other keys are not affected
         assert other.get("/tunedModels").status_code == 200
     assert httpx.get(f"{s.url}/healthz").status_code == 200

@@ -11,7 +11,8 @@ jobs per user) is the service's. Here, before any route runs:
   bucket refilled evenly over the minute; past it the answer is 429 RESOURCE_EXHAUSTED with
   ``Retry-After`` in seconds. Requests without a key are not counted: a server without keys
   listens on loopback only, and one with keys answers them 401.
-* reading operations (``GET`` of ``.../operations/ID`` or of an operations list) draws on a
+* reading operations (``GET`` of ``.../operations/ID`` or of an operations list, and of an
+  OpenAI fine-tuning job or its events, which OpenAI's client polls) draws on a
   bucket of its own per key instead, at the same rate but holding only a second's worth
   (``POLL_BURST_SECONDS``): polling never spends the key's budget for its other calls.
   google-generativeai's ``wait_bar`` polls in a loop without sleeping and crashes on a 429,
@@ -50,8 +51,12 @@ MAX_PACE = 5.0
 longer, at a very low rate); a read that would wait longer is answered 429."""
 POLL_BURST_SECONDS = 1.0
 """The operation-read bucket holds this many seconds' worth of reads (at least one read)."""
-# GET of tunedModels/M/operations/OP, tunedModels/M/operations or operations (tunesmith's list).
-_OPERATION_READ = re.compile(r"^/v1[a-z0-9]*/(?:tunedModels/[^/]+/)?operations(?:/[^/:]+)?$")
+# GET of tunedModels/M/operations/OP, tunedModels/M/operations or operations (tunesmith's list),
+# and the same job as OpenAI's client polls it (a fine-tuning job, its events).
+_OPERATION_READ = re.compile(
+    r"^(?:/v1[a-z0-9]*/(?:tunedModels/[^/]+/)?operations(?:/[^/:]+)?"
+    r"|/openai/v1/fine_tuning/jobs/[^/]+(?:/events)?)$"
+)
 
 
 def redact(text: str) -> str:
