@@ -220,3 +220,21 @@ def test_generation_routes_on_tuned_and_base_models(http):
         assert n["totalTokens"] > 0
         n2 = http.post(f"/v1beta/{model}:countTextTokens", json={"prompt": {"text": "3"}}).json()
         assert n2["tokenCount"] == n["totalTokens"]
+
+
+def test_generation_config_seed_makes_sampling_reproducible(http):
+    """Gemini's ``generationConfig.seed``: the same seed, the same sampled answers; a seed
+    that is no whole number is a 400 naming it."""
+
+    def sample(seed):
+        config = {"temperature": 1.5, "maxOutputTokens": 12, "candidateCount": 1, "seed": seed}
+        body = {"contents": [{"parts": [{"text": "one two"}]}], "generationConfig": config}
+        r = http.post("/v1beta/models/text-bison-001:generateContent", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()["candidates"][0]["content"]["parts"][0]["text"]
+
+    assert len({sample(7) for _ in range(3)}) == 1
+    assert len({sample(seed) for seed in range(6)}) > 1
+    body = {"contents": [{"parts": [{"text": "1"}]}], "generationConfig": {"seed": "x"}}
+    r = http.post("/v1beta/models/text-bison-001:generateContent", json=body)
+    assert "seed" in _error(r, 400, "INVALID_ARGUMENT")

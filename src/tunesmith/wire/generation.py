@@ -62,6 +62,7 @@ _CONFIG_FIELDS = (
     "candidate_count",
     "max_output_tokens",
     "stop_sequences",
+    "seed",  # Gemini's generationConfig.seed
 )
 
 
@@ -81,6 +82,7 @@ def generation_config_from_json(d: Any, field: str = "generation_config") -> Gen
         candidate_count=_int(d.get("candidate_count")),
         max_output_tokens=_int(d.get("max_output_tokens")),
         stop_sequences=list(stops),
+        seed=_int(d.get("seed")),
     )
 
 
