@@ -16,7 +16,12 @@ this same invocation, because the machine is shared and absolute timings drift.
 * latency: one request to a tuned model not yet in memory (cold: read from its safetensors
   file) against the same request once it is cached (warm);
 * CPU share with tuning: the same 32 requests while a tuning run trains in the same process
-  (as ``tunesmith serve`` runs jobs in a worker thread), against each of them alone.
+  (as ``tunesmith serve`` runs jobs in a worker thread), against each of them alone;
+* single stream against llama.cpp: one greedy request of 128 new tokens on the base model with
+  its chat template, tunesmith's serving against ``llama-cpp-python`` (installed by
+  ``make llama-cpp``) on an F16 GGUF of the same weights written by tunesmith's exporter, each
+  in a fresh process: decode tokens/s (prefill timed apart) and RSS after answering
+  (``--single-stream`` runs only this).
 """
 
 from __future__ import annotations
@@ -235,6 +240,95 @@ def latency(server, base: Path, adapters: list[Path], tokens: int) -> tuple[floa
     return statistics.median(cold), statistics.median(warm)
 
 
+# -- single stream against llama.cpp (each in a fresh process, so RSS is its own) -------------
+
+STORY = "Write a long story about a robot who learns to paint."
+STREAM_TOKENS = 128
+
+
+def decode_rate(generate) -> dict:
+    """Decode tokens/s of ``generate(max_tokens) -> tokens``: a 1-token call times the prefill,
+    which the 128-token call's time less is the decode."""
+    generate(1)  # warm-up: kernels, caches
+    t = time.perf_counter()
+    generate(1)
+    prefill = time.perf_counter() - t
+    t = time.perf_counter()
+    tokens, text = generate(STREAM_TOKENS)
+    total = time.perf_counter() - t
+    return dict(
+        tokens_per_s=(tokens - 1) / (total - prefill), tokens=tokens, rss=rss_mb(), text=text
+    )
+
+
+def stream_child_tunesmith(base: Path, weights: str) -> dict:
+    from tunesmith.serving import ModelServer
+
+    server = ModelServer(weights=weights)
+
+    def generate(n):
+        c = server.generate(base, TEMPLATE, STORY, greedy(n)).candidates[0]
+        return c.token_count, c.output
+
+    return decode_rate(generate)
+
+
+def stream_child_llama(gguf: Path, _weights: str) -> dict:
+    from llama_cpp import Llama
+
+    llm = Llama(str(gguf), n_ctx=512, n_threads=torch.get_num_threads(), verbose=False)
+
+    def generate(n):
+        out = llm.create_chat_completion(
+            [{"role": "user", "content": STORY}], max_tokens=n, temperature=0.0
+        )
+        return out["usage"]["completion_tokens"], out["choices"][0]["message"]["content"]
+
+    return decode_rate(generate)
+
+
+def write_f16_gguf(base: Path, out: Path) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunesmith.engine.export.gguf_file import write_model
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    template = AutoTokenizer.from_pretrained(base).chat_template
+    return write_model(model, base, out, "F16", name="base", chat_template=template)
+
+
+def single_stream(base: Path, folder: Path) -> None:
+    def child(kind: str, path: Path, weights: str = "") -> dict:
+        args = [sys.executable, __file__, "--stream-child", kind, str(path), weights]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    print(f"single stream, {STREAM_TOKENS} new tokens, greedy, base model with its chat template")
+    ours = {w: child("tunesmith", base, w) for w in ("float16", "float32")}
+    for weights, r in ours.items():
+        print(
+            f"          tunesmith ({weights} weights): {r['tokens_per_s']:6.1f} tokens/s,"
+            f" RSS {r['rss']:5.0f} MiB"
+        )
+    print(
+        f"          float16 / float32 decode {ours['float16']['tokens_per_s'] / ours['float32']['tokens_per_s']:.2f};"
+        f" same answer: {ours['float16']['text'] == ours['float32']['text']}"
+    )
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        print("          llama.cpp: not installed (make llama-cpp)\n")
+        return
+    theirs = child("llama", write_f16_gguf(base, folder / "base-f16.gguf"))
+    ratio = ours["float16"]["tokens_per_s"] / theirs["tokens_per_s"]
+    print(
+        f"          llama.cpp (F16 GGUF):      {theirs['tokens_per_s']:6.1f} tokens/s,"
+        f" RSS {theirs['rss']:5.0f} MiB (with torch, which this script imports)"
+        f"\n          tunesmith float16 / llama.cpp decode {ratio:.2f} (aim >= 0.8);"
+        f" same answer: {ours['float16']['text'] == theirs['text']}\n"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--adapters", type=int, default=50)
@@ -246,12 +340,16 @@ def main() -> None:
     p.add_argument(
         "--quick", action="store_true", help="memory with --cache only; no base-kept baseline"
     )
+    p.add_argument("--single-stream", action="store_true", help="only tunesmith vs llama.cpp")
     args = p.parse_args()
 
     from tunesmith.serving import ModelServer
 
     base = base_dir()
     with tempfile.TemporaryDirectory() as tmp:
+        single_stream(base, Path(tmp))
+        if args.single_stream:
+            return
         t = time.perf_counter()
         adapters = make_adapters(base, Path(tmp), max(args.adapters, args.models + 4))
         size = (adapters[0] / "adapter_model.safetensors").stat().st_size / 2**20
@@ -321,5 +419,8 @@ if __name__ == "__main__":
         base_s, cache = json.loads(sys.argv[2])
         result = memory_child(Path(base_s), [Path(a) for a in sys.argv[3:]], cache)
         print(json.dumps(result))
+    elif len(sys.argv) > 4 and sys.argv[1] == "--stream-child":
+        child = stream_child_tunesmith if sys.argv[2] == "tunesmith" else stream_child_llama
+        print(json.dumps(child(Path(sys.argv[3]), sys.argv[4])))
     else:
         main()

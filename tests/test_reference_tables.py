@@ -78,6 +78,7 @@ OTHER = {
     "api_endpoint": "http://127.0.0.1:9",
     "api_key": "ts-a-key",
     "adapter_cache": "3,1MiB",
+    "serving_weights": "float32",
 }
 
 

@@ -15,6 +15,9 @@ from typing import Any
 DEFAULT_BASE_MODEL = "models/smollm2-135m-instruct"
 # Tuned adapters kept in memory per base model: COUNT[,BYTES] (see serving/adapters.py).
 DEFAULT_ADAPTER_CACHE = "64,128MiB"
+# How generation stores a base model's matrices (see serving/weights.py).
+SERVING_WEIGHTS = ("float16", "float32")
+DEFAULT_SERVING_WEIGHTS = "float16"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Settings:
     """Generate requests that may wait for a batch; past this the server answers 429."""
     generation_batch_rows: int = 32
     """Most sequences (requests x candidates) decoded together in one batch."""
+    serving_weights: str = DEFAULT_SERVING_WEIGHTS
+    """How generation stores a base model's matrices: ``float16`` (half the memory, decoding a
+    request about 3x faster) or ``float32`` (as trained); see tunesmith.serving.weights."""
     # -- limits (see SECURITY.md); 0 turns a limit off -----------------------------------
     max_request_bytes: int = 32 * 1024 * 1024
     """Largest request body; a bigger one is refused (400 INVALID_ARGUMENT) before parsing."""
@@ -128,6 +134,11 @@ def get_settings(**overrides) -> Settings:
         adapter_cache=env.get("TUNESMITH_ADAPTER_CACHE") or DEFAULT_ADAPTER_CACHE,
         generation_queue=int(env.get("TUNESMITH_GENERATION_QUEUE", 64)),
         generation_batch_rows=int(env.get("TUNESMITH_GENERATION_BATCH_ROWS", 32)),
+        serving_weights=parse_choice(
+            env.get("TUNESMITH_SERVING_WEIGHTS") or DEFAULT_SERVING_WEIGHTS,
+            SERVING_WEIGHTS,
+            "TUNESMITH_SERVING_WEIGHTS",
+        ),
         max_request_bytes=int(env.get("TUNESMITH_MAX_REQUEST_BYTES", 32 * 1024 * 1024)),
         requests_per_minute=int(env.get("TUNESMITH_REQUESTS_PER_MINUTE", 600)),
         max_jobs_per_user=int(env.get("TUNESMITH_MAX_JOBS_PER_USER", 4)),
@@ -146,6 +157,12 @@ def get_settings(**overrides) -> Settings:
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
+
+
+def parse_choice(text: str, choices: tuple[str, ...], where: str) -> str:
+    if text.strip().lower() not in choices:
+        raise ValueError(f"{where}: {text!r} is not one of {', '.join(choices)}")
+    return text.strip().lower()
 
 
 def parse_base_models(entries, where: str) -> tuple[tuple[str, str], ...]:

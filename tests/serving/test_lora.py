@@ -19,7 +19,7 @@ def test_mixed_rows_get_the_same_logits_as_peft_one_adapter_at_a_time(tiny_model
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    server = ModelServer("8")
+    server = ModelServer("8", weights="float32")  # the arithmetic, at training precision
     base = server.base(tiny_model_dir)
     choices = [adapters[0], None, adapters[1], adapters[0], adapters[2]]
     weights = [None if a is None else base.cache.acquire(a).weights for a in choices]

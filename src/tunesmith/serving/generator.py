@@ -19,11 +19,13 @@ from pathlib import Path
 from ..engine.prompting import PromptFormat
 from ..engine.recipe import load_model, load_tokenizer
 from ..records.conversations import Conversation
+from ..settings import DEFAULT_SERVING_WEIGHTS
 from ..types import Generation
 from .adapters import DEFAULT_ADAPTER_CACHE, AdapterCache, parse_cache_spec
 from .batcher import LoadedBase, Request, Scheduler
 from .sampling import Sampling
 from .stream import Stream
+from .weights import halve
 
 DEFAULT_QUEUE = 64
 DEFAULT_BATCH_ROWS = 32
@@ -36,7 +38,9 @@ class ModelServer:
         adapter_cache: str = DEFAULT_ADAPTER_CACHE,
         max_queue: int = DEFAULT_QUEUE,
         max_batch_rows: int = DEFAULT_BATCH_ROWS,
+        weights: str = DEFAULT_SERVING_WEIGHTS,
     ):
+        self.weights = weights  # "float16" (see .weights) or "float32"
         self.max_adapters, self.max_adapter_bytes = parse_cache_spec(adapter_cache)
         self.scheduler = Scheduler(max(1, max_queue), max(MIN_BATCH_ROWS, max_batch_rows))
         self._bases: dict[Path, LoadedBase] = {}
@@ -48,6 +52,7 @@ class ModelServer:
             getattr(settings, "adapter_cache", DEFAULT_ADAPTER_CACHE),
             getattr(settings, "generation_queue", DEFAULT_QUEUE),
             getattr(settings, "generation_batch_rows", DEFAULT_BATCH_ROWS),
+            getattr(settings, "serving_weights", DEFAULT_SERVING_WEIGHTS),
         )
 
     def submit(
@@ -104,16 +109,36 @@ class ModelServer:
         key = Path(base_dir).resolve()
         with self._lock:
             if key not in self._bases:
-                self._bases[key] = self._load(key)
+                self._bases[key] = self._load_apart(key)
             return self._bases[key]
+
+    def _load_apart(self, folder: Path) -> LoadedBase:
+        """:meth:`_load` in a thread of its own that ends with it. A thread that ran torch's
+        parallel kernels keeps an OpenMP thread pool while it lives, and a live one beside
+        the generation thread's made every decoding step about 2x slower on 2 cores (a
+        request thread that loaded, then waited in the server's pool); an ended one does not."""
+        loaded: list[LoadedBase] = []
+        failed: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                loaded.append(self._load(folder))
+            except BaseException as e:  # raised in the caller's thread below
+                failed.append(e)
+
+        thread = threading.Thread(target=load, name="tunesmith-load")
+        thread.start()
+        thread.join()
+        if failed:
+            raise failed[0]
+        return loaded[0]
 
     def _load(self, folder: Path) -> LoadedBase:
         tokenizer = load_tokenizer(folder)
         model = load_model(folder).eval()
         model.requires_grad_(False)
-        # Float32: decoding a few rows with bf16 weights measured slower on AMX CPUs (about
-        # 1.7x per step for one row; faster only near 32 rows), and a batch shrinks as its
-        # rows finish, so bf16 lost on the 32-request throughput benchmark too.
+        if self.weights == "float16":
+            halve(model)
         eos = {tokenizer.eos_token_id}
         configured = getattr(model.generation_config, "eos_token_id", None)
         eos |= set(configured if isinstance(configured, list) else [configured])

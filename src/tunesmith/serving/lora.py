@@ -29,6 +29,7 @@ import torch
 
 from ..errors import FailedPrecondition
 from .adapters import CONFIG_FILE, WEIGHTS_FILE
+from .weights import is_linear
 
 _PREFIX = "base_model.model."  # peft's prefix on saved keys
 # Features of peft's LoraConfig that change the arithmetic above; their "off" values.
@@ -141,7 +142,7 @@ class BatchAdapters:
 class LoRALinear(torch.nn.Module):
     """A base linear layer plus each row's own adapter update (see the module docstring)."""
 
-    def __init__(self, base: torch.nn.Linear, name: str, batch: BatchAdapters):
+    def __init__(self, base: torch.nn.Module, name: str, batch: BatchAdapters):
         super().__init__()
         self.base = base
         self.layer_name = name
@@ -172,6 +173,6 @@ def wrap_layers(model: torch.nn.Module, names, batch: BatchAdapters) -> None:
             raise FailedPrecondition(f"adapter targets {name}, which the base model lacks") from e
         if isinstance(module, LoRALinear):
             continue
-        if not isinstance(module, torch.nn.Linear):
+        if not is_linear(module):
             raise FailedPrecondition(f"adapter targets {name}, which is not a linear layer")
         setattr(parent, child, LoRALinear(module, name, batch))

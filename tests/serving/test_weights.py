@@ -1,0 +1,76 @@
+"""Serving weights kept in float16: half the memory, the answers of float32."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tunesmith.serving import ModelServer
+from tunesmith.serving.weights import HalfLinear, halve
+from tunesmith.settings import get_settings
+
+from .conftest import TEMPLATE, greedy
+
+
+def _matrix_bytes(model: torch.nn.Module) -> int:
+    seen = {t.data_ptr(): t.numel() * t.element_size() for t in model.state_dict().values()}
+    return sum(seen.values())
+
+
+def test_float16_serving_holds_half_the_bytes_and_one_copy_of_a_tied_embedding(tiny_model_dir):
+    as_trained = ModelServer(weights="float32").base(tiny_model_dir).model
+    served = ModelServer().base(tiny_model_dir).model
+    assert any(isinstance(m, HalfLinear) for m in served.modules())
+    norms = sum(p.numel() * 4 for p in served.parameters())  # what stays float32
+    assert _matrix_bytes(served) - norms == pytest.approx((_matrix_bytes(as_trained) - norms) / 2)
+    if served.config.tie_word_embeddings:
+        assert served.get_output_embeddings().weight is served.get_input_embeddings().weight
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 40])  # the float16 product, then widened weights
+def test_a_half_linear_layer_computes_what_the_float32_one_does(rows):
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 96)
+    x = torch.randn(rows, 64)
+    half = halve(torch.nn.Sequential(layer))[0]
+    assert isinstance(half, HalfLinear)
+    torch.testing.assert_close(half(x), layer(x), rtol=0, atol=3e-3)
+    assert half(x).dtype == torch.float32
+
+
+def test_float16_and_float32_serving_agree_on_the_tiny_model_with_adapters(
+    tiny_model_dir, adapters
+):
+    half, full = ModelServer("8"), ModelServer("8", weights="float32")
+    for adapter in (None, adapters[0]):
+        answers = [
+            s.generate(tiny_model_dir, TEMPLATE, "one two", greedy(6), adapter).candidates[0]
+            for s in (half, full)
+        ]
+        assert answers[0].output == answers[1].output
+
+
+def test_the_serving_weights_setting_is_read_and_checked(monkeypatch):
+    monkeypatch.setenv("TUNESMITH_SERVING_WEIGHTS", "Float32")
+    assert get_settings().serving_weights == "float32"
+    monkeypatch.setenv("TUNESMITH_SERVING_WEIGHTS", "int4")
+    with pytest.raises(ValueError, match="TUNESMITH_SERVING_WEIGHTS: 'int4' is not one of"):
+        get_settings()
+
+
+@pytest.mark.slow
+def test_the_packaged_model_answers_the_same_in_float16_and_float32(converted_base_models):
+    from tunesmith.engine import base_models
+    from tunesmith.settings import DEFAULT_BASE_MODEL
+
+    spec = base_models.resolve(DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL)
+    folder = base_models.materialize(spec, converted_base_models)
+    prompts = ["What is the capital of France?", "List three fruits.", "Say hi"]
+    answers = {
+        weights: [
+            ModelServer(weights=weights).generate(folder, None, p, greedy(32)).candidates[0].output
+            for p in prompts
+        ]
+        for weights in ("float16", "float32")
+    }
+    assert answers["float16"] == answers["float32"]
