@@ -7,8 +7,8 @@ import pytest
 
 from tunesmith.errors import FailedPrecondition, InvalidArgument, NotFound
 from tunesmith.jobs.worker import Worker
+from tunesmith.records.permissions import NewPermission
 from tunesmith.service import CreateTunedModelRequest
-from tunesmith.service.permissions import NewPermission
 from tunesmith.store.keys import KeyStore
 from tunesmith.types import TuningExample
 

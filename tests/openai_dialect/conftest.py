@@ -13,9 +13,9 @@ def oai_home(tmp_path_factory, tiny_model_dir):
     """A home with keys for alice, bob and carol, and alice's tuned model ``numbers``
     (ACTIVE), which carol may use (READER)."""
     from tunesmith.jobs.worker import Worker
+    from tunesmith.records.permissions import NewPermission
     from tunesmith.service import CreateTunedModelRequest, Service
     from tunesmith.service.access import Caller
-    from tunesmith.service.permissions import NewPermission
     from tunesmith.store.keys import KeyStore
     from tunesmith.types import TuningExample
 

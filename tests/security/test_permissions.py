@@ -36,8 +36,8 @@ def env(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("perm-home")
     env = server_env(home, str(tiny_model_dir), TUNESMITH_MAX_JOBS_PER_USER="0")
     # A model made while no key existed: it belongs to no one.
+    from tunesmith.records.tuning import CreateTunedModelRequest
     from tunesmith.service import Service
-    from tunesmith.service.tuning import CreateTunedModelRequest
     from tunesmith.settings import get_settings
     from tunesmith.types import TuningExample
 

@@ -10,14 +10,12 @@ import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..runtime import Runtime
-from ..service import CreateTunedModelRequest, Service
-from ..service.permissions import NewPermission
-from ..serving import Delta
+from ..records.generation import Delta
+from ..records.permissions import Grant, NewPermission
+from ..records.tuning import CreateTunedModelRequest
 from ..settings import Settings, get_settings
-from ..store.permissions import Grant
 from ..types import (
     Generation,
     GenerationConfig,
@@ -27,6 +25,10 @@ from ..types import (
     TunedModelExport,
     ValidationLosses,
 )
+
+if TYPE_CHECKING:  # the store and the service load on first use, not on import
+    from ..runtime import Runtime
+    from ..service import Service
 
 
 @dataclasses.dataclass
@@ -126,6 +128,8 @@ class EmbeddedClient:
         the generation server needs none, so ``tunesmith generate`` starts quicker)."""
         with self._runtime_lock:
             if self._runtime is None:
+                from ..runtime import Runtime
+
                 self._runtime = Runtime(self.settings, worker="embedded")
             return self._runtime
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import InvalidArgument
 from ..records.conversations import MODEL, USER, Conversation, Turn
-from ..serving import Delta
+from ..records.generation import Delta
 from ..types import Candidate, Generation, GenerationConfig, Model, TunedModel
 from .clients import Client, RequestOptions, default_client
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import data
 from ..errors import InvalidArgument
-from ..service import CreateTunedModelRequest
+from ..records.tuning import CreateTunedModelRequest
 from ..types import Model, TunedModel, TunedModelExport
 from .clients import Client, RequestOptions, default_client
 from .operations import CreateTunedModelOperation

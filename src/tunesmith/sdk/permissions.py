@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import InvalidArgument
-from ..service.permissions import NewPermission
-from ..store.permissions import Grant
+from ..records.permissions import Grant, NewPermission
 from ..types import TunedModel
 from ..wire.permissions import GRANTEE_TYPES, ROLES, _enum
 from .clients import Client, RequestOptions, default_client

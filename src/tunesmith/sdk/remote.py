@@ -23,10 +23,9 @@ import httpx
 
 from .. import errors, wire
 from ..records.conversations import Conversation
-from ..service import CreateTunedModelRequest
-from ..service.permissions import NewPermission
-from ..serving import Delta
-from ..store.permissions import Grant
+from ..records.generation import Delta
+from ..records.permissions import Grant, NewPermission
+from ..records.tuning import CreateTunedModelRequest
 from ..types import (
     Generation,
     GenerationConfig,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..records.tuning import CreateTunedModelRequest
 from ..settings import Settings, get_settings
 from ..store import Store
 from ..store.permissions import PermissionStore
@@ -22,7 +23,7 @@ from .generation import GenerationService
 from .imports import ImportService
 from .model_names import ModelDirectory
 from .permissions import PermissionService
-from .tuning import CreateTunedModelRequest, TuningService
+from .tuning import TuningService
 
 if TYPE_CHECKING:
     from ..serving import ModelServer

@@ -25,7 +25,8 @@ import dataclasses
 import enum
 
 from ..errors import NotFound, PermissionDenied
-from ..store.permissions import EVERYONE, GROUP, USER, Grant, PermissionStore, Visibility
+from ..records.permissions import Grant
+from ..store.permissions import EVERYONE, GROUP, USER, PermissionStore, Visibility
 
 
 class Role(enum.IntEnum):

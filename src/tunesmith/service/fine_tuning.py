@@ -25,10 +25,11 @@ from collections.abc import Mapping
 
 from ..engine import steps
 from ..errors import InvalidArgument, NotFound
+from ..records.tuning import CreateTunedModelRequest
 from ..types import OperationRecord, TunedModel
 from . import model_names
 from .files import FileService
-from .tuning import DEFAULT_BATCH_SIZE, CreateTunedModelRequest, TuningService
+from .tuning import DEFAULT_BATCH_SIZE, TuningService
 
 MIN_EXAMPLES = 10
 AUTO_EPOCHS = 3

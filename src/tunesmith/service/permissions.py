@@ -8,12 +8,11 @@ previous owner then keeps WRITER, as on Google's service.
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..errors import InvalidArgument, NotFound
+from ..records.permissions import Grant, NewPermission
 from ..store import Store
 from ..store.keys import KeyStore, check_user
-from ..store.permissions import EVERYONE, GROUP, USER, Grant
+from ..store.permissions import EVERYONE, GROUP, USER
 from .access import Access, Caller, Role
 from .tuning import parse_model_name
 
@@ -23,13 +22,6 @@ OWNER_PERMISSION = "owner"
 MAX_PERMISSIONS = 100
 DEFAULT_PAGE_SIZE = 10  # as Google
 MAX_PAGE_SIZE = 1000
-
-
-@dataclasses.dataclass
-class NewPermission:
-    grantee_type: str | None
-    email_address: str | None
-    role: str | None
 
 
 def parse_permission_name(name: str) -> tuple[str, str]:

@@ -8,7 +8,6 @@ model is visible. Who may do what is :mod:`tunesmith.service.access`.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import secrets
 import shutil
@@ -19,7 +18,7 @@ from .. import data
 from ..engine import base_models, steps
 from ..engine.steps import total_steps
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
-from ..records.conversations import Conversation
+from ..records.tuning import CreateTunedModelRequest
 from ..settings import Settings
 from ..store import NewTuning, Store, utcnow
 from ..store.permissions import PermissionStore
@@ -28,7 +27,6 @@ from ..types import (
     OperationRecord,
     TunedModel,
     TunedModelState,
-    TuningExample,
     TuningTask,
     ValidationLosses,
 )
@@ -49,27 +47,6 @@ DEFAULT_PAGE_SIZE = 50
 UPDATABLE = ("display_name", "description", "temperature", "top_p", "top_k")
 
 _ALPHABET = string.ascii_lowercase + string.digits
-
-
-@dataclasses.dataclass
-class CreateTunedModelRequest:
-    source_model: str
-    examples: Sequence[TuningExample | Conversation]
-    id: str | None = None
-    display_name: str | None = None
-    description: str | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    epoch_count: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    learning_rate_multiplier: float | None = None
-    method: str = "lora"
-    validation_examples: Sequence[TuningExample | Conversation] | None = None
-    """tunesmith's own: held-out examples whose mean loss is recorded at every epoch's end."""
-    seed: int | None = None
-    """The run's seed (OpenAI's ``seed``); None: the worker's setting."""
 
 
 def parse_model_name(name: str, collection: str = "tunedModels") -> str:

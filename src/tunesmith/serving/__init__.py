@@ -6,9 +6,10 @@ every CLI command) stays quick, and only a process that generates pays for torch
 
 from typing import TYPE_CHECKING
 
+from ..records.generation import Delta
 from .adapters import DEFAULT_ADAPTER_CACHE, parse_cache_spec
 from .params import Sampling
-from .stream import Delta, Stream
+from .stream import Stream
 
 if TYPE_CHECKING:
     from .generator import ModelServer

@@ -34,11 +34,12 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..errors import FailedPrecondition, ResourceExhausted, TunesmithError
+from ..records.generation import Delta
 from ..types import Candidate, Generation
 from .adapters import AdapterCache
 from .lora import AdapterWeights
 from .sampling import RowParams, Sampling, TextTracker, next_tokens
-from .stream import Delta, Stream
+from .stream import Stream
 
 log = logging.getLogger("tunesmith.serving")
 

@@ -9,19 +9,11 @@ routes: waiting costs the event loop nothing and holds no thread).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 from collections import deque
 
+from ..records.generation import Delta
 from ..types import Generation
-
-
-@dataclasses.dataclass
-class Delta:
-    """Text produced since the previous event, by candidate index (only those with new text)."""
-
-    texts: dict[int, str]
-
 
 Event = Delta | Generation
 

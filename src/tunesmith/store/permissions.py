@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
 from ..errors import AlreadyExists, NotFound, ResourceExhausted
+from ..records.permissions import Grant
 from .db import write_session
 from .repository import Store, utcnow
 from .tables import Base, TunedModelRow
@@ -41,21 +42,6 @@ class PermissionRow(Base):
             "ux_permissions_grantee", "tuned_model_id", "grantee_type", "email_address", unique=True
         ),
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class Grant:
-    """A stored permission: ``tunedModels/{model_id}/permissions/{id}``."""
-
-    model_id: str
-    id: str
-    grantee_type: str
-    email_address: str | None
-    role: str
-
-    @property
-    def name(self) -> str:
-        return f"tunedModels/{self.model_id}/permissions/{self.id}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..service.permissions import NewPermission
-from ..store.permissions import Grant
+from ..records.permissions import Grant, NewPermission
 from ._base import _object, snake_keys
 
 GRANTEE_TYPES = {0: "GRANTEE_TYPE_UNSPECIFIED", 1: "USER", 2: "GROUP", 3: "EVERYONE"}

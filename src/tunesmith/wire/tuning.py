@@ -7,7 +7,7 @@ from typing import Any
 from .. import data
 from ..errors import InvalidArgument
 from ..records.conversations import Conversation
-from ..service import CreateTunedModelRequest
+from ..records.tuning import CreateTunedModelRequest
 from ..types import (
     CreateTunedModelMetadata,
     Hyperparameters,
