@@ -34,3 +34,18 @@ def test_importing_tunesmith_does_not_load_torch():
     code = "import sys, tunesmith, tunesmith.serving; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_command_line_starts_without_the_database_layer():
+    # `tunesmith generate` answered by the warm generation server never touches the store:
+    # the command line, the SDK and the remote client it uses load no sqlalchemy (nor numpy,
+    # nor torch), which took most of a second.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tunesmith.cli, tunesmith.sdk.remote, tunesmith.sdk.warm, tunesmith.jobs.embedded; "
+        "print(sorted({'sqlalchemy', 'numpy', 'torch'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

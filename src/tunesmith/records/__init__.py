@@ -1,7 +1,8 @@
-"""The records every layer exchanges, at the bottom of the package.
+"""Records every layer exchanges, at the bottom of the package.
 
-Tuned models, operations, permissions, the create request, conversations, generation deltas and
-the caller live here. This package imports nothing of tunesmith but :mod:`tunesmith.errors`;
-:mod:`tunesmith.store` maps its rows to these records, and the SDK, the wire and the routes
-see only these.
+Here: conversations (:mod:`.conversations`), the create request (:mod:`.tuning`), permissions
+(:mod:`.permissions`) and generation deltas (:mod:`.generation`); tuned models, operations and
+generations are in :mod:`tunesmith.types`, at the same level. Neither imports anything of
+tunesmith but :mod:`tunesmith.errors` and each other; :mod:`tunesmith.store` maps its rows to
+these records, and the SDK and the wire see only these.
 """
