@@ -10,7 +10,7 @@ def test_exported_members_exist_and_are_the_public_names():
     public = {n for n in dir(tunesmith) if not n.startswith("_")}
     modules = {"data", "engine", "errors", "jobs", "sdk", "service", "serving", "settings",
                "store", "types", "vertex", "wire", "api", "cli", "demo", "records",
-               "runtime"}  # fmt: skip
+               "runtime", "version"}  # fmt: skip
     assert public - modules == set(tunesmith.__all__) - {"errors"}
 
 

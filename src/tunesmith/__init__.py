@@ -54,8 +54,7 @@ from .types import (
     TuningSnapshot,
     TuningTask,
 )
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "AlreadyExists",

@@ -20,9 +20,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
 from ..runtime import Runtime, WorkerKind
 from ..settings import Settings, get_settings
+from ..version import __version__
 from . import apidocs, console, errors, limits, openai
 from .pretty import PrettyJSONResponse
 from .routes import ROUTERS

@@ -39,7 +39,7 @@ for _name in _MODULES:
 
 def _print_version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from ..version import __version__
 
         typer.echo(f"tunesmith {__version__}")
         raise typer.Exit()

@@ -180,7 +180,7 @@ def settings_from_json(text: str) -> Settings:
 
 def generation_paths(settings: Settings) -> tuple[Path, Path]:
     """The generation server's lock file and socket for these settings."""
-    from .. import __version__
+    from ..version import __version__
 
     environment = os.path.realpath(sys.prefix)  # a virtualenv: the packages it will import
     identity = json.dumps(
