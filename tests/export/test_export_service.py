@@ -15,35 +15,35 @@ from tunesmith.types import TuningExample
 EXAMPLES = [TuningExample(str(i), str(i + 1)) for i in range(1, 9)]
 
 
-def tune(service, model_id: str, owner=None, **kw) -> str:
+def tune(service, model_id: str, caller=None, **kw) -> str:
     kw.setdefault("source_model", "models/text-bison-001")  # the tiny model here
     req = CreateTunedModelRequest(examples=EXAMPLES, id=model_id, epoch_count=1, **kw)
-    service.tuning.create_tuned_model(req, owner)
+    service.tuning.create_tuned_model(req, caller)
     return f"tunedModels/{model_id}"
 
 
 def test_readers_export_active_models_in_known_formats(service, tmp_path):
     exports = service.exports
-    name = tune(service, "mine", owner="alice")
+    name = tune(service, "mine", caller="alice")
     with pytest.raises(FailedPrecondition, match="tunedModels/mine is CREATING, not ACTIVE"):
-        exports.export_tuned_model(name, "gguf", tmp_path / "early", owner="alice")
+        exports.export_tuned_model(name, "gguf", tmp_path / "early", caller="alice")
     assert Worker(service.settings, service.store).run_once()
 
     with pytest.raises(InvalidArgument, match="format: 'onnx' is not one of adapter, merged"):
-        exports.export_tuned_model(name, "onnx", tmp_path / "x", owner="alice")
+        exports.export_tuned_model(name, "onnx", tmp_path / "x", caller="alice")
     with pytest.raises(InvalidArgument, match="format: required"):
-        exports.export_tuned_model(name, None, tmp_path / "x", owner="alice")
+        exports.export_tuned_model(name, None, tmp_path / "x", caller="alice")
     with pytest.raises(InvalidArgument, match="quantization: 'Q3' is not one of F16"):
-        exports.export_tuned_model(name, "gguf", tmp_path / "x", "Q3", owner="alice")
+        exports.export_tuned_model(name, "gguf", tmp_path / "x", "Q3", caller="alice")
     # Someone the model is not shared with does not learn it exists; a READER may export.
     with pytest.raises(NotFound):
-        exports.export_tuned_model(name, "gguf", tmp_path / "bob", owner="bob")
+        exports.export_tuned_model(name, "gguf", tmp_path / "bob", caller="bob")
     KeyStore(service.store).create("bob-key", user="bob")
     service.permissions.create(name, NewPermission("USER", "bob", "READER"), "alice")
-    done = exports.export_tuned_model(name, "gguf", tmp_path / "bob", "q8_0", owner="bob")
+    done = exports.export_tuned_model(name, "gguf", tmp_path / "bob", "q8_0", caller="bob")
     assert done.quantization == "Q8_0" and done.main_file.name == "mine-Q8_0.gguf"
     assert sorted(f.name for f in done.files) == ["Modelfile", "mine-Q8_0.gguf"]
-    adapter = exports.export_tuned_model(name, "adapter", tmp_path / "adapter", owner="bob")
+    adapter = exports.export_tuned_model(name, "adapter", tmp_path / "adapter", caller="bob")
     assert adapter.main_file.name == "adapter_model.safetensors"
 
 

@@ -30,7 +30,7 @@ def test_racing_creates_of_one_user_stop_at_the_limit(job_service, tiny_model_di
         )
         start.wait()
         try:
-            return tuning.create_tuned_model(req, owner="alice")
+            return tuning.create_tuned_model(req, caller="alice")
         except ResourceExhausted as e:
             return e
 
@@ -52,6 +52,6 @@ def test_racing_creates_of_one_user_stop_at_the_limit(job_service, tiny_model_di
     other = CreateTunedModelRequest(
         source_model=str(tiny_model_dir), examples=[TuningExample("1", "2")]
     )
-    assert tuning.create_tuned_model(other, owner="bob").name
+    assert tuning.create_tuned_model(other, caller="bob").name
     tuning.cancel_operation(accepted[0].name)
-    assert tuning.create_tuned_model(other, owner="alice").name
+    assert tuning.create_tuned_model(other, caller="alice").name

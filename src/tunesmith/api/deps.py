@@ -28,7 +28,7 @@ def api_key(request: Request) -> str | None:
     return key
 
 
-async def get_owner(request: Request) -> Caller | None:
+async def get_caller(request: Request) -> Caller | None:
     """The caller: the key's user and groups; None when the server runs open (no keys)."""
     service: Service = request.app.state.service
     return await run_in_threadpool(service.authenticate, api_key(request))
@@ -53,7 +53,7 @@ def tunesmith_fields(request: Request) -> bool:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
-Owner = Annotated[Caller | None, Depends(get_owner)]
+CallerDep = Annotated[Caller | None, Depends(get_caller)]
 Body = Annotated[Any, Depends(json_body)]
 TunesmithFields = Annotated[bool, Depends(tunesmith_fields)]
 ApiVersion = Annotated[str, Depends(api_version)]

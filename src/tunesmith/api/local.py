@@ -51,7 +51,7 @@ def _serve(settings, sock: socket.socket, path: Path) -> None:
 
     from ..runtime import preload_transformers
     from .app import create_app
-    from .deps import get_owner
+    from .deps import get_caller
 
     class IdleServer(uvicorn.Server):
         """Leaves once no connection has been open for ``idle`` seconds (counted from when it
@@ -77,7 +77,7 @@ def _serve(settings, sock: socket.socket, path: Path) -> None:
     # Its one caller is this machine's user: base models are named as in-process (folders,
     # .gguf files, hub ids), not only the ones a server's operator offers.
     app = create_app(settings, worker=False, offered_base_models_only=False)
-    app.dependency_overrides[get_owner] = _local_caller
+    app.dependency_overrides[get_caller] = _local_caller
     # Requests run in threads, and transformers' lazy imports are not thread-safe.
     preload_transformers()
     config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=None)

@@ -43,11 +43,11 @@ class Caller:
     groups: frozenset[str] = frozenset()
 
 
-def as_caller(owner: Caller | str | None) -> Caller | None:
+def as_caller(caller: Caller | str | None) -> Caller | None:
     """Service methods take a Caller, a bare user name, or None (open)."""
-    if owner is None or isinstance(owner, Caller):
-        return owner
-    return Caller(user=owner)
+    if caller is None or isinstance(caller, Caller):
+        return caller
+    return Caller(user=caller)
 
 
 def role_of(caller: Caller | None, owner: str | None, grants: list[Grant]) -> Role | None:
@@ -86,9 +86,9 @@ class Access:
     def __init__(self, permissions: PermissionStore):
         self.permissions = permissions
 
-    def require(self, owner: Caller | str | None, model_id: str, need: Role) -> Role:
+    def require(self, who: Caller | str | None, model_id: str, need: Role) -> Role:
         """The caller's role on the model, or NotFound / PermissionDenied."""
-        caller = as_caller(owner)
+        caller = as_caller(who)
         if caller is None:
             self.permissions.access(model_id)  # still NotFound for a missing model
             return Role.OWNER

@@ -25,7 +25,7 @@ from ..errors import FailedPrecondition, InvalidArgument
 from ..settings import Settings
 from ..store import Store
 from ..types import TunedModel, TunedModelExport, TunedModelState
-from .access import Access, Role
+from .access import Access, Caller, Role
 from .catalog import BaseModelCatalog
 from .tuning import parse_model_name
 
@@ -53,21 +53,25 @@ class ExportService:
         format: str,
         path: str | Path,
         quantization: str | None = None,
-        owner=None,
+        caller: Caller | str | None = None,
         progress: Progress | None = None,
     ) -> TunedModelExport:
         """Write tunedModels/ID as ``format`` into the folder ``path`` (made if missing)."""
-        tuned, source, quantization = self._source(name, format, quantization, owner)
+        tuned, source, quantization = self._source(name, format, quantization, caller)
         if not isinstance(path, (str, Path)) or not str(path):
             raise InvalidArgument("path: a folder to write the export into is required")
         return engine.export(source, format, Path(path).expanduser(), quantization, progress)
 
     def prepared_export(
-        self, name: str, format: str, quantization: str | None = None, owner=None
+        self,
+        name: str,
+        format: str,
+        quantization: str | None = None,
+        caller: Caller | str | None = None,
     ) -> TunedModelExport:
         """The export under ``TUNESMITH_HOME/exports``, made once per version of the weights
         (concurrent requests for the same one wait for the first to finish it)."""
-        tuned, source, quantization = self._source(name, format, quantization, owner)
+        tuned, source, quantization = self._source(name, format, quantization, caller)
         root = self.settings.exports_dir / tuned.id
         slug = format + (f"-{quantization.lower()}" if quantization else "")
         folder, stamp = root / slug, _stamp(source.tuned_dir)
@@ -94,9 +98,9 @@ class ExportService:
 
     # -- the rules ------------------------------------------------------------------------
 
-    def _source(self, name, format, quantization, owner):
+    def _source(self, name, format, quantization, caller):
         model_id = parse_model_name(name)
-        self.access.require(owner, model_id, Role.READER)
+        self.access.require(caller, model_id, Role.READER)
         if format not in FORMATS:
             raise InvalidArgument(
                 f"format: {format!r} is not one of {', '.join(FORMATS)}"

@@ -22,7 +22,7 @@ from ..settings import Settings
 from ..store import Store, utcnow
 from ..store.files import FileStore, StoredFile
 from ..types import TuningExample
-from .access import as_caller
+from .access import Caller, as_caller
 
 PURPOSES = ("fine-tune",)
 FILE_PREFIX = "file-"
@@ -67,11 +67,13 @@ class FileService:
         self.settings = settings
         self.files = FileStore(store)
 
-    def _who(self, owner) -> tuple[str | None, bool]:
-        caller = as_caller(owner)
-        return (None, True) if caller is None else (caller.user, False)
+    def _who(self, caller: Caller | str | None) -> tuple[str | None, bool]:
+        who = as_caller(caller)
+        return (None, True) if who is None else (who.user, False)
 
-    def upload(self, filename: str, purpose: str, content: bytes, owner=None) -> StoredFile:
+    def upload(
+        self, filename: str, purpose: str, content: bytes, caller: Caller | str | None = None
+    ) -> StoredFile:
         if purpose not in PURPOSES:
             raise InvalidArgument(
                 f"purpose: {purpose!r} is not supported (tunesmith keeps files for "
@@ -88,7 +90,7 @@ class FileService:
             raise InvalidArgument(
                 f"file: {len(examples)} examples is over the limit of {self.settings.max_examples}"
             )
-        user, _ = self._who(owner)
+        user, _ = self._who(caller)
         record = StoredFile(
             FILE_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(24)),
             user,
@@ -109,24 +111,28 @@ class FileService:
             path.unlink(missing_ok=True)  # no bytes without a row
             raise
 
-    def list(self, owner=None, purpose: str | None = None) -> list[StoredFile]:
-        user, everyone = self._who(owner)
+    def list(
+        self, caller: Caller | str | None = None, purpose: str | None = None
+    ) -> list[StoredFile]:
+        user, everyone = self._who(caller)
         return self.files.list(user, everyone, purpose)
 
-    def get(self, file_id: str, owner=None) -> StoredFile:
-        user, everyone = self._who(owner)
+    def get(self, file_id: str, caller: Caller | str | None = None) -> StoredFile:
+        user, everyone = self._who(caller)
         return self.files.get(file_id, user, everyone)
 
-    def content(self, file_id: str, owner=None) -> bytes:
-        record = self.get(file_id, owner)
+    def content(self, file_id: str, caller: Caller | str | None = None) -> bytes:
+        record = self.get(file_id, caller)
         return (self.settings.files_dir / record.id).read_bytes()
 
-    def examples(self, file_id: str, owner=None, field: str = "training_file"):
+    def examples(
+        self, file_id: str, caller: Caller | str | None = None, field: str = "training_file"
+    ):
         """The validated examples of a file the caller may see (NotFound for another's)."""
-        return training_examples(self.content(file_id, owner), field)
+        return training_examples(self.content(file_id, caller), field)
 
-    def delete(self, file_id: str, owner=None) -> StoredFile:
-        record = self.get(file_id, owner)
+    def delete(self, file_id: str, caller: Caller | str | None = None) -> StoredFile:
+        record = self.get(file_id, caller)
         self.files.delete(record.id)
         (self.settings.files_dir / record.id).unlink(missing_ok=True)
         return record

@@ -28,6 +28,7 @@ from ..errors import InvalidArgument, NotFound
 from ..records.tuning import CreateTunedModelRequest
 from ..types import OperationRecord, TunedModel
 from . import model_names
+from .access import Caller
 from .files import FileService
 from .tuning import DEFAULT_BATCH_SIZE, TuningService
 
@@ -116,7 +117,7 @@ class FineTuningService:
 
     # -- create -------------------------------------------------------------------------
 
-    def create(self, req: FineTuningRequest, owner=None) -> FineTuningJob:
+    def create(self, req: FineTuningRequest, caller: Caller | str | None = None) -> FineTuningJob:
         hp = _hyperparameters(req.method, req.hyperparameters)
         source = _source(req.model)
         suffix = _optional_text("suffix", req.suffix, MAX_SUFFIX)
@@ -127,11 +128,11 @@ class FineTuningService:
             if req.validation_file is None
             else _file_id("validation_file", req.validation_file)
         )
-        examples = self._examples(training_file, owner, "training_file")
+        examples = self._examples(training_file, caller, "training_file")
         held_out = (
             None
             if validation_file is None
-            else self._examples(validation_file, owner, "validation_file")
+            else self._examples(validation_file, caller, "validation_file")
         )
         epochs = hp["n_epochs"]
         if epochs == "auto":
@@ -156,7 +157,7 @@ class FineTuningService:
                 validation_examples=held_out,
                 seed=req.seed,  # type: ignore[arg-type]  # checked by create_tuned_model
             ),
-            owner,
+            caller,
             fine_tuning={
                 "model": req.model,
                 "training_file": training_file,
@@ -170,20 +171,20 @@ class FineTuningService:
         )
         return self._job(op)
 
-    def _examples(self, file_id: str, owner, field: str):
+    def _examples(self, file_id: str, caller, field: str):
         try:
-            return self.files.examples(file_id, owner, field)
+            return self.files.examples(file_id, caller, field)
         except NotFound:
             raise InvalidArgument(f"{field}: no file {file_id!r} (upload it to /files)") from None
 
     # -- read ---------------------------------------------------------------------------
 
     def list(
-        self, owner=None, metadata: Mapping[str, str] | None = None
+        self, caller: Caller | str | None = None, metadata: Mapping[str, str] | None = None
     ) -> builtins.list[FineTuningJob]:
         """Every job the caller may see, newest first; with ``metadata``, those whose
         metadata holds every pair."""
-        jobs = [self._job(op) for op in reversed(self.tuning.list_operations(None, owner))]
+        jobs = [self._job(op) for op in reversed(self.tuning.list_operations(None, caller))]
         if metadata:
             jobs = [
                 j
@@ -192,19 +193,19 @@ class FineTuningService:
             ]
         return jobs
 
-    def get(self, job_id: str, owner=None) -> FineTuningJob:
-        return self._job(self._operation(job_id, owner))
+    def get(self, job_id: str, caller: Caller | str | None = None) -> FineTuningJob:
+        return self._job(self._operation(job_id, caller))
 
-    def events(self, job_id: str, owner=None) -> builtins.list[JobEvent]:
+    def events(self, job_id: str, caller: Caller | str | None = None) -> builtins.list[JobEvent]:
         """What happened to the job, newest first: created, validating, started, one metrics
         event per step (``train_loss``; ``valid_loss`` at each epoch's end), and how it
         ended."""
-        op = self._operation(job_id, owner)
+        op = self._operation(job_id, caller)
         job = self._job(op)
-        model = self.tuning.get_tuned_model(job.tuned_model, owner)
+        model = self.tuning.get_tuned_model(job.tuned_model, caller)
         valid = {
             v.step: v.mean_loss
-            for v in self.tuning.get_validation_losses(job.tuned_model, owner).losses
+            for v in self.tuning.get_validation_losses(job.tuned_model, caller).losses
         }
         task = model.tuning_task
         created = _unix(model.create_time)
@@ -292,16 +293,18 @@ class FineTuningService:
             )
         return events[::-1]
 
-    def checkpoints(self, job_id: str, owner=None) -> builtins.list[JobCheckpoint]:
+    def checkpoints(
+        self, job_id: str, caller: Caller | str | None = None
+    ) -> builtins.list[JobCheckpoint]:
         """The kept checkpoints (one at each epoch's end), newest first; each is a model name
         generation takes (``FT_MODEL:ckpt-step-N``)."""
-        op = self._operation(job_id, owner)
+        op = self._operation(job_id, caller)
         job = self._job(op)
-        model = self.tuning.get_tuned_model(job.tuned_model, owner)
+        model = self.tuning.get_tuned_model(job.tuned_model, caller)
         losses = {s.step: s.mean_loss for s in model.tuning_task.snapshots}
         valid = {
             v.step: v.mean_loss
-            for v in self.tuning.get_validation_losses(job.tuned_model, owner).losses
+            for v in self.tuning.get_validation_losses(job.tuned_model, caller).losses
         }
         folder = self.tuning.settings.served_checkpoint_dir(model.id)
         found = []
@@ -329,24 +332,24 @@ class FineTuningService:
 
     # -- change -------------------------------------------------------------------------
 
-    def cancel(self, job_id: str, owner=None) -> FineTuningJob:
-        op = self._operation(job_id, owner)
-        return self._job(self.tuning.cancel_operation(op.name, owner))
+    def cancel(self, job_id: str, caller: Caller | str | None = None) -> FineTuningJob:
+        op = self._operation(job_id, caller)
+        return self._job(self.tuning.cancel_operation(op.name, caller))
 
-    def pause(self, job_id: str, owner=None) -> FineTuningJob:
-        op = self._operation(job_id, owner)
-        return self._job(self.tuning.pause_operation(op.name, owner))
+    def pause(self, job_id: str, caller: Caller | str | None = None) -> FineTuningJob:
+        op = self._operation(job_id, caller)
+        return self._job(self.tuning.pause_operation(op.name, caller))
 
-    def resume(self, job_id: str, owner=None) -> FineTuningJob:
-        op = self._operation(job_id, owner)
-        return self._job(self.tuning.resume_operation(op.name, owner))
+    def resume(self, job_id: str, caller: Caller | str | None = None) -> FineTuningJob:
+        op = self._operation(job_id, caller)
+        return self._job(self.tuning.resume_operation(op.name, caller))
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _operation(self, job_id: str, owner) -> OperationRecord:
+    def _operation(self, job_id: str, caller) -> OperationRecord:
         model_id = model_names.tuned_model_of_job(job_id)
         try:
-            ops = self.tuning.list_operations(f"tunedModels/{model_id}", owner)
+            ops = self.tuning.list_operations(f"tunedModels/{model_id}", caller)
         except NotFound:
             raise NotFound(f"fine-tuning job {job_id!r} not found") from None
         if not ops:

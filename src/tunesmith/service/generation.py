@@ -16,7 +16,7 @@ from ..store import Store
 from ..store.permissions import PermissionStore
 from ..types import Generation, GenerationConfig, Model, TunedModelState
 from . import model_names
-from .access import Access, Role
+from .access import Access, Caller, Role
 from .catalog import BaseModelCatalog
 from .tuning import _is_int, _is_number
 
@@ -91,17 +91,17 @@ class GenerationService:
         model: str,
         prompt: str | Conversation,
         config: GenerationConfig | None = None,
-        owner=None,
+        caller: Caller | str | None = None,
     ) -> Generation:
         """The whole answer (blocking until it is generated)."""
-        return self.generate_stream(model, prompt, config, owner).result()
+        return self.generate_stream(model, prompt, config, caller).result()
 
     def generate_stream(
         self,
         model: str,
         prompt: str | Conversation,
         config: GenerationConfig | None = None,
-        owner=None,
+        caller: Caller | str | None = None,
     ) -> Stream:
         """Check the request and queue it; text arrives on the stream as tokens are chosen.
 
@@ -111,7 +111,7 @@ class GenerationService:
         request, ResourceExhausted when the generation queue is full.
         """
         conv = _conversation(prompt)
-        target = self._target(model, owner)
+        target = self._target(model, caller)
         sampling = self._sampling(config or GenerationConfig(), target)
         chars = len(conv.system_instruction) + sum(len(t.text) for t in conv.turns)
         if chars > target.spec.input_token_limit * 8:
@@ -120,14 +120,16 @@ class GenerationService:
             target.base_dir, target.spec.prompt_template, conv, sampling, target.adapter_dir
         )
 
-    def count_tokens(self, model: str, prompt: str | Conversation, owner=None) -> int:
+    def count_tokens(
+        self, model: str, prompt: str | Conversation, caller: Caller | str | None = None
+    ) -> int:
         conv = _conversation(prompt)
-        target = self._target(model, owner)
+        target = self._target(model, caller)
         return self.server.count_tokens(
             target.base_dir, target.spec.prompt_template, conv, target.adapter_dir
         )
 
-    def _target(self, model: str, owner) -> _Target:
+    def _target(self, model: str, caller) -> _Target:
         """What ``model`` (any name :mod:`.model_names` resolves) is served from, once the
         caller may read it: NotFound for what it may not see, as for what does not exist."""
         ref = model_names.parse(model)
@@ -135,7 +137,7 @@ class GenerationService:
             spec = self.catalog.named(ref.base)
             return _Target(spec, base_models.materialize(spec, self.settings.base_models_dir))
         model_id = ref.tuned_model_id
-        self.access.require(owner, model_id, Role.READER)
+        self.access.require(caller, model_id, Role.READER)
         tuned = self.store.get_tuned_model(model_id)
         spec = self.catalog.stored(tuned.base_model)
         if ref.checkpoint_step is not None:  # usable as soon as it is kept, even mid-run

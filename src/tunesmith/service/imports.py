@@ -20,7 +20,7 @@ from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..settings import Settings
 from ..store import Store, utcnow
 from ..types import TunedModel, TunedModelState, TuningTask
-from .access import as_caller
+from .access import Caller, as_caller
 from .catalog import BaseModelCatalog
 from .tuning import ID_PATTERN, MAX_DISPLAY_NAME
 
@@ -40,7 +40,7 @@ class ImportService:
         base_model: str,
         id: str,
         display_name: str | None = None,
-        owner=None,
+        caller: Caller | str | None = None,
     ) -> TunedModel:
         """Register the peft LoRA adapter in ``folder`` over ``base_model`` as tunedModels/ID."""
         problems = []
@@ -84,7 +84,7 @@ class ImportService:
             update_time=now,
             tuning_task=TuningTask(),
         )
-        caller = as_caller(owner)
+        caller = as_caller(caller)
         relative = str(target.relative_to(self.settings.home))
         try:
             return self.store.import_tuned_model(model, caller.user if caller else None, relative)

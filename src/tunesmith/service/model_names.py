@@ -20,6 +20,7 @@ import re
 
 from ..errors import InvalidArgument, NotFound
 from ..types import TunedModelState
+from .access import Caller
 from .tuning import ID_PATTERN, parse_model_name
 
 FT_PREFIX = "ft:"
@@ -120,24 +121,24 @@ class ModelDirectory:
             generation,
         )
 
-    def list(self, owner=None) -> list[NamedModel]:
+    def list(self, caller: Caller | str | None = None) -> list[NamedModel]:
         found = [
             NamedModel(m.name.removeprefix("models/"), 0, "tunesmith")
             for m in self.generation.list_models()
         ]
         token = None
         while True:
-            page, token = self.tuning.list_tuned_models(None, token, None, owner)
+            page, token = self.tuning.list_tuned_models(None, token, None, caller)
             found += [self.named(t) for t in page if t.state is TunedModelState.ACTIVE]
             if not token:
                 return found
 
-    def get(self, name: str, owner=None) -> NamedModel:
+    def get(self, name: str, caller: Caller | str | None = None) -> NamedModel:
         ref = parse(name)
         if ref.tuned_model_id is None:
             model = self.generation.get_model(ref.base)
             return NamedModel(model.name.removeprefix("models/"), 0, "tunesmith")
-        tuned = self.tuning.get_tuned_model(ref.tuned_model, owner)
+        tuned = self.tuning.get_tuned_model(ref.tuned_model, caller)
         named = self.named(tuned)
         if ref.checkpoint_step is None:
             return named
@@ -149,7 +150,7 @@ class ModelDirectory:
             named, id=checkpoint_name(named.id, ref.checkpoint_step), created=created
         )
 
-    def delete(self, name: str, owner=None) -> NamedModel:
+    def delete(self, name: str, caller: Caller | str | None = None) -> NamedModel:
         """Delete a tuned model (its owner only); base models and checkpoints stay."""
         ref = parse(name)
         if ref.tuned_model_id is None:
@@ -159,8 +160,8 @@ class ModelDirectory:
             raise InvalidArgument(
                 f"model: {name} is a checkpoint; it goes when its tuned model is deleted"
             )
-        named = self.get(name, owner)
-        self.tuning.delete_tuned_model(ref.tuned_model, owner)
+        named = self.get(name, caller)
+        self.tuning.delete_tuned_model(ref.tuned_model, caller)
         return named
 
     def named(self, tuned) -> NamedModel:

@@ -38,9 +38,9 @@ class PermissionService:
         self.grants = access.permissions
         self.keys = KeyStore(store)
 
-    def create(self, parent: str, new: NewPermission, owner: Caller | str | None) -> Grant:
+    def create(self, parent: str, new: NewPermission, caller: Caller | str | None) -> Grant:
         model_id = parse_model_name(parent)
-        self.access.require(owner, model_id, Role.OWNER)
+        self.access.require(caller, model_id, Role.OWNER)
         problems: list[str] = []
         kind = new.grantee_type
         if kind not in GRANTEE_TYPES:
@@ -72,12 +72,12 @@ class PermissionService:
     def list(
         self,
         parent: str,
-        owner: Caller | str | None,
+        caller: Caller | str | None,
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> tuple[list[Grant], str | None]:
         model_id = parse_model_name(parent)
-        self.access.require(owner, model_id, Role.OWNER)
+        self.access.require(caller, model_id, Role.OWNER)
         if page_size is None or page_size == 0:
             page_size = DEFAULT_PAGE_SIZE
         if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 0:
@@ -89,17 +89,17 @@ class PermissionService:
         more = start + page_size < len(everything)
         return page, (str(start + page_size) if more else None)
 
-    def get(self, name: str, owner: Caller | str | None) -> Grant:
+    def get(self, name: str, caller: Caller | str | None) -> Grant:
         model_id, permission_id = parse_permission_name(name)
-        self.access.require(owner, model_id, Role.OWNER)
+        self.access.require(caller, model_id, Role.OWNER)
         for grant in self._with_owner(model_id):
             if grant.id == permission_id:
                 return grant
         raise NotFound(f"{name} not found")
 
-    def update(self, name: str, role: str | None, update_mask: list[str] | None, owner) -> Grant:
+    def update(self, name: str, role: str | None, update_mask: list[str] | None, caller) -> Grant:
         model_id, permission_id = parse_permission_name(name)
-        self.access.require(owner, model_id, Role.OWNER)
+        self.access.require(caller, model_id, Role.OWNER)
         fields = [f.strip() for f in (update_mask or []) if f.strip()]
         if fields != ["role"]:
             raise InvalidArgument(
@@ -113,16 +113,16 @@ class PermissionService:
             raise InvalidArgument("; ".join(problems))
         return self.grants.update_role(model_id, permission_id, role)
 
-    def delete(self, name: str, owner: Caller | str | None) -> None:
+    def delete(self, name: str, caller: Caller | str | None) -> None:
         model_id, permission_id = parse_permission_name(name)
-        self.access.require(owner, model_id, Role.OWNER)
+        self.access.require(caller, model_id, Role.OWNER)
         if permission_id == OWNER_PERMISSION:
             raise InvalidArgument(f"{name}: the owner changes only with :transferOwnership")
         self.grants.delete(model_id, permission_id)
 
-    def transfer_ownership(self, name: str, email_address, owner: Caller | str | None) -> None:
+    def transfer_ownership(self, name: str, email_address, caller: Caller | str | None) -> None:
         model_id = parse_model_name(name)
-        self.access.require(owner, model_id, Role.OWNER)
+        self.access.require(caller, model_id, Role.OWNER)
         if not email_address:
             raise InvalidArgument("emailAddress: required (the user to transfer the model to)")
         check_user("emailAddress", email_address)

@@ -1,9 +1,9 @@
 """Tuned models and their operations: the rules live here, once.
 
 The HTTP routes and the embedded SDK both call these methods; neither checks anything on its
-own. ``owner`` is the caller (:class:`~tunesmith.service.access.Caller`, or a bare user name),
+own. ``caller`` is who asks (:class:`~tunesmith.service.access.Caller`, or a bare user name),
 or None when the service runs open (embedded, or a server with no keys), in which case every
-model is visible. Who may do what is :mod:`tunesmith.service.access`.
+model is visible; ``owner`` is only ever a model's owner. Who may do what is :mod:`tunesmith.service.access`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..types import (
     TuningTask,
     ValidationLosses,
 )
-from .access import Access, Role, as_caller, visibility
+from .access import Access, Caller, Role, as_caller, visibility
 from .catalog import BaseModelCatalog
 
 ID_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
@@ -88,7 +88,7 @@ class TuningService:
     def create_tuned_model(
         self,
         req: CreateTunedModelRequest,
-        owner: str | None = None,
+        caller: Caller | str | None = None,
         *,
         fine_tuning: dict | None = None,
         failure: str | None = None,
@@ -96,7 +96,7 @@ class TuningService:
         """Store the tuned model and queue its job. ``fine_tuning``: the OpenAI fields of a job
         created as an OpenAI fine-tuning job (:mod:`.fine_tuning`); ``failure``: the job fails
         at once with this reason (a check OpenAI makes after accepting the job)."""
-        caller = as_caller(owner)
+        caller = as_caller(caller)
         examples = list(req.examples)
         data.validate_examples(examples, max_examples=self.settings.max_examples)
         held_out = None
@@ -109,7 +109,7 @@ class TuningService:
         missing: list[str] = []  # the problems that are a source model that does not exist
         model_id = self._new_id(req, problems)
         hp = self._hyperparameters(req, problems)
-        source = self._source(req.source_model, owner, problems, missing)
+        source = self._source(req.source_model, caller, problems, missing)
         spec = None
         if source is not None:
             spec = source if isinstance(source, base_models.BaseModelSpec) else None
@@ -207,12 +207,12 @@ class TuningService:
         rate = steps.peak_learning_rate(req.method, lr, mult)
         return Hyperparameters(epoch_count=epochs, batch_size=batch, learning_rate=rate)
 
-    def _source(self, source_model, owner, problems, missing):
+    def _source(self, source_model, caller, problems, missing):
         """The base model spec (one the caller may name: the catalog's rule), or the tuned
         model to continue from (one the caller may read)."""
         try:
             if isinstance(source_model, str) and source_model.startswith("tunedModels/"):
-                parent = self.get_tuned_model(source_model, owner)
+                parent = self.get_tuned_model(source_model, caller)
                 if parent.state is not TunedModelState.ACTIVE:
                     problems.append(f"source_model: {source_model} is not ACTIVE")
                     return None
@@ -226,16 +226,20 @@ class TuningService:
 
     # -- read, update, delete -----------------------------------------------------------
 
-    def get_tuned_model(self, name: str, owner=None, need: Role = Role.READER) -> TunedModel:
+    def get_tuned_model(
+        self, name: str, caller: Caller | str | None = None, need: Role = Role.READER
+    ) -> TunedModel:
         model_id = parse_model_name(name)
-        self.access.require(owner, model_id, need)
+        self.access.require(caller, model_id, need)
         return self.store.get_tuned_model(model_id)
 
-    def get_validation_losses(self, name: str, owner=None) -> ValidationLosses:
+    def get_validation_losses(
+        self, name: str, caller: Caller | str | None = None
+    ) -> ValidationLosses:
         """tunesmith's own: the loss over the model's validation examples at each epoch's end
         (no losses and ``example_count`` 0 when it was tuned without validation data)."""
         model_id = parse_model_name(name)
-        self.access.require(owner, model_id, Role.READER)
+        self.access.require(caller, model_id, Role.READER)
         return self.store.validation_losses(model_id)
 
     def list_tuned_models(
@@ -243,7 +247,7 @@ class TuningService:
         page_size: int | None = None,
         page_token: str | None = None,
         filter: str | None = None,
-        owner: str | None = None,
+        caller: Caller | str | None = None,
     ) -> tuple[list[TunedModel], str | None]:
         if page_size is None or page_size == 0:
             page_size = DEFAULT_PAGE_SIZE
@@ -263,7 +267,7 @@ class TuningService:
                     "(use words to search, owner:me or readers:everyone)"
                 )
             words.append(word)
-        seen = visibility(as_caller(owner), special)
+        seen = visibility(as_caller(caller), special)
         return self.store.list_tuned_models(seen, page_size, page_token, " ".join(words))
 
     def update_tuned_model(
@@ -271,11 +275,11 @@ class TuningService:
         name: str,
         changes: dict,
         update_mask: Sequence[str] | None = None,
-        owner: str | None = None,
+        caller: Caller | str | None = None,
     ) -> TunedModel:
         """Apply ``changes`` (snake_case keys); with a mask, only the masked fields."""
         model_id = parse_model_name(name)
-        self.access.require(owner, model_id, Role.WRITER)
+        self.access.require(caller, model_id, Role.WRITER)
         current = self.store.get_tuned_model(model_id)
         changes = {_snake(k): v for k, v in changes.items()}
         if update_mask:
@@ -302,12 +306,12 @@ class TuningService:
             raise InvalidArgument("; ".join(problems))
         if not values:
             return current
-        return self.store.update_tuned_model(model_id, None, values)
+        return self.store.update_tuned_model(model_id, values)
 
-    def delete_tuned_model(self, name: str, owner=None) -> None:
+    def delete_tuned_model(self, name: str, caller: Caller | str | None = None) -> None:
         model_id = parse_model_name(name)
-        self.access.require(owner, model_id, Role.OWNER)
-        path = self.store.delete_tuned_model(model_id, None)
+        self.access.require(caller, model_id, Role.OWNER)
+        path = self.store.delete_tuned_model(model_id)
         if path:
             shutil.rmtree(self.settings.home / path, ignore_errors=True)
         shutil.rmtree(self.settings.exports_dir / model_id, ignore_errors=True)
@@ -315,44 +319,44 @@ class TuningService:
 
     # -- operations ---------------------------------------------------------------------
 
-    def get_operation(self, name: str, owner: str | None = None) -> OperationRecord:
+    def get_operation(self, name: str, caller: Caller | str | None = None) -> OperationRecord:
         model_id, op_id = parse_operation_name(name)
-        self.access.require(owner, model_id, Role.READER)
+        self.access.require(caller, model_id, Role.READER)
         return self.store.get_operation(model_id, op_id)
 
     def list_operations(
-        self, name: str | None = None, owner: str | None = None
+        self, name: str | None = None, caller: Caller | str | None = None
     ) -> list[OperationRecord]:
         """The operations of one tuned model, or every operation when ``name`` is None."""
         if name is None:
-            return self.store.find_operations(visibility(as_caller(owner)))
+            return self.store.find_operations(visibility(as_caller(caller)))
         model_id = parse_model_name(name)
-        self.access.require(owner, model_id, Role.READER)
+        self.access.require(caller, model_id, Role.READER)
         return self.store.list_operations(model_id)
 
-    def pause_operation(self, name: str, owner: str | None = None) -> OperationRecord:
+    def pause_operation(self, name: str, caller: Caller | str | None = None) -> OperationRecord:
         """tunesmith's own (OpenAI's pause): a queued job waits, a running one stops at its
         next step with a checkpoint; it keeps its place in the queue until resumed."""
         model_id, op_id = parse_operation_name(name)
-        self.access.require(owner, model_id, Role.WRITER)
+        self.access.require(caller, model_id, Role.WRITER)
         self.store.jobs.request_pause(model_id, op_id)
         return self.store.get_operation(model_id, op_id)
 
-    def resume_operation(self, name: str, owner: str | None = None) -> OperationRecord:
+    def resume_operation(self, name: str, caller: Caller | str | None = None) -> OperationRecord:
         """A paused job goes back to the queue in its place and carries on from its
         checkpoint."""
         model_id, op_id = parse_operation_name(name)
-        self.access.require(owner, model_id, Role.WRITER)
+        self.access.require(caller, model_id, Role.WRITER)
         self.store.jobs.request_resume(model_id, op_id)
         if self.on_enqueue is not None:
             self.on_enqueue()
         return self.store.get_operation(model_id, op_id)
 
-    def cancel_operation(self, name: str, owner: str | None = None) -> OperationRecord:
+    def cancel_operation(self, name: str, caller: Caller | str | None = None) -> OperationRecord:
         model_id, op_id = parse_operation_name(name)
-        self.access.require(owner, model_id, Role.WRITER)
+        self.access.require(caller, model_id, Role.WRITER)
         self.store.get_operation(model_id, op_id)  # NotFound for another model's operation
-        self.store.request_cancel(model_id, op_id, None)
+        self.store.request_cancel(model_id, op_id)
         return self.store.get_operation(model_id, op_id)
 
 

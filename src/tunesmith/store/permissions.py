@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import string
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, String, and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +19,11 @@ from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 from ..errors import AlreadyExists, NotFound, ResourceExhausted
 from ..records.permissions import Grant
 from .db import write_session
-from .repository import Store, utcnow
+from .queue import utcnow
 from .tables import Base, TunedModelRow
+
+if TYPE_CHECKING:
+    from .repository import Store
 
 USER, GROUP, EVERYONE = "USER", "GROUP", "EVERYONE"
 _ALPHABET = string.ascii_lowercase + string.digits

@@ -34,6 +34,7 @@ from ..types import (
     ValidationLosses,
 )
 from .db import make_engine, migrate, write_session
+from .permissions import Visibility, visible_clause
 from .queue import JobQueue, JobStatus, examples_to_json, finish, utcnow
 from .tables import (
     FineTuningJobRow,
@@ -186,9 +187,9 @@ class Store:
             raise AlreadyExists(f"tunedModels/{model.id} already exists") from None
         return self.get_tuned_model(model.id)
 
-    def get_tuned_model(self, model_id: str, owner: str | None = None) -> TunedModel:
+    def get_tuned_model(self, model_id: str) -> TunedModel:
         with self._sessions() as s:
-            row = self._row(s, model_id, owner)
+            row = self._row(s, model_id)
             return self._record(s, row)
 
     def fine_tuning_fields(self, model_id: str) -> dict:
@@ -196,7 +197,7 @@ class Store:
         ``method`` (lora/full), the newest operation's ``seed``, and the OpenAI fields it was
         created with (:class:`FineTuningJobRow`'s columns; absent for a job made otherwise)."""
         with self._sessions() as s:
-            model = self._row(s, model_id, None)
+            model = self._row(s, model_id)
             seed = s.scalar(
                 select(OperationRow.seed)
                 .where(OperationRow.tuned_model_id == model_id)
@@ -227,7 +228,7 @@ class Store:
 
     def list_tuned_models(
         self,
-        owner: str | None,
+        visible: Visibility | None,
         page_size: int,
         page_token: str | None = None,
         text: str | None = None,
@@ -236,8 +237,8 @@ class Store:
         offset = _decode_token(page_token)
         with self._sessions() as s:
             q = select(TunedModelRow)
-            if owner is not None:
-                q = q.where(_visible(owner))
+            if visible is not None:
+                q = q.where(visible_clause(visible))
             if base_model is not None:
                 q = q.where(TunedModelRow.base_model == base_model)
             for word in (text or "").split():
@@ -254,19 +255,19 @@ class Store:
             models = [self._record(s, r) for r in rows[:page_size]]
         return models, (_encode_token(offset + page_size) if more else None)
 
-    def update_tuned_model(self, model_id: str, owner: str | None, fields: dict) -> TunedModel:
+    def update_tuned_model(self, model_id: str, fields: dict) -> TunedModel:
         """Set plain columns (display_name, description, temperature, top_p, top_k)."""
         with write_session(self.engine) as s:
-            row = self._row(s, model_id, owner)
+            row = self._row(s, model_id)
             for key, value in fields.items():
                 setattr(row, key, value)
             row.update_time = utcnow()
         return self.get_tuned_model(model_id)
 
-    def delete_tuned_model(self, model_id: str, owner: str | None) -> str | None:
+    def delete_tuned_model(self, model_id: str) -> str | None:
         """Delete the model, its operation and snapshots; returns its adapter path."""
         with write_session(self.engine) as s:
-            row = self._row(s, model_id, owner)
+            row = self._row(s, model_id)
             path = row.adapter_path
             for table in (SnapshotRow, ValidationLossRow):
                 s.execute(delete(table).where(table.tuned_model_id == model_id))
@@ -276,39 +277,37 @@ class Store:
 
     # -- operations ---------------------------------------------------------------------
 
-    def get_operation(
-        self, model_id: str, operation_id: str, owner: str | None = None
-    ) -> OperationRecord:
+    def get_operation(self, model_id: str, operation_id: str) -> OperationRecord:
         with self._sessions() as s:
             op = s.get(OperationRow, operation_id)
             if op is None or op.tuned_model_id != model_id:
                 raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
-            row = self._row(s, model_id, owner)
+            row = self._row(s, model_id)
             return self._operation(s, op, row)
 
-    def list_operations(self, model_id: str, owner: str | None = None) -> list[OperationRecord]:
+    def list_operations(self, model_id: str) -> list[OperationRecord]:
         with self._sessions() as s:
-            row = self._row(s, model_id, owner)
+            row = self._row(s, model_id)
             ops = s.scalars(
                 select(OperationRow).where(OperationRow.tuned_model_id == model_id)
             ).all()
             return [self._operation(s, op, row) for op in ops]
 
-    def find_operations(self, owner: str | None = None) -> list[OperationRecord]:
-        """Every operation (of one owner), oldest first."""
+    def find_operations(self, visible: Visibility | None = None) -> list[OperationRecord]:
+        """Every operation (of the models ``visible`` shows), oldest first."""
         with self._sessions() as s:
             q = select(OperationRow, TunedModelRow).join(
                 TunedModelRow, TunedModelRow.id == OperationRow.tuned_model_id
             )
-            if owner is not None:
-                q = q.where(_visible(owner))
+            if visible is not None:
+                q = q.where(visible_clause(visible))
             q = q.order_by(OperationRow.created_at, OperationRow.id)
             return [self._operation(s, op, row) for op, row in s.execute(q).all()]
 
     def validation_losses(self, model_id: str) -> ValidationLosses:
         """How many validation examples the model's tuning has, and their loss per epoch."""
         with self._sessions() as s:
-            self._row(s, model_id, None)
+            self._row(s, model_id)
             count = s.scalar(
                 select(func.coalesce(func.max(OperationRow.validation_count), 0)).where(
                     OperationRow.tuned_model_id == model_id
@@ -317,19 +316,19 @@ class Store:
             losses = self._snapshots(s, model_id, ValidationLossRow)
         return ValidationLosses(example_count=count or 0, losses=losses)
 
-    def request_cancel(self, model_id: str, operation_id: str, owner: str | None) -> None:
+    def request_cancel(self, model_id: str, operation_id: str) -> None:
         """A queued job ends at once; a running one is told at its next step or heartbeat."""
         with self._sessions() as s:
-            self._row(s, model_id, owner)
+            self._row(s, model_id)
         self.jobs.request_cancel(model_id, operation_id)
 
     # -- helpers ------------------------------------------------------------------------
 
     @staticmethod
-    def _row(s, model_id: str, owner: str | None) -> TunedModelRow:
+    def _row(s, model_id: str) -> TunedModelRow:
+        # Who may see it is the service's rule (service/access.py), not the store's.
         row = s.get(TunedModelRow, model_id)
-        # Another owner's model is reported missing, not forbidden: its existence is private.
-        if row is None or (owner is not None and row.owner != owner):
+        if row is None:
             raise NotFound(f"tunedModels/{model_id} not found")
         return row
 
@@ -430,15 +429,6 @@ def _check_job_limit(s, owner: str, limit: int) -> None:
             f"{owner} has {active} tuning jobs queued or running, the limit per user "
             f"(TUNESMITH_MAX_JOBS_PER_USER={limit}); wait for one to finish or cancel one"
         )
-
-
-def _visible(owner):
-    """``owner`` is an owner id (their models only) or a :class:`permissions.Visibility`."""
-    if isinstance(owner, str):
-        return TunedModelRow.owner == owner
-    from .permissions import visible_clause
-
-    return visible_clause(owner)
 
 
 def _encode_token(offset: int) -> str:

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from ...errors import InvalidArgument
 from ...store.files import StoredFile
-from ..deps import Owner, ServiceDep, call
+from ..deps import CallerDep, ServiceDep, call
 from .pagination import Listing, list_json, page
 
 router = APIRouter(tags=["openai: files"])
@@ -93,7 +93,7 @@ def parse_form(content_type: str, body: bytes) -> dict[str, tuple[str | None, by
     responses=_ONE,
     openapi_extra=_UPLOAD,
 )
-async def upload_file(request: Request, service: ServiceDep, owner: Owner):
+async def upload_file(request: Request, service: ServiceDep, caller: CallerDep):
     fields = parse_form(request.headers.get("content-type", ""), await request.body())
     if "file" not in fields:
         raise InvalidArgument("file: the form has no 'file' field")
@@ -101,7 +101,7 @@ async def upload_file(request: Request, service: ServiceDep, owner: Owner):
         raise InvalidArgument("purpose: the form has no 'purpose' field (use fine-tune)")
     filename, content = fields["file"]
     purpose = fields["purpose"][1].decode("utf-8", "replace").strip()
-    stored = await call(service.files.upload, filename or "", purpose, content, owner)
+    stored = await call(service.files.upload, filename or "", purpose, content, caller)
     return file_json(stored)
 
 
@@ -112,14 +112,14 @@ async def upload_file(request: Request, service: ServiceDep, owner: Owner):
 )
 async def list_files(
     service: ServiceDep,
-    owner: Owner,
+    caller: CallerDep,
     listing: Listing,
     purpose: Annotated[str | None, Query()] = None,
     order: Annotated[str | None, Query()] = None,
 ):
     if order not in (None, "", "asc", "desc"):
         raise InvalidArgument(f"order: {order!r} must be asc or desc")
-    found = await call(service.files.list, owner, purpose or None)
+    found = await call(service.files.list, caller, purpose or None)
     if order == "asc":
         found = found[::-1]
     chosen, more = page(found, listing, lambda f: f.id)
@@ -127,8 +127,8 @@ async def list_files(
 
 
 @router.get("/files/{file_id}", summary="A file's record", responses=_ONE)
-async def get_file(file_id: str, service: ServiceDep, owner: Owner):
-    return file_json(await call(service.files.get, file_id, owner))
+async def get_file(file_id: str, service: ServiceDep, caller: CallerDep):
+    return file_json(await call(service.files.get, file_id, caller))
 
 
 @router.get(
@@ -136,8 +136,8 @@ async def get_file(file_id: str, service: ServiceDep, owner: Owner):
     summary="A file's bytes",
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-async def get_file_content(file_id: str, service: ServiceDep, owner: Owner):
-    content = await call(service.files.content, file_id, owner)
+async def get_file_content(file_id: str, service: ServiceDep, caller: CallerDep):
+    content = await call(service.files.content, file_id, caller)
     return Response(content, media_type="application/octet-stream")
 
 
@@ -146,6 +146,6 @@ async def get_file_content(file_id: str, service: ServiceDep, owner: Owner):
     summary="Delete a file (its record and its bytes)",
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
-async def delete_file(file_id: str, service: ServiceDep, owner: Owner):
-    deleted = await call(service.files.delete, file_id, owner)
+async def delete_file(file_id: str, service: ServiceDep, caller: CallerDep):
+    deleted = await call(service.files.delete, file_id, caller)
     return {"id": deleted.id, "object": "file", "deleted": True}

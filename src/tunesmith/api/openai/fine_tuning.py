@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 
 from ...errors import InvalidArgument
 from ...service.fine_tuning import FineTuningJob, FineTuningRequest, JobCheckpoint, JobEvent
-from ..deps import Body, Owner, ServiceDep, call
+from ..deps import Body, CallerDep, ServiceDep, call
 from .pagination import Listing, list_json, page
 
 router = APIRouter(tags=["openai: fine-tuning"])
@@ -152,31 +152,31 @@ def create_request(body) -> FineTuningRequest:
     responses=_OBJECT,
     openapi_extra=_CREATE,
 )
-async def create_job(body: Body, service: ServiceDep, owner: Owner):
+async def create_job(body: Body, service: ServiceDep, caller: CallerDep):
     req = create_request(body)
-    return job_json(await call(service.fine_tuning.create, req, owner))
+    return job_json(await call(service.fine_tuning.create, req, caller))
 
 
 @router.get("/fine_tuning/jobs", summary="The caller's jobs, newest first", responses=_OBJECT)
-async def list_jobs(request: Request, service: ServiceDep, owner: Owner, listing: Listing):
+async def list_jobs(request: Request, service: ServiceDep, caller: CallerDep, listing: Listing):
     metadata = {}
     for key, value in request.query_params.multi_items():
         m = _METADATA_QUERY.match(key)
         if m:
             metadata[m.group(1)] = value
-    jobs = await call(service.fine_tuning.list, owner, metadata or None)
+    jobs = await call(service.fine_tuning.list, caller, metadata or None)
     chosen, more = page(jobs, listing, lambda j: j.id)
     return list_json([job_json(j) for j in chosen], more)
 
 
 @router.get("/fine_tuning/jobs/{job_id}", summary="A job", responses=_OBJECT)
-async def get_job(job_id: str, service: ServiceDep, owner: Owner):
-    return job_json(await call(service.fine_tuning.get, job_id, owner))
+async def get_job(job_id: str, service: ServiceDep, caller: CallerDep):
+    return job_json(await call(service.fine_tuning.get, job_id, caller))
 
 
 @router.post("/fine_tuning/jobs/{job_id}/cancel", summary="Cancel a job", responses=_OBJECT)
-async def cancel_job(job_id: str, service: ServiceDep, owner: Owner):
-    return job_json(await call(service.fine_tuning.cancel, job_id, owner))
+async def cancel_job(job_id: str, service: ServiceDep, caller: CallerDep):
+    return job_json(await call(service.fine_tuning.cancel, job_id, caller))
 
 
 @router.post(
@@ -184,8 +184,8 @@ async def cancel_job(job_id: str, service: ServiceDep, owner: Owner):
     summary="Pause a job (a running one stops at its next step, checkpointed)",
     responses=_OBJECT,
 )
-async def pause_job(job_id: str, service: ServiceDep, owner: Owner):
-    return job_json(await call(service.fine_tuning.pause, job_id, owner))
+async def pause_job(job_id: str, service: ServiceDep, caller: CallerDep):
+    return job_json(await call(service.fine_tuning.pause, job_id, caller))
 
 
 @router.post(
@@ -193,15 +193,15 @@ async def pause_job(job_id: str, service: ServiceDep, owner: Owner):
     summary="Resume a paused job from its checkpoint",
     responses=_OBJECT,
 )
-async def resume_job(job_id: str, service: ServiceDep, owner: Owner):
-    return job_json(await call(service.fine_tuning.resume, job_id, owner))
+async def resume_job(job_id: str, service: ServiceDep, caller: CallerDep):
+    return job_json(await call(service.fine_tuning.resume, job_id, caller))
 
 
 @router.get(
     "/fine_tuning/jobs/{job_id}/events", summary="A job's events, newest first", responses=_OBJECT
 )
-async def list_events(job_id: str, service: ServiceDep, owner: Owner, listing: Listing):
-    events = await call(service.fine_tuning.events, job_id, owner)
+async def list_events(job_id: str, service: ServiceDep, caller: CallerDep, listing: Listing):
+    events = await call(service.fine_tuning.events, job_id, caller)
     chosen, more = page(events, listing, lambda e: e.id)
     return list_json([event_json(e) for e in chosen], more)
 
@@ -211,7 +211,7 @@ async def list_events(job_id: str, service: ServiceDep, owner: Owner, listing: L
     summary="A job's checkpoints (one per epoch), newest first; each is a model name",
     responses=_OBJECT,
 )
-async def list_checkpoints(job_id: str, service: ServiceDep, owner: Owner, listing: Listing):
-    found = await call(service.fine_tuning.checkpoints, job_id, owner)
+async def list_checkpoints(job_id: str, service: ServiceDep, caller: CallerDep, listing: Listing):
+    found = await call(service.fine_tuning.checkpoints, job_id, caller)
     chosen, more = page(found, listing, lambda c: c.id)
     return list_json([checkpoint_json(c) for c in chosen], more)

@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from ...errors import InvalidArgument, TunesmithError
 from ...serving import Stream
 from ...types import Generation
-from ..deps import Body, Owner, ServiceDep, call
+from ..deps import Body, CallerDep, ServiceDep, call
 from . import errors as openai_errors
 from .requests import Inference, chat_request, completion_request
 
@@ -78,14 +78,14 @@ def _body(schema: dict) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-async def _start(service, owner, request: Inference) -> Stream:
+async def _start(service, caller, request: Inference) -> Stream:
     try:
         return await call(
             service.generation.generate_stream,
             request.model,
             request.prompt,
             request.config,
-            owner,
+            caller,
         )
     except InvalidArgument as e:
         raise request.rename(e) from None
@@ -97,10 +97,10 @@ async def _start(service, owner, request: Inference) -> Stream:
     openapi_extra=_body(_CHAT),
     responses=_RETURNS,
 )
-async def chat_completions(service: ServiceDep, owner: Owner, payload: Body):
+async def chat_completions(service: ServiceDep, caller: CallerDep, payload: Body):
     request = chat_request(payload)
     head = _head("chatcmpl-", "chat.completion", request.model)
-    return await _answer(service, owner, request, _ChatChunks(head, request))
+    return await _answer(service, caller, request, _ChatChunks(head, request))
 
 
 @router.post(
@@ -109,15 +109,15 @@ async def chat_completions(service: ServiceDep, owner: Owner, payload: Body):
     openapi_extra=_body(_COMPLETION),
     responses=_RETURNS,
 )
-async def completions(service: ServiceDep, owner: Owner, payload: Body):
+async def completions(service: ServiceDep, caller: CallerDep, payload: Body):
     request = completion_request(payload)
     head = _head("cmpl-", "text_completion", request.model)
-    return await _answer(service, owner, request, _TextChunks(head, request))
+    return await _answer(service, caller, request, _TextChunks(head, request))
 
 
-async def _answer(service, owner, request: Inference, chunks: _ChatChunks):
+async def _answer(service, caller, request: Inference, chunks: _ChatChunks):
     """The whole answer, or (``stream``) its events as they are generated."""
-    stream = await _start(service, owner, request)
+    stream = await _start(service, caller, request)
     if request.stream:
         return await _streamed(stream, chunks)
     return chunks.whole(await stream.aresult())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ...service.model_names import NamedModel
-from ..deps import Owner, ServiceDep, call
+from ..deps import CallerDep, ServiceDep, call
 from .pagination import list_json
 
 router = APIRouter(tags=["openai: models"])
@@ -34,8 +34,8 @@ def model_json(m: NamedModel) -> dict:
     summary="The base models offered and the tuned models the caller may use",
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
-async def list_models(service: ServiceDep, owner: Owner):
-    models = await call(service.models.list, owner)
+async def list_models(service: ServiceDep, caller: CallerDep):
+    models = await call(service.models.list, caller)
     return list_json([model_json(m) for m in models])
 
 
@@ -44,8 +44,8 @@ async def list_models(service: ServiceDep, owner: Owner):
     summary="A model by its id",
     responses={200: {"content": {"application/json": {"schema": _MODEL}}}},
 )
-async def get_model(model: str, service: ServiceDep, owner: Owner):
-    return model_json(await call(service.models.get, model, owner))
+async def get_model(model: str, service: ServiceDep, caller: CallerDep):
+    return model_json(await call(service.models.get, model, caller))
 
 
 @router.delete(
@@ -53,6 +53,6 @@ async def get_model(model: str, service: ServiceDep, owner: Owner):
     summary="Delete a tuned model (its owner only)",
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
-async def delete_model(model: str, service: ServiceDep, owner: Owner):
-    deleted = await call(service.models.delete, model, owner)
+async def delete_model(model: str, service: ServiceDep, caller: CallerDep):
+    deleted = await call(service.models.delete, model, caller)
     return {"id": deleted.id, "object": "model", "deleted": True}

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from ..deps import Owner, ServiceDep, call
+from ..deps import CallerDep, ServiceDep, call
 from ..docs import ERROR
 from ..download import file_stream, tar_size, tar_stream
 
@@ -37,7 +37,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 async def export_tuned_model(
     model_id: str,
     service: ServiceDep,
-    owner: Owner,
+    caller: CallerDep,
     format: Annotated[str | None, Query(description="adapter, merged, gguf or gguf-lora")] = None,
     quantization: Annotated[
         str | None, Query(description="GGUF formats: F16 (default), BF16, Q8_0 or F32")
@@ -47,7 +47,7 @@ async def export_tuned_model(
     ] = False,
 ):
     done = await call(
-        service.exports.prepared_export, f"tunedModels/{model_id}", format, quantization, owner
+        service.exports.prepared_export, f"tunedModels/{model_id}", format, quantization, caller
     )
     if done.format == "gguf" and not archive:
         path = done.main_file

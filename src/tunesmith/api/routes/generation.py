@@ -19,7 +19,7 @@ from ... import wire
 from ...errors import TunesmithError
 from ...serving import Stream
 from ...types import Candidate, Generation
-from ..deps import Body, Owner, ServiceDep, call
+from ..deps import Body, CallerDep, ServiceDep, call
 from ..docs import COUNT_TOKENS, GENERATE_CONTENT, GENERATE_TEXT, body, returns
 
 router = APIRouter(tags=["generation"])
@@ -35,10 +35,10 @@ def _routes(collection: str) -> None:
         responses=returns({"type": "object"}),
         name=f"{collection}_generate_text",
     )
-    async def generate_text(model_id: str, service: ServiceDep, owner: Owner, payload: Body):
+    async def generate_text(model_id: str, service: ServiceDep, caller: CallerDep, payload: Body):
         prompt, config = wire.text_request_from_json(payload)
         model = f"{collection}/{model_id}"
-        stream = await call(service.generation.generate_stream, model, prompt, config, owner)
+        stream = await call(service.generation.generate_stream, model, prompt, config, caller)
         return wire.text_response(await stream.aresult())
 
     @router.post(
@@ -48,10 +48,12 @@ def _routes(collection: str) -> None:
         responses=returns({"type": "object"}),
         name=f"{collection}_generate_content",
     )
-    async def generate_content(model_id: str, service: ServiceDep, owner: Owner, payload: Body):
+    async def generate_content(
+        model_id: str, service: ServiceDep, caller: CallerDep, payload: Body
+    ):
         model = f"{collection}/{model_id}"
         prompt, config = wire.content_request_from_json(payload)
-        stream = await call(service.generation.generate_stream, model, prompt, config, owner)
+        stream = await call(service.generation.generate_stream, model, prompt, config, caller)
         return wire.content_response(await stream.aresult(), model)
 
     @router.post(
@@ -62,11 +64,11 @@ def _routes(collection: str) -> None:
         name=f"{collection}_stream_generate_content",
     )
     async def stream_generate_content(
-        request: Request, model_id: str, service: ServiceDep, owner: Owner, payload: Body
+        request: Request, model_id: str, service: ServiceDep, caller: CallerDep, payload: Body
     ):
         model = f"{collection}/{model_id}"
         prompt, config = wire.content_request_from_json(payload)
-        stream = await call(service.generation.generate_stream, model, prompt, config, owner)
+        stream = await call(service.generation.generate_stream, model, prompt, config, caller)
         try:  # the first chunk comes before the answer starts, so errors keep their status
             first = await anext(stream)
         except BaseException:
@@ -85,9 +87,9 @@ def _routes(collection: str) -> None:
         responses=returns({"type": "object", "properties": {"totalTokens": {"type": "integer"}}}),
         name=f"{collection}_count_tokens",
     )
-    async def count_tokens(model_id: str, service: ServiceDep, owner: Owner, payload: Body):
+    async def count_tokens(model_id: str, service: ServiceDep, caller: CallerDep, payload: Body):
         text = wire.count_request_text(payload)
-        n = await call(service.generation.count_tokens, f"{collection}/{model_id}", text, owner)
+        n = await call(service.generation.count_tokens, f"{collection}/{model_id}", text, caller)
         return {"totalTokens": n}
 
     @router.post(
@@ -97,9 +99,11 @@ def _routes(collection: str) -> None:
         responses=returns({"type": "object", "properties": {"tokenCount": {"type": "integer"}}}),
         name=f"{collection}_count_text_tokens",
     )
-    async def count_text_tokens(model_id: str, service: ServiceDep, owner: Owner, payload: Body):
+    async def count_text_tokens(
+        model_id: str, service: ServiceDep, caller: CallerDep, payload: Body
+    ):
         prompt, _config = wire.text_request_from_json(payload)
-        n = await call(service.generation.count_tokens, f"{collection}/{model_id}", prompt, owner)
+        n = await call(service.generation.count_tokens, f"{collection}/{model_id}", prompt, caller)
         return {"tokenCount": n}
 
 

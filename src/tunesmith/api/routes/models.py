@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ... import wire
-from ..deps import Owner, ServiceDep, call
+from ..deps import CallerDep, ServiceDep, call
 from ..docs import returns
 
 router = APIRouter(tags=["models"])
@@ -20,11 +20,11 @@ _MODEL = {"type": "object", "properties": {"name": {"type": "string"}}}
         {"type": "object", "properties": {"models": {"type": "array", "items": _MODEL}}}
     ),
 )
-async def list_models(service: ServiceDep, _owner: Owner):
+async def list_models(service: ServiceDep, _caller: CallerDep):
     models = await call(service.generation.list_models)
     return {"models": [wire.model_to_json(m) for m in models]}
 
 
 @router.get("/models/{model_id}", summary="Get a base model", responses=returns(_MODEL))
-async def get_model(model_id: str, service: ServiceDep, _owner: Owner):
+async def get_model(model_id: str, service: ServiceDep, _caller: CallerDep):
     return wire.model_to_json(await call(service.generation.get_model, f"models/{model_id}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ... import wire
-from ..deps import ApiVersion, Owner, ServiceDep, TunesmithFields, call
+from ..deps import ApiVersion, CallerDep, ServiceDep, TunesmithFields, call
 from ..docs import OPERATION, returns
 
 router = APIRouter(tags=["operations"])
@@ -28,12 +28,12 @@ async def get_operation(
     model_id: str,
     operation_id: str,
     service: ServiceDep,
-    owner: Owner,
+    caller: CallerDep,
     version: ApiVersion,
     extended: TunesmithFields,
 ):
     name = f"tunedModels/{model_id}/operations/{operation_id}"
-    op = await call(service.tuning.get_operation, name, owner)
+    op = await call(service.tuning.get_operation, name, caller)
     return wire.operation_to_json(op, version, phase=extended)
 
 
@@ -43,9 +43,13 @@ async def get_operation(
     responses=returns(_LIST),
 )
 async def list_operations(
-    model_id: str, service: ServiceDep, owner: Owner, version: ApiVersion, extended: TunesmithFields
+    model_id: str,
+    service: ServiceDep,
+    caller: CallerDep,
+    version: ApiVersion,
+    extended: TunesmithFields,
 ):
-    ops = await call(service.tuning.list_operations, f"tunedModels/{model_id}", owner)
+    ops = await call(service.tuning.list_operations, f"tunedModels/{model_id}", caller)
     return {"operations": [wire.operation_to_json(op, version, phase=extended) for op in ops]}
 
 
@@ -55,9 +59,9 @@ async def list_operations(
     responses=returns(_LIST),
 )
 async def list_all_operations(
-    service: ServiceDep, owner: Owner, version: ApiVersion, extended: TunesmithFields
+    service: ServiceDep, caller: CallerDep, version: ApiVersion, extended: TunesmithFields
 ):
-    ops = await call(service.tuning.list_operations, None, owner)
+    ops = await call(service.tuning.list_operations, None, caller)
     return {"operations": [wire.operation_to_json(op, version, phase=extended) for op in ops]}
 
 
@@ -66,7 +70,9 @@ async def list_all_operations(
     summary="Cancel a tuning operation (the body may be empty)",
     responses=returns({"type": "object"}),
 )
-async def cancel_operation(model_id: str, operation_id: str, service: ServiceDep, owner: Owner):
+async def cancel_operation(
+    model_id: str, operation_id: str, service: ServiceDep, caller: CallerDep
+):
     name = f"tunedModels/{model_id}/operations/{operation_id}"
-    await call(service.tuning.cancel_operation, name, owner)
+    await call(service.tuning.cancel_operation, name, caller)
     return {}  # google.protobuf.Empty, as Google answers

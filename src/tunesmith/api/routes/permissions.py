@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 
 from ...wire import _int, update_mask
 from ...wire import permissions as pwire
-from ..deps import Body, Owner, ServiceDep, call
+from ..deps import Body, CallerDep, ServiceDep, call
 from ..docs import body, returns
 
 router = APIRouter(tags=["permissions"])
@@ -40,9 +40,9 @@ _TRANSFER = {"type": "object", "properties": {"emailAddress": {"type": "string"}
     openapi_extra=body(PERMISSION),
     responses=returns(PERMISSION),
 )
-async def create_permission(model_id: str, service: ServiceDep, owner: Owner, payload: Body):
+async def create_permission(model_id: str, service: ServiceDep, caller: CallerDep, payload: Body):
     new = pwire.permission_from_json(payload)
-    grant = await call(service.permissions.create, f"tunedModels/{model_id}", new, owner)
+    grant = await call(service.permissions.create, f"tunedModels/{model_id}", new, caller)
     return pwire.permission_to_json(grant)
 
 
@@ -55,7 +55,7 @@ async def list_permissions(
     request: Request,
     model_id: str,
     service: ServiceDep,
-    owner: Owner,
+    caller: CallerDep,
     pageSize: Annotated[int | None, Query()] = None,
     pageToken: Annotated[str | None, Query()] = None,
 ):
@@ -64,7 +64,7 @@ async def list_permissions(
         pageSize = _int(params["page_size"])
     token = pageToken or params.get("page_token")
     grants, next_token = await call(
-        service.permissions.list, f"tunedModels/{model_id}", owner, pageSize, token
+        service.permissions.list, f"tunedModels/{model_id}", caller, pageSize, token
     )
     out: dict = {"permissions": [pwire.permission_to_json(g) for g in grants]}
     if next_token:
@@ -77,9 +77,9 @@ async def list_permissions(
     summary="Get a permission (owner only)",
     responses=returns(PERMISSION),
 )
-async def get_permission(model_id: str, permission_id: str, service: ServiceDep, owner: Owner):
+async def get_permission(model_id: str, permission_id: str, service: ServiceDep, caller: CallerDep):
     name = f"tunedModels/{model_id}/permissions/{permission_id}"
-    return pwire.permission_to_json(await call(service.permissions.get, name, owner))
+    return pwire.permission_to_json(await call(service.permissions.get, name, caller))
 
 
 @router.patch(
@@ -93,14 +93,14 @@ async def update_permission(
     model_id: str,
     permission_id: str,
     service: ServiceDep,
-    owner: Owner,
+    caller: CallerDep,
     payload: Body,
     updateMask: Annotated[str | None, Query(description="role")] = None,
 ):
     mask = update_mask(updateMask or request.query_params.get("update_mask"))
     name = f"tunedModels/{model_id}/permissions/{permission_id}"
     role = pwire.role_from_json(payload)
-    grant = await call(service.permissions.update, name, role, mask, owner)
+    grant = await call(service.permissions.update, name, role, mask, caller)
     return pwire.permission_to_json(grant)
 
 
@@ -109,9 +109,11 @@ async def update_permission(
     summary="Delete a permission (owner only)",
     responses=returns({"type": "object"}),
 )
-async def delete_permission(model_id: str, permission_id: str, service: ServiceDep, owner: Owner):
+async def delete_permission(
+    model_id: str, permission_id: str, service: ServiceDep, caller: CallerDep
+):
     name = f"tunedModels/{model_id}/permissions/{permission_id}"
-    await call(service.permissions.delete, name, owner)
+    await call(service.permissions.delete, name, caller)
     return {}
 
 
@@ -121,7 +123,7 @@ async def delete_permission(model_id: str, permission_id: str, service: ServiceD
     openapi_extra=body(_TRANSFER),
     responses=returns({"type": "object"}),
 )
-async def transfer_ownership(model_id: str, service: ServiceDep, owner: Owner, payload: Body):
+async def transfer_ownership(model_id: str, service: ServiceDep, caller: CallerDep, payload: Body):
     email = pwire.transfer_email_from_json(payload)
-    await call(service.permissions.transfer_ownership, f"tunedModels/{model_id}", email, owner)
+    await call(service.permissions.transfer_ownership, f"tunedModels/{model_id}", email, caller)
     return {}

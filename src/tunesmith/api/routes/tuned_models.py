@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ... import wire
-from ..deps import ApiVersion, Body, Owner, ServiceDep, TunesmithFields, call
+from ..deps import ApiVersion, Body, CallerDep, ServiceDep, TunesmithFields, call
 from ..docs import OPERATION, TUNED_MODEL, VALIDATION_LOSSES, body, returns
 
 router = APIRouter(tags=["tunedModels"])
@@ -29,7 +29,7 @@ def _query(request: Request, camel_name: str) -> str | None:
 async def create_tuned_model(
     request: Request,
     service: ServiceDep,
-    owner: Owner,
+    caller: CallerDep,
     payload: Body,
     version: ApiVersion,
     extended: TunesmithFields,
@@ -37,7 +37,7 @@ async def create_tuned_model(
 ):
     model_id = tunedModelId or _query(request, "tunedModelId")
     req = wire.create_request_from_json(payload, model_id)
-    op = await call(service.tuning.create_tuned_model, req, owner)
+    op = await call(service.tuning.create_tuned_model, req, caller)
     return wire.operation_to_json(op, version, phase=extended)
 
 
@@ -57,7 +57,7 @@ async def create_tuned_model(
 async def list_tuned_models(
     request: Request,
     service: ServiceDep,
-    owner: Owner,
+    caller: CallerDep,
     pageSize: Annotated[int | None, Query()] = None,
     pageToken: Annotated[str | None, Query()] = None,
     filter: Annotated[str | None, Query(description="words to search, or owner:me")] = None,
@@ -66,7 +66,7 @@ async def list_tuned_models(
         pageSize = wire._int(request.query_params["page_size"])
     token = pageToken or request.query_params.get("page_token")
     models, next_token = await call(
-        service.tuning.list_tuned_models, pageSize, token, filter, owner
+        service.tuning.list_tuned_models, pageSize, token, filter, caller
     )
     out: dict = {"tunedModels": [wire.tuned_model_to_json(m) for m in models]}
     if next_token:
@@ -75,8 +75,8 @@ async def list_tuned_models(
 
 
 @router.get("/tunedModels/{model_id}", summary="Get a tuned model", responses=returns(TUNED_MODEL))
-async def get_tuned_model(model_id: str, service: ServiceDep, owner: Owner):
-    model = await call(service.tuning.get_tuned_model, f"tunedModels/{model_id}", owner)
+async def get_tuned_model(model_id: str, service: ServiceDep, caller: CallerDep):
+    model = await call(service.tuning.get_tuned_model, f"tunedModels/{model_id}", caller)
     return wire.tuned_model_to_json(model)
 
 
@@ -85,8 +85,8 @@ async def get_tuned_model(model_id: str, service: ServiceDep, owner: Owner):
     summary="tunesmith's own: the loss over the validation data at the end of each epoch",
     responses=returns(VALIDATION_LOSSES),
 )
-async def get_validation_losses(model_id: str, service: ServiceDep, owner: Owner):
-    losses = await call(service.tuning.get_validation_losses, f"tunedModels/{model_id}", owner)
+async def get_validation_losses(model_id: str, service: ServiceDep, caller: CallerDep):
+    losses = await call(service.tuning.get_validation_losses, f"tunedModels/{model_id}", caller)
     return wire.validation_losses_to_json(losses)
 
 
@@ -100,7 +100,7 @@ async def update_tuned_model(
     request: Request,
     model_id: str,
     service: ServiceDep,
-    owner: Owner,
+    caller: CallerDep,
     payload: Body,
     updateMask: Annotated[
         str | None, Query(description="Comma-separated fields, camelCase or snake_case")
@@ -109,7 +109,7 @@ async def update_tuned_model(
     mask = wire.update_mask(updateMask or _query(request, "updateMask"))
     changes = wire.update_from_json(payload)
     model = await call(
-        service.tuning.update_tuned_model, f"tunedModels/{model_id}", changes, mask, owner
+        service.tuning.update_tuned_model, f"tunedModels/{model_id}", changes, mask, caller
     )
     return wire.tuned_model_to_json(model)
 
@@ -119,6 +119,6 @@ async def update_tuned_model(
     summary="Delete a tuned model, its operation and its weights",
     responses=returns({"type": "object"}),
 )
-async def delete_tuned_model(model_id: str, service: ServiceDep, owner: Owner):
-    await call(service.tuning.delete_tuned_model, f"tunedModels/{model_id}", owner)
+async def delete_tuned_model(model_id: str, service: ServiceDep, caller: CallerDep):
+    await call(service.tuning.delete_tuned_model, f"tunedModels/{model_id}", caller)
     return {}
