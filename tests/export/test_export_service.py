@@ -39,7 +39,7 @@ def test_readers_export_active_models_in_known_formats(service, tmp_path):
     with pytest.raises(NotFound):
         exports.export_tuned_model(name, "gguf", tmp_path / "bob", caller="bob")
     KeyStore(service.store).create("bob-key", user="bob")
-    service.permissions.create(name, NewPermission("USER", "bob", "READER"), "alice")
+    service.permissions.create_permission(name, NewPermission("USER", "bob", "READER"), "alice")
     done = exports.export_tuned_model(name, "gguf", tmp_path / "bob", "q8_0", caller="bob")
     assert done.quantization == "Q8_0" and done.main_file.name == "mine-Q8_0.gguf"
     assert sorted(f.name for f in done.files) == ["Modelfile", "mine-Q8_0.gguf"]

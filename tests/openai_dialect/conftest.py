@@ -32,7 +32,7 @@ def oai_home(tmp_path_factory, tiny_model_dir):
     )
     service.tuning.create_tuned_model(req, Caller("alice", frozenset()))
     # carol may read (use) alice's model, not delete it
-    service.permissions.create(
+    service.permissions.create_permission(
         "tunedModels/numbers",
         NewPermission("USER", "carol", "READER"),
         Caller("alice", frozenset()),

@@ -81,7 +81,7 @@ def test_when_the_server_cannot_start_this_process_answers(tiny_home, caplog):
     finally:
         sock.rmdir()
     assert isinstance(got.result, str)
-    assert client.generation._server is not None  # the model was loaded here
+    assert client.service.generation._server is not None  # the model was loaded here
     assert "the generation server did not start" in caplog.text
     assert "Traceback" in (tiny_home / "logs" / "generation.log").read_text()  # why, for people
 

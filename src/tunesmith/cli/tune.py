@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
 from .. import errors
+from ..sdk.clients import keep_running
 from ..types import Phase
 from ._common import (
     FAILED,
@@ -164,7 +165,7 @@ def follow(op, client, *, json_out: bool = False, started: dt.datetime | None = 
                 if done:
                     break
                 if time.monotonic() - last_nudge > KEEP_RUNNING_SECONDS:
-                    client.keep_running()
+                    keep_running(client)
                     last_nudge = time.monotonic()
                 time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:

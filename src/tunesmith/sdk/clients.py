@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ..records.conversations import Conversation
 from ..records.generation import Delta
 from ..records.permissions import Grant, NewPermission
 from ..records.tuning import CreateTunedModelRequest
@@ -56,63 +57,109 @@ class RequestOptions:
 
 
 class Client(Protocol):
-    """What every client offers; records in, records out, typed errors raised."""
+    """The contract every client keeps: records in, records out, typed errors raised.
+
+    Each method is the service's method of the same name (:mod:`tunesmith.service`), with the
+    caller's identity left out (a server knows it from the API key) and per-call ``opts``
+    added; :class:`EmbeddedClient` calls the service in this process, and
+    :class:`~tunesmith.sdk.remote.RemoteClient` calls one route of a server through
+    :mod:`tunesmith.wire`. ``tests/test_contract.py`` holds the three and the routes together.
+    """
 
     def create_tuned_model(
-        self, req: CreateTunedModelRequest, opts: RequestOptions
+        self, req: CreateTunedModelRequest, opts: RequestOptions | None = None
     ) -> OperationRecord: ...
-    def get_tuned_model(self, name: str, opts: RequestOptions) -> TunedModel: ...
+    def get_tuned_model(self, name: str, opts: RequestOptions | None = None) -> TunedModel: ...
     def list_tuned_models(
         self,
         page_size: int | None,
         page_token: str | None,
         filter: str | None,
-        opts: RequestOptions,
+        opts: RequestOptions | None = None,
     ) -> tuple[list[TunedModel], str | None]: ...
     def update_tuned_model(
-        self, name: str, changes: dict, update_mask: list[str] | None, opts: RequestOptions
+        self,
+        name: str,
+        changes: dict,
+        update_mask: list[str] | None,
+        opts: RequestOptions | None = None,
     ) -> TunedModel: ...
-    def delete_tuned_model(self, name: str, opts: RequestOptions) -> None: ...
-    def get_validation_losses(self, name: str, opts: RequestOptions) -> ValidationLosses: ...
-    def get_operation(self, name: str, opts: RequestOptions) -> OperationRecord: ...
-    def list_operations(self, name: str | None, opts: RequestOptions) -> list[OperationRecord]: ...
-    def cancel_operation(self, name: str, opts: RequestOptions) -> OperationRecord: ...
-    def list_models(self, opts: RequestOptions) -> list[Model]: ...
-    def get_model(self, name: str, opts: RequestOptions) -> Model: ...
+    def delete_tuned_model(self, name: str, opts: RequestOptions | None = None) -> None: ...
+    def get_validation_losses(
+        self, name: str, opts: RequestOptions | None = None
+    ) -> ValidationLosses: ...
+    def get_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord: ...
+    def list_operations(
+        self, name: str | None, opts: RequestOptions | None = None
+    ) -> list[OperationRecord]: ...
+    def cancel_operation(
+        self, name: str, opts: RequestOptions | None = None
+    ) -> OperationRecord: ...
+    def list_models(self, opts: RequestOptions | None = None) -> list[Model]: ...
+    def get_model(self, name: str, opts: RequestOptions | None = None) -> Model: ...
     def generate(
-        self, model: str, prompt: str, config: GenerationConfig, opts: RequestOptions
+        self,
+        model: str,
+        prompt: str | Conversation,
+        config: GenerationConfig,
+        opts: RequestOptions | None = None,
     ) -> Generation: ...
     def generate_stream(
-        self, model: str, prompt: str, config: GenerationConfig, opts: RequestOptions
+        self,
+        model: str,
+        prompt: str | Conversation,
+        config: GenerationConfig,
+        opts: RequestOptions | None = None,
     ) -> Iterator[Delta | Generation]: ...
-    def count_tokens(self, model: str, prompt: str, opts: RequestOptions) -> int: ...
-    def create_permission(self, parent: str, new: NewPermission, opts: RequestOptions) -> Grant: ...
-    def list_permissions(
-        self, parent: str, page_size: int | None, page_token: str | None, opts: RequestOptions
-    ) -> tuple[list[Grant], str | None]: ...
-    def get_permission(self, name: str, opts: RequestOptions) -> Grant: ...
-    def update_permission(
-        self, name: str, role: str | None, update_mask: list[str], opts: RequestOptions
+    def count_tokens(
+        self, model: str, prompt: str | Conversation, opts: RequestOptions | None = None
+    ) -> int: ...
+    def create_permission(
+        self, parent: str, new: NewPermission, opts: RequestOptions | None = None
     ) -> Grant: ...
-    def delete_permission(self, name: str, opts: RequestOptions) -> None: ...
-    def transfer_ownership(self, name: str, email_address: str, opts: RequestOptions) -> None: ...
+    def list_permissions(
+        self,
+        parent: str,
+        page_size: int | None,
+        page_token: str | None,
+        opts: RequestOptions | None = None,
+    ) -> tuple[list[Grant], str | None]: ...
+    def get_permission(self, name: str, opts: RequestOptions | None = None) -> Grant: ...
+    def update_permission(
+        self,
+        name: str,
+        role: str | None,
+        update_mask: list[str],
+        opts: RequestOptions | None = None,
+    ) -> Grant: ...
+    def delete_permission(self, name: str, opts: RequestOptions | None = None) -> None: ...
+    def transfer_ownership(
+        self, name: str, email_address: str, opts: RequestOptions | None = None
+    ) -> None: ...
     def export_tuned_model(
         self,
         name: str,
         format: str,
         path: Path,
-        quantization: str | None,
-        progress: Callable[[str, int, int], None] | None,
-        opts: RequestOptions,
+        quantization: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        opts: RequestOptions | None = None,
     ) -> TunedModelExport: ...
-    def keep_running(self) -> None:
-        """Make sure queued work is being processed (embedded: a live background worker)."""
+
+
+def keep_running(client: Client) -> None:
+    """While a caller waits on a job: make sure something runs it. An embedded client starts
+    the home's worker if it has left; a server runs its own workers (nothing to do)."""
+    if isinstance(client, EmbeddedClient):
+        client.runtime.job_queued()
 
 
 class EmbeddedClient:
     """The service in this process; tuning runs in the home's background worker process, and
     generation in the home's generation server (:mod:`tunesmith.sdk.warm`), which keeps the
-    models loaded between scripts. ``generation_server=False`` generates in this process."""
+    models loaded between scripts. ``generation_server=False`` generates in this process.
+
+    Every method calls the service's method of the same name, as the open caller (None)."""
 
     def __init__(self, settings: Settings | None = None, *, generation_server: bool = True):
         from .warm import GenerationServer
@@ -137,96 +184,145 @@ class EmbeddedClient:
     def service(self) -> Service:
         return self.runtime.service
 
-    @property
-    def tuning(self):
-        return self.service.tuning
+    # -- tuned models and operations -----------------------------------------------------
 
-    @property
-    def generation(self):
-        return self.service.generation
+    def create_tuned_model(
+        self, req: CreateTunedModelRequest, opts: RequestOptions | None = None
+    ) -> OperationRecord:
+        return self.service.tuning.create_tuned_model(req)
 
-    def keep_running(self) -> None:
-        self.runtime.job_queued()
+    def get_tuned_model(self, name: str, opts: RequestOptions | None = None) -> TunedModel:
+        return self.service.tuning.get_tuned_model(name)
 
-    def create_tuned_model(self, req, opts=None):
-        return self.tuning.create_tuned_model(req)
+    def list_tuned_models(
+        self,
+        page_size: int | None,
+        page_token: str | None,
+        filter: str | None,
+        opts: RequestOptions | None = None,
+    ) -> tuple[list[TunedModel], str | None]:
+        return self.service.tuning.list_tuned_models(page_size, page_token, filter)
 
-    def get_tuned_model(self, name, opts=None):
-        return self.tuning.get_tuned_model(name)
+    def update_tuned_model(
+        self,
+        name: str,
+        changes: dict,
+        update_mask: list[str] | None,
+        opts: RequestOptions | None = None,
+    ) -> TunedModel:
+        return self.service.tuning.update_tuned_model(name, changes, update_mask)
 
-    def list_tuned_models(self, page_size, page_token, filter, opts=None):
-        return self.tuning.list_tuned_models(page_size, page_token, filter)
+    def delete_tuned_model(self, name: str, opts: RequestOptions | None = None) -> None:
+        self.service.tuning.delete_tuned_model(name)
 
-    def update_tuned_model(self, name, changes, update_mask, opts=None):
-        return self.tuning.update_tuned_model(name, changes, update_mask)
+    def get_validation_losses(
+        self, name: str, opts: RequestOptions | None = None
+    ) -> ValidationLosses:
+        return self.service.tuning.get_validation_losses(name)
 
-    def delete_tuned_model(self, name, opts=None):
-        self.tuning.delete_tuned_model(name)
+    def get_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord:
+        return self.service.tuning.get_operation(name)
 
-    def get_validation_losses(self, name, opts=None):
-        return self.tuning.get_validation_losses(name)
+    def list_operations(
+        self, name: str | None, opts: RequestOptions | None = None
+    ) -> list[OperationRecord]:
+        return self.service.tuning.list_operations(name)
 
-    def get_operation(self, name, opts=None):
-        return self.tuning.get_operation(name)
+    def cancel_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord:
+        return self.service.tuning.cancel_operation(name)
 
-    def list_operations(self, name, opts=None):
-        return self.tuning.list_operations(name)
+    # -- base models and generation (on the generation server when it can answer) ---------
 
-    def cancel_operation(self, name, opts=None):
-        return self.tuning.cancel_operation(name)
+    def list_models(self, opts: RequestOptions | None = None) -> list[Model]:
+        return self.service.generation.list_models()
 
-    def list_models(self, opts=None):
-        return self.generation.list_models()
+    def get_model(self, name: str, opts: RequestOptions | None = None) -> Model:
+        return self.service.generation.get_model(name)
 
-    def get_model(self, name, opts=None):
-        return self.generation.get_model(name)
-
-    def generate(self, model, prompt, config, opts=None):
+    def generate(
+        self,
+        model: str,
+        prompt: str | Conversation,
+        config: GenerationConfig,
+        opts: RequestOptions | None = None,
+    ) -> Generation:
         return self.generation_server.call(
             model,
             prompt,
             lambda remote: remote.generate(model, prompt, config, only_timeout(opts)),
-            lambda: self.generation.generate(model, prompt, config),
+            lambda: self.service.generation.generate(model, prompt, config),
         )
 
-    def generate_stream(self, model, prompt, config, opts=None):
+    def generate_stream(
+        self,
+        model: str,
+        prompt: str | Conversation,
+        config: GenerationConfig,
+        opts: RequestOptions | None = None,
+    ) -> Iterator[Delta | Generation]:
         return self.generation_server.stream(
             model,
             prompt,
             lambda remote: remote.generate_stream(model, prompt, config, only_timeout(opts)),
-            lambda: iter(self.generation.generate_stream(model, prompt, config)),
+            lambda: iter(self.service.generation.generate_stream(model, prompt, config)),
         )
 
-    def count_tokens(self, model, prompt, opts=None):
+    def count_tokens(
+        self, model: str, prompt: str | Conversation, opts: RequestOptions | None = None
+    ) -> int:
         return self.generation_server.call(
             model,
             prompt,
             lambda remote: remote.count_tokens(model, prompt, only_timeout(opts)),
-            lambda: self.generation.count_tokens(model, prompt),
+            lambda: self.service.generation.count_tokens(model, prompt),
         )
 
-    def create_permission(self, parent, new, opts=None):
-        return self.service.permissions.create(parent, new, None)
+    # -- permissions and exports ---------------------------------------------------------
 
-    def list_permissions(self, parent, page_size, page_token, opts=None):
-        return self.service.permissions.list(parent, None, page_size, page_token)
+    def create_permission(
+        self, parent: str, new: NewPermission, opts: RequestOptions | None = None
+    ) -> Grant:
+        return self.service.permissions.create_permission(parent, new)
 
-    def get_permission(self, name, opts=None):
-        return self.service.permissions.get(name, None)
+    def list_permissions(
+        self,
+        parent: str,
+        page_size: int | None,
+        page_token: str | None,
+        opts: RequestOptions | None = None,
+    ) -> tuple[list[Grant], str | None]:
+        return self.service.permissions.list_permissions(parent, page_size, page_token)
 
-    def update_permission(self, name, role, update_mask, opts=None):
-        return self.service.permissions.update(name, role, update_mask, None)
+    def get_permission(self, name: str, opts: RequestOptions | None = None) -> Grant:
+        return self.service.permissions.get_permission(name)
 
-    def delete_permission(self, name, opts=None):
-        self.service.permissions.delete(name, None)
+    def update_permission(
+        self,
+        name: str,
+        role: str | None,
+        update_mask: list[str],
+        opts: RequestOptions | None = None,
+    ) -> Grant:
+        return self.service.permissions.update_permission(name, role, update_mask)
 
-    def transfer_ownership(self, name, email_address, opts=None):
-        self.service.permissions.transfer_ownership(name, email_address, None)
+    def delete_permission(self, name: str, opts: RequestOptions | None = None) -> None:
+        self.service.permissions.delete_permission(name)
 
-    def export_tuned_model(self, name, format, path, quantization=None, progress=None, opts=None):
-        return self.service.exports.export_tuned_model(
-            name, format, path, quantization, None, progress
-        )
+    def transfer_ownership(
+        self, name: str, email_address: str, opts: RequestOptions | None = None
+    ) -> None:
+        self.service.permissions.transfer_ownership(name, email_address)
+
+    def export_tuned_model(
+        self,
+        name: str,
+        format: str,
+        path: Path,
+        quantization: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        opts: RequestOptions | None = None,
+    ) -> TunedModelExport:
+        return self.service.exports.export_tuned_model(name, format, path, quantization, progress)
 
 
 def only_timeout(opts: RequestOptions | None) -> RequestOptions:

@@ -26,7 +26,7 @@ from ..types import (
     TunedModel,
     ValidationLosses,
 )
-from .clients import Client, RequestOptions
+from .clients import Client, RequestOptions, keep_running
 
 POLL_SECONDS = 0.5
 # How often a waiting caller makes sure a worker is alive to run the job.
@@ -82,7 +82,7 @@ class CreateTunedModelOperation:
                     f"({self.metadata.completed_steps}/{self.metadata.total_steps} steps)"
                 )
             if now - last_nudge > KEEP_RUNNING_SECONDS:
-                self._client.keep_running()
+                keep_running(self._client)
                 last_nudge = now
             time.sleep(POLL_SECONDS)
 
@@ -151,7 +151,7 @@ class CreateTunedModelOperation:
                 if done:
                     break
                 if time.monotonic() - last_nudge > KEEP_RUNNING_SECONDS:
-                    self._client.keep_running()
+                    keep_running(self._client)
                     last_nudge = time.monotonic()
                 time.sleep(POLL_SECONDS)
         finally:

@@ -15,7 +15,7 @@ import json
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -60,9 +60,6 @@ class RemoteClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def keep_running(self) -> None:
-        """Nothing to do: the server runs its own workers."""
 
     # -- transport -----------------------------------------------------------------------
 
@@ -116,7 +113,13 @@ class RemoteClient:
     def get_tuned_model(self, name: str, opts: RequestOptions | None = None) -> TunedModel:
         return wire.tuned_model_from_json(self._request("GET", _path(name), opts))
 
-    def list_tuned_models(self, page_size, page_token, filter, opts=None):
+    def list_tuned_models(
+        self,
+        page_size: int | None,
+        page_token: str | None,
+        filter: str | None,
+        opts: RequestOptions | None = None,
+    ) -> tuple[list[TunedModel], str | None]:
         params = {"pageSize": page_size, "pageToken": page_token, "filter": filter}
         d = self._request(
             "GET", "tunedModels", opts, params={k: v for k, v in params.items() if v is not None}
@@ -124,7 +127,13 @@ class RemoteClient:
         models = [wire.tuned_model_from_json(m) for m in d.get("tunedModels") or []]
         return models, d.get("nextPageToken") or None
 
-    def update_tuned_model(self, name, changes, update_mask, opts=None) -> TunedModel:
+    def update_tuned_model(
+        self,
+        name: str,
+        changes: dict,
+        update_mask: list[str] | None,
+        opts: RequestOptions | None = None,
+    ) -> TunedModel:
         params = (
             {"updateMask": ",".join(wire.camel(f) for f in update_mask)} if update_mask else None
         )
@@ -147,7 +156,9 @@ class RemoteClient:
     def get_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord:
         return wire.operation_from_json(self._request("GET", _path(name), opts))
 
-    def list_operations(self, name, opts=None) -> list[OperationRecord]:
+    def list_operations(
+        self, name: str | None, opts: RequestOptions | None = None
+    ) -> list[OperationRecord]:
         path = "operations" if name is None else f"{_path(name)}/operations"
         d = self._request("GET", path, opts)
         return [wire.operation_from_json(op) for op in d.get("operations") or []]
@@ -232,7 +243,13 @@ class RemoteClient:
     # -- exports -------------------------------------------------------------------------
 
     def export_tuned_model(
-        self, name, format, path, quantization=None, progress=None, opts=None
+        self,
+        name: str,
+        format: str,
+        path: Path,
+        quantization: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        opts: RequestOptions | None = None,
     ) -> TunedModelExport:
         """Download the export as a tar (``archive=true``) and unpack it into ``path``."""
         params = {"format": format, "archive": "true"}
@@ -272,7 +289,13 @@ class RemoteClient:
         path = f"{_path(parent)}/permissions"
         return pwire.grant_from_json(self._request("POST", path, opts, json=body, idempotent=False))
 
-    def list_permissions(self, parent, page_size, page_token, opts=None):
+    def list_permissions(
+        self,
+        parent: str,
+        page_size: int | None,
+        page_token: str | None,
+        opts: RequestOptions | None = None,
+    ) -> tuple[list[Grant], str | None]:
         params = {"pageSize": page_size, "pageToken": page_token}
         params = {k: v for k, v in params.items() if v is not None}
         d = self._request("GET", f"{_path(parent)}/permissions", opts, params=params)
@@ -282,7 +305,13 @@ class RemoteClient:
     def get_permission(self, name: str, opts: RequestOptions | None = None) -> Grant:
         return pwire.grant_from_json(self._request("GET", _path(name), opts))
 
-    def update_permission(self, name, role, update_mask, opts=None) -> Grant:
+    def update_permission(
+        self,
+        name: str,
+        role: str | None,
+        update_mask: list[str],
+        opts: RequestOptions | None = None,
+    ) -> Grant:
         params = {"updateMask": ",".join(wire.camel(f) for f in update_mask)}
         body = {"role": role} if role is not None else {}
         return pwire.grant_from_json(
@@ -292,7 +321,9 @@ class RemoteClient:
     def delete_permission(self, name: str, opts: RequestOptions | None = None) -> None:
         self._request("DELETE", _path(name), opts)
 
-    def transfer_ownership(self, name, email_address, opts=None) -> None:
+    def transfer_ownership(
+        self, name: str, email_address: str, opts: RequestOptions | None = None
+    ) -> None:
         body = {"emailAddress": email_address}
         path = f"{_path(name)}:transferOwnership"
         self._request("POST", path, opts, json=body, idempotent=False)

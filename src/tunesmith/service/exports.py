@@ -53,8 +53,8 @@ class ExportService:
         format: str,
         path: str | Path,
         quantization: str | None = None,
-        caller: Caller | str | None = None,
         progress: Progress | None = None,
+        caller: Caller | str | None = None,
     ) -> TunedModelExport:
         """Write tunedModels/ID as ``format`` into the folder ``path`` (made if missing)."""
         tuned, source, quantization = self._source(name, format, quantization, caller)

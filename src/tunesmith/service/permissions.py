@@ -38,7 +38,9 @@ class PermissionService:
         self.grants = access.permissions
         self.keys = KeyStore(store)
 
-    def create(self, parent: str, new: NewPermission, caller: Caller | str | None) -> Grant:
+    def create_permission(
+        self, parent: str, new: NewPermission, caller: Caller | str | None = None
+    ) -> Grant:
         model_id = parse_model_name(parent)
         self.access.require(caller, model_id, Role.OWNER)
         problems: list[str] = []
@@ -69,12 +71,12 @@ class PermissionService:
             model_id, kind, email if kind != EVERYONE else None, new.role, MAX_PERMISSIONS
         )
 
-    def list(
+    def list_permissions(
         self,
         parent: str,
-        caller: Caller | str | None,
         page_size: int | None = None,
         page_token: str | None = None,
+        caller: Caller | str | None = None,
     ) -> tuple[list[Grant], str | None]:
         model_id = parse_model_name(parent)
         self.access.require(caller, model_id, Role.OWNER)
@@ -89,7 +91,7 @@ class PermissionService:
         more = start + page_size < len(everything)
         return page, (str(start + page_size) if more else None)
 
-    def get(self, name: str, caller: Caller | str | None) -> Grant:
+    def get_permission(self, name: str, caller: Caller | str | None = None) -> Grant:
         model_id, permission_id = parse_permission_name(name)
         self.access.require(caller, model_id, Role.OWNER)
         for grant in self._with_owner(model_id):
@@ -97,7 +99,13 @@ class PermissionService:
                 return grant
         raise NotFound(f"{name} not found")
 
-    def update(self, name: str, role: str | None, update_mask: list[str] | None, caller) -> Grant:
+    def update_permission(
+        self,
+        name: str,
+        role: str | None,
+        update_mask: list[str] | None,
+        caller: Caller | str | None = None,
+    ) -> Grant:
         model_id, permission_id = parse_permission_name(name)
         self.access.require(caller, model_id, Role.OWNER)
         fields = [f.strip() for f in (update_mask or []) if f.strip()]
@@ -113,14 +121,16 @@ class PermissionService:
             raise InvalidArgument("; ".join(problems))
         return self.grants.update_role(model_id, permission_id, role)
 
-    def delete(self, name: str, caller: Caller | str | None) -> None:
+    def delete_permission(self, name: str, caller: Caller | str | None = None) -> None:
         model_id, permission_id = parse_permission_name(name)
         self.access.require(caller, model_id, Role.OWNER)
         if permission_id == OWNER_PERMISSION:
             raise InvalidArgument(f"{name}: the owner changes only with :transferOwnership")
         self.grants.delete(model_id, permission_id)
 
-    def transfer_ownership(self, name: str, email_address, caller: Caller | str | None) -> None:
+    def transfer_ownership(
+        self, name: str, email_address: str, caller: Caller | str | None = None
+    ) -> None:
         model_id = parse_model_name(name)
         self.access.require(caller, model_id, Role.OWNER)
         if not email_address:

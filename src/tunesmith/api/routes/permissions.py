@@ -42,7 +42,7 @@ _TRANSFER = {"type": "object", "properties": {"emailAddress": {"type": "string"}
 )
 async def create_permission(model_id: str, service: ServiceDep, caller: CallerDep, payload: Body):
     new = pwire.permission_from_json(payload)
-    grant = await call(service.permissions.create, f"tunedModels/{model_id}", new, caller)
+    grant = await call(service.permissions.create_permission, f"tunedModels/{model_id}", new, caller)
     return pwire.permission_to_json(grant)
 
 
@@ -64,7 +64,7 @@ async def list_permissions(
         pageSize = _int(params["page_size"])
     token = pageToken or params.get("page_token")
     grants, next_token = await call(
-        service.permissions.list, f"tunedModels/{model_id}", caller, pageSize, token
+        service.permissions.list_permissions, f"tunedModels/{model_id}", pageSize, token, caller
     )
     out: dict = {"permissions": [pwire.permission_to_json(g) for g in grants]}
     if next_token:
@@ -79,7 +79,7 @@ async def list_permissions(
 )
 async def get_permission(model_id: str, permission_id: str, service: ServiceDep, caller: CallerDep):
     name = f"tunedModels/{model_id}/permissions/{permission_id}"
-    return pwire.permission_to_json(await call(service.permissions.get, name, caller))
+    return pwire.permission_to_json(await call(service.permissions.get_permission, name, caller))
 
 
 @router.patch(
@@ -100,7 +100,7 @@ async def update_permission(
     mask = update_mask(updateMask or request.query_params.get("update_mask"))
     name = f"tunedModels/{model_id}/permissions/{permission_id}"
     role = pwire.role_from_json(payload)
-    grant = await call(service.permissions.update, name, role, mask, caller)
+    grant = await call(service.permissions.update_permission, name, role, mask, caller)
     return pwire.permission_to_json(grant)
 
 
@@ -113,7 +113,7 @@ async def delete_permission(
     model_id: str, permission_id: str, service: ServiceDep, caller: CallerDep
 ):
     name = f"tunedModels/{model_id}/permissions/{permission_id}"
-    await call(service.permissions.delete, name, caller)
+    await call(service.permissions.delete_permission, name, caller)
     return {}
 
 
