@@ -10,6 +10,8 @@
     ├── ResourceExhausted          RESOURCE_EXHAUSTED    8  429
     ├── Cancelled                  CANCELLED             1  499
     ├── DeadlineExceeded           DEADLINE_EXCEEDED     4  504
+    ├── Unavailable                UNAVAILABLE          14  503
+    ├── Unimplemented              UNIMPLEMENTED        12  405 (a route without the method)
     └── Internal                   INTERNAL             13  500
 
 The service raises these; the HTTP layer turns them into
@@ -72,6 +74,16 @@ class DeadlineExceeded(TunesmithError, TimeoutError):
     status, grpc_code, http_status = "DEADLINE_EXCEEDED", 4, 504
 
 
+class Unavailable(TunesmithError):
+    """Something the service needs is gone for a moment (the database); retry shortly."""
+
+    status, grpc_code, http_status = "UNAVAILABLE", 14, 503
+
+
+class Unimplemented(TunesmithError):
+    status, grpc_code, http_status = "UNIMPLEMENTED", 12, 405
+
+
 class Internal(TunesmithError):
     status, grpc_code, http_status = "INTERNAL", 13, 500
 
@@ -86,10 +98,14 @@ _CLASSES: tuple[type[TunesmithError], ...] = (
     ResourceExhausted,
     Cancelled,
     DeadlineExceeded,
+    Unavailable,
+    Unimplemented,
     Internal,
 )
 _BY_STATUS = {cls.status: cls for cls in _CLASSES}
 _BY_GRPC = {cls.grpc_code: cls for cls in _CLASSES}
+# The first class of each HTTP status (400 is INVALID_ARGUMENT, not FAILED_PRECONDITION).
+_BY_HTTP = {cls.http_status: cls for cls in reversed(_CLASSES)}
 
 
 def from_status(status: str, message: str) -> TunesmithError:
@@ -102,4 +118,14 @@ def from_grpc_code(code: int, message: str) -> TunesmithError:
     return _BY_GRPC.get(code, Internal)(message)
 
 
-__all__ = [cls.__name__ for cls in _CLASSES] + ["TunesmithError", "from_status", "from_grpc_code"]
+def from_http_status(code: int, message: str) -> TunesmithError:
+    """The error an HTTP status stands for (the web framework's own answers: 404, 405)."""
+    return _BY_HTTP.get(code, Internal)(message)
+
+
+__all__ = [cls.__name__ for cls in _CLASSES] + [
+    "TunesmithError",
+    "from_grpc_code",
+    "from_http_status",
+    "from_status",
+]

@@ -80,9 +80,22 @@ class Settings:
         pairs = self.base_models.items() if isinstance(self.base_models, dict) else self.base_models
         object.__setattr__(self, "base_models", tuple((str(n), str(s)) for n, s in pairs))
 
+    # -- the layout of the home: every path under it is named here, once ------------------
+
     @property
     def adapters_dir(self) -> Path:
+        """Finished tuned models' weights, one folder per operation (a peft adapter, or the
+        whole model for full tuning)."""
         return self.home / "adapters"
+
+    def stored_path(self, relative: str) -> Path:
+        """A path the store records relative to the home (a tuned model's weights), so a
+        home can move and workers on other machines can mount it elsewhere."""
+        return self.home / relative
+
+    def path_to_store(self, path: Path) -> str:
+        """The form :meth:`stored_path` reads back."""
+        return str(Path(path).relative_to(self.home))
 
     @property
     def base_models_dir(self) -> Path:
@@ -112,6 +125,16 @@ class Settings:
     def exports_dir(self) -> Path:
         """Exports made for downloads, kept while the tuned model's weights are unchanged."""
         return self.home / "exports"
+
+    @property
+    def worker_lock(self) -> Path:
+        """Held by the home's embedded background worker while it runs."""
+        return self.home / "worker.lock"
+
+    @property
+    def run_dir(self) -> Path:
+        """Locks and sockets of the home's long-lived helpers (the generation server)."""
+        return self.home / "run"
 
 
 def get_settings(**overrides) -> Settings:

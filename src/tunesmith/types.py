@@ -97,6 +97,9 @@ class TunedModel:
     tuning_task: TuningTask = dataclasses.field(default_factory=TuningTask)
     # Why the model is FAILED; not part of Google's message, kept out of its JSON form.
     error: str | None = None
+    # tunesmith's own, kept out of Google's JSON form too: "lora" (an adapter over the base
+    # model) or "full" (the whole model's weights).
+    method: str = "lora"
 
     @property
     def id(self) -> str:

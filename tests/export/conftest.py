@@ -37,6 +37,7 @@ def tuned_tiny(tmp_path_factory, tiny_model_dir) -> ExportSource:
     folder = tune(tiny_model_dir, tmp_path_factory.mktemp("tuned") / "adapter")
     return ExportSource(
         tuned_dir=folder,
+        method="lora",
         base_dir=tiny_model_dir,
         name="tiny-tuned",
         title="Tiny tuned",
@@ -50,7 +51,11 @@ def tuned_tiny(tmp_path_factory, tiny_model_dir) -> ExportSource:
 def fully_tuned_tiny(tmp_path_factory, tiny_model_dir) -> ExportSource:
     folder = tune(tiny_model_dir, tmp_path_factory.mktemp("tuned-full") / "full", "full")
     return ExportSource(
-        tuned_dir=folder, base_dir=tiny_model_dir, name="tiny-full", prompt_template=TEMPLATE
+        tuned_dir=folder,
+        method="full",
+        base_dir=tiny_model_dir,
+        name="tiny-full",
+        prompt_template=TEMPLATE,
     )
 
 

@@ -6,7 +6,6 @@ Lease 2 s and a checkpoint every 3 steps (see the ``procs`` fixture).
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 import pytest
 import torch
@@ -45,7 +44,7 @@ def _checkpoint_steps(name: str) -> list[int]:
 def _adapter(job_service, name) -> dict[str, torch.Tensor]:
     op = _op(job_service, name)
     model_id = op.metadata.tuned_model.split("/")[-1]
-    path = Path(job_service.settings.home) / job_service.store.adapter_path(model_id)
+    path = job_service.settings.stored_path(job_service.store.weights(model_id).path)
     return load_file(path / "adapter_model.safetensors")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InvalidArgument, NotFound
+
 _SNAPSHOT = {
     "type": "object",
     "properties": {
@@ -235,13 +237,14 @@ def body(schema: dict, required: bool = True) -> dict:
     }
 
 
+def errors_returned() -> dict:
+    """``responses`` for the errors every route may answer, in Google's error shape."""
+    return {
+        e.http_status: {"description": e.status, "content": {"application/json": {"schema": ERROR}}}
+        for e in (InvalidArgument, NotFound)
+    }
+
+
 def returns(schema: dict) -> dict:
     """``responses`` for a JSON answer, and Google's error shape."""
-    return {
-        200: {"content": {"application/json": {"schema": schema}}},
-        400: {
-            "description": "INVALID_ARGUMENT",
-            "content": {"application/json": {"schema": ERROR}},
-        },
-        404: {"description": "NOT_FOUND", "content": {"application/json": {"schema": ERROR}}},
-    }
+    return {200: {"content": {"application/json": {"schema": schema}}}, **errors_returned()}

@@ -19,22 +19,21 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from ..errors import Internal, InvalidArgument, TunesmithError
+from ..errors import (
+    Internal,
+    InvalidArgument,
+    NotFound,
+    TunesmithError,
+    Unavailable,
+    Unimplemented,
+    from_http_status,
+)
 from .openai import errors as openai_errors
 from .pretty import PrettyJSONResponse
 
 log = logging.getLogger("tunesmith.api")
 
 UNAVAILABLE = "The database is unavailable for the moment; retry shortly."
-_HTTP_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    405: "UNIMPLEMENTED",
-    409: "ALREADY_EXISTS",
-    429: "RESOURCE_EXHAUSTED",
-}
 
 
 def error_response(e: TunesmithError, request: Request | None = None) -> JSONResponse:
@@ -61,16 +60,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, e: HTTPException):
-        status = _HTTP_STATUS.get(e.status_code, "UNKNOWN")
-        message = e.detail if isinstance(e.detail, str) else str(e.detail)
-        if e.status_code == 404:
-            message = f"{request.method} {request.url.path}: no such resource or method"
-        elif e.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
+        error = from_http_status(e.status_code, e.detail if isinstance(e.detail, str) else "")
+        if isinstance(error, NotFound):
+            error.message = f"{request.method} {request.url.path}: no such resource or method"
+        elif isinstance(error, Unimplemented):
+            error.message = f"{request.method} is not allowed on {request.url.path}"
         if openai_errors.is_openai(request.scope):
-            return openai_errors.status_response(e.status_code, message, "unknown_url")
-        body = {"error": {"code": e.status_code, "message": message, "status": status}}
-        return PrettyJSONResponse(body, status_code=e.status_code)
+            return openai_errors.status_response(error.http_status, error.message, "unknown_url")
+        return error_response(error, request)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, e: DBAPIError):
@@ -78,18 +75,9 @@ def install(app: FastAPI) -> None:
             return await _unexpected(request, e)
         # The database is gone for a moment (restarted, network): say so, and when to retry.
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, e.orig)
-        if openai_errors.is_openai(request.scope):
-            return openai_errors.status_response(
-                503, UNAVAILABLE, "unavailable", {"Retry-After": "2"}, kind="server_error"
-            )
-        body = {
-            "error": {
-                "code": 503,
-                "message": UNAVAILABLE,
-                "status": "UNAVAILABLE",
-            }
-        }
-        return PrettyJSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+        response = error_response(Unavailable(UNAVAILABLE), request)
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception):

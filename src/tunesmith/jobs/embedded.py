@@ -44,7 +44,7 @@ MAX_SOCKET_PATH = 100  # bytes; the system's limit for a socket's path is 104-10
 
 
 def _lock_path(settings: Settings) -> Path:
-    return settings.home / "worker.lock"
+    return settings.worker_lock
 
 
 class HeldLock:
@@ -187,7 +187,7 @@ def generation_paths(settings: Settings) -> tuple[Path, Path]:
         [settings_to_json(settings), __version__, environment, socket.gethostname()]
     )
     name = "generation-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
-    lock = settings.home / "run" / f"{name}.lock"
+    lock = settings.run_dir / f"{name}.lock"
     return lock, socket_beside(lock)
 
 

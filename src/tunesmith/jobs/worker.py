@@ -86,14 +86,16 @@ def build_recipe(
     init_adapter = None
     if model.tuned_model_source:
         parent_id = model.tuned_model_source.removeprefix("tunedModels/")
-        parent = store.adapter_path(parent_id)
+        parent = store.weights(parent_id)
         if parent is None:
             raise TunesmithError(f"{model.tuned_model_source}: its weights are gone")
-        parent_dir = settings.home / parent
-        if (parent_dir / "adapter_config.json").is_file():
-            init_adapter = parent_dir
-        else:
+        parent_dir = settings.stored_path(parent.path)
+        if not parent.is_adapter:
             base_dir = parent_dir  # the parent was fully tuned: continue from its weights
+        else:  # continue the parent's adapter, over the weights it sits on
+            init_adapter = parent_dir
+            if parent.foundation:
+                base_dir = settings.stored_path(parent.foundation)
     hp = model.tuning_task.hyperparameters
     # The service stores every hyperparameter it defaults when it queues the job.
     assert hp.epoch_count is not None and hp.batch_size is not None
@@ -227,7 +229,7 @@ def run_job(
         if done:
             log.info("%s resumes after step %d", job.operation_id, done)
         out = recipe.run(r, on_step)
-        rel = str(Path(out).relative_to(settings.home))
+        rel = settings.path_to_store(Path(out))
         if not jobs.finish(**held, status=JobStatus.SUCCEEDED, adapter_path=rel):
             return None  # another worker took the job over; its checkpoints are its own
         checkpoint.remove(ckpt)

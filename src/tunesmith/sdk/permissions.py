@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import InvalidArgument
 from ..records.permissions import Grant, NewPermission
 from ..types import TunedModel
-from ..wire.permissions import GRANTEE_TYPES, ROLES, _enum
+from ..wire.permissions import GRANTEE_TYPES, ROLES, enum_name
 from .clients import Client, RequestOptions, default_client
 
 
@@ -144,7 +144,7 @@ def _enum_name(value, names: dict[int, str], field: str):
         value = value.name
     if value is not None and not isinstance(value, (str, int)):
         raise InvalidArgument(f"{field}: expected a name or number, not {type(value).__name__}")
-    return _enum(value, names)
+    return enum_name(value, names)
 
 
 def _permission(grant: Grant, client: Client) -> Permission:

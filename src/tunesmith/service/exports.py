@@ -120,19 +120,21 @@ class ExportService:
         return tuned, source, quantization
 
     def _export_source(self, tuned: TunedModel) -> engine.ExportSource:
-        relative = self.store.adapter_path(tuned.id)
-        artifact = self.settings.home / relative if relative else None
+        stored = self.store.weights(tuned.id)
+        artifact = self.settings.stored_path(stored.path) if stored else None
         if artifact is None or not artifact.is_dir():
             raise FailedPrecondition(f"{tuned.name}: its weights are missing from {artifact}")
         spec = self.catalog.stored(tuned.base_model)
         workdir = self.settings.base_models_dir
         base_dir = base_models.materialize(spec, workdir)
         base_gguf = base_models.source_gguf(spec, workdir)
-        parent = self._full_parent(tuned)
-        if parent is not None:  # an adapter tuned over a fully tuned model's own weights
+        parent = None
+        if stored is not None and stored.foundation:  # an adapter over a fully tuned model
+            parent = self.settings.stored_path(stored.foundation)
             base_dir, base_gguf = parent, None
         return engine.ExportSource(
             tuned_dir=artifact,
+            method=tuned.method,
             base_dir=base_dir,
             name=tuned.id,
             title=tuned.display_name,
@@ -142,15 +144,6 @@ class ExportService:
             prompt_template=spec.prompt_template,
             sampling={"temperature": tuned.temperature, "top_p": tuned.top_p, "top_k": tuned.top_k},
         )
-
-    def _full_parent(self, tuned: TunedModel) -> Path | None:
-        if not tuned.tuned_model_source:
-            return None
-        relative = self.store.adapter_path(tuned.tuned_model_source.removeprefix("tunedModels/"))
-        if not relative:
-            return None
-        folder = self.settings.home / relative
-        return None if (folder / "adapter_config.json").is_file() else folder
 
 
 def _stamp(folder: Path) -> str:

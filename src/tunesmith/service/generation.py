@@ -18,7 +18,7 @@ from ..types import Generation, GenerationConfig, Model, TunedModelState
 from . import model_names
 from .access import Access, Caller, Role
 from .catalog import BaseModelCatalog
-from .tuning import _is_int, _is_number
+from .checks import is_int, is_number, sampling_problems
 
 if TYPE_CHECKING:
     from ..serving import ModelServer
@@ -140,6 +140,7 @@ class GenerationService:
         self.access.require(caller, model_id, Role.READER)
         tuned = self.store.get_tuned_model(model_id)
         spec = self.catalog.stored(tuned.base_model)
+        stored = self.store.weights(tuned.id)
         if ref.checkpoint_step is not None:  # usable as soon as it is kept, even mid-run
             artifact = self.settings.served_checkpoint_dir(model_id, ref.checkpoint_step)
             if not artifact.is_dir():
@@ -150,13 +151,16 @@ class GenerationService:
                     f"{model} is {tuned.state.name}, not ACTIVE: it cannot generate yet"
                     + (f" ({tuned.error})" if tuned.error else "")
                 )
-            artifact = self.settings.home / (self.store.adapter_path(tuned.id) or "")
-            if not artifact.is_dir() or artifact == self.settings.home:
-                raise FailedPrecondition(f"{model}: its weights are missing from {artifact}")
-        if (artifact / "adapter_config.json").is_file():
-            base_dir = base_models.materialize(spec, self.settings.base_models_dir)
-            return _Target(spec, base_dir, artifact, tuned)
-        return _Target(spec, artifact, None, tuned)  # fully tuned: its own weights
+            found = self.settings.stored_path(stored.path) if stored else None
+            if found is None or not found.is_dir():
+                raise FailedPrecondition(f"{model}: its weights are missing from {found}")
+            artifact = found
+        if tuned.method == "full":
+            return _Target(spec, artifact, None, tuned)  # its own weights
+        if stored is not None and stored.foundation:  # tuned over a fully tuned model
+            return _Target(spec, self.settings.stored_path(stored.foundation), artifact, tuned)
+        base_dir = base_models.materialize(spec, self.settings.base_models_dir)
+        return _Target(spec, base_dir, artifact, tuned)
 
     def _sampling(self, c: GenerationConfig, target: _Target) -> Sampling:
         defaults = target.tuned or target.spec
@@ -173,24 +177,17 @@ class GenerationService:
             candidate_count=count,
             max_output_tokens=max_tokens,
         )
-        wrong = [k for k, v in numbers.items() if not _is_number(v)]
+        wrong = [k for k, v in numbers.items() if not is_number(v)]
         wrong += [
             k
             for k in ("top_k", "candidate_count", "max_output_tokens")
-            if k not in wrong and not _is_int(numbers[k])
+            if k not in wrong and not is_int(numbers[k])
         ]
         if wrong:
             raise InvalidArgument(
                 "; ".join(f"{k}: {numbers[k]!r} is not a valid number" for k in wrong)
             )
-        if not 0 <= temperature <= target.spec.max_temperature:
-            problems.append(
-                f"temperature: {temperature} must be from 0 to {target.spec.max_temperature}"
-            )
-        if not 0 <= top_p <= 1:
-            problems.append(f"top_p: {top_p} must be from 0 to 1")
-        if top_k < 0:
-            problems.append(f"top_k: {top_k} must not be negative")
+        problems += sampling_problems(temperature, top_p, top_k, target.spec.max_temperature)
         if not 1 <= count <= MAX_CANDIDATES:
             problems.append(f"candidate_count: {count} must be from 1 to {MAX_CANDIDATES}")
         if not 1 <= max_tokens <= target.spec.output_token_limit:
@@ -203,7 +200,7 @@ class GenerationService:
         if any(not isinstance(s, str) or not s for s in stops):
             problems.append("stop_sequences: each must be a non-empty string")
         seed = c.seed
-        if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**63 - MAX_CANDIDATES):
+        if seed is not None and (not is_int(seed) or not 0 <= seed < 2**63 - MAX_CANDIDATES):
             problems.append(f"seed: {seed!r} must be a whole number from 0 to 2**63 - 9")
         if problems:
             raise InvalidArgument("; ".join(problems))

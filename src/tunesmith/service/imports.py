@@ -85,7 +85,7 @@ class ImportService:
             tuning_task=TuningTask(),
         )
         caller = as_caller(caller)
-        relative = str(target.relative_to(self.settings.home))
+        relative = self.settings.path_to_store(target)
         try:
             return self.store.import_tuned_model(model, caller.user if caller else None, relative)
         except BaseException:

@@ -32,6 +32,7 @@ from ..types import (
 )
 from .access import Access, Caller, Role, as_caller, visibility
 from .catalog import BaseModelCatalog
+from .checks import is_int, is_number, sampling_problems
 
 ID_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_DISPLAY_NAME = 40
@@ -117,7 +118,8 @@ class TuningService:
             temperature = _pick(req.temperature, defaults.temperature)
             top_p = _pick(req.top_p, defaults.top_p)
             top_k = _pick(req.top_k, defaults.top_k)
-            _check_sampling(temperature, top_p, top_k, problems)
+            limit = (spec or self.catalog.stored(source.base_model)).max_temperature
+            problems += sampling_problems(temperature, top_p, top_k, limit)
         if req.display_name is not None and len(req.display_name) > MAX_DISPLAY_NAME:
             problems.append(
                 f"display_name: {len(req.display_name)} characters, over the limit of "
@@ -127,7 +129,7 @@ class TuningService:
             problems.append(f"description: over the limit of {MAX_DESCRIPTION} characters")
         if req.method not in METHODS:
             problems.append(f"method: '{req.method}' is not one of {', '.join(METHODS)}")
-        if req.seed is not None and (not _is_int(req.seed) or not 0 <= req.seed < 2**31):
+        if req.seed is not None and (not is_int(req.seed) or not 0 <= req.seed < 2**31):
             problems.append(f"seed: {req.seed!r} must be an integer from 0 to 2147483647")
         if problems:
             # Nothing wrong but a base (or parent) model that does not exist: "not found", as
@@ -190,15 +192,15 @@ class TuningService:
     ) -> Hyperparameters:
         epochs = _pick(req.epoch_count, DEFAULT_EPOCHS)
         batch = _pick(req.batch_size, DEFAULT_BATCH_SIZE)
-        if not _is_int(epochs) or not 1 <= epochs <= MAX_EPOCHS:
+        if not is_int(epochs) or not 1 <= epochs <= MAX_EPOCHS:
             problems.append(f"epoch_count: {epochs!r} must be an integer from 1 to {MAX_EPOCHS}")
-        if not _is_int(batch) or not 1 <= batch <= MAX_BATCH_SIZE:
+        if not is_int(batch) or not 1 <= batch <= MAX_BATCH_SIZE:
             problems.append(f"batch_size: {batch!r} must be an integer from 1 to {MAX_BATCH_SIZE}")
         lr, mult = req.learning_rate, req.learning_rate_multiplier
         if lr is not None and mult is not None:
             problems.append("learning_rate, learning_rate_multiplier: give one, not both")
         for field, value in (("learning_rate", lr), ("learning_rate_multiplier", mult)):
-            if value is not None and (not _is_number(value) or not 0 < value <= 10):
+            if value is not None and (not is_number(value) or not 0 < value <= 10):
                 problems.append(f"{field}: {value!r} must be a number above 0 and at most 10")
         if problems or req.method not in METHODS:
             return Hyperparameters(epoch_count=epochs, batch_size=batch)  # refused anyway
@@ -251,7 +253,7 @@ class TuningService:
     ) -> tuple[list[TunedModel], str | None]:
         if page_size is None or page_size == 0:
             page_size = DEFAULT_PAGE_SIZE
-        if not _is_int(page_size) or page_size < 0:
+        if not is_int(page_size) or page_size < 0:
             raise InvalidArgument(f"page_size: {page_size!r} must be a positive integer")
         page_size = min(page_size, self.settings.max_page_size or MAX_PAGE_SIZE)
         words, special = [], None
@@ -301,7 +303,8 @@ class TuningService:
         if "description" in values:
             values["description"] = values["description"] or ""
         merged = {k: values.get(k, getattr(current, k)) for k in ("temperature", "top_p", "top_k")}
-        _check_sampling(merged["temperature"], merged["top_p"], merged["top_k"], problems)
+        limit = self.catalog.stored(current.base_model).max_temperature
+        problems += sampling_problems(*merged.values(), limit)
         if problems:
             raise InvalidArgument("; ".join(problems))
         if not values:
@@ -313,7 +316,7 @@ class TuningService:
         self.access.require(caller, model_id, Role.OWNER)
         path = self.store.delete_tuned_model(model_id)
         if path:
-            shutil.rmtree(self.settings.home / path, ignore_errors=True)
+            shutil.rmtree(self.settings.stored_path(path), ignore_errors=True)
         shutil.rmtree(self.settings.exports_dir / model_id, ignore_errors=True)
         shutil.rmtree(self.settings.served_checkpoint_dir(model_id), ignore_errors=True)
 
@@ -360,25 +363,8 @@ class TuningService:
         return self.store.get_operation(model_id, op_id)
 
 
-def _check_sampling(temperature, top_p, top_k, problems: list[str]) -> None:
-    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
-        problems.append(f"temperature: {temperature!r} must be a number from 0 to 2")
-    if top_p is not None and (not _is_number(top_p) or not 0 <= top_p <= 1):
-        problems.append(f"top_p: {top_p!r} must be a number from 0 to 1")
-    if top_k is not None and (not _is_int(top_k) or top_k < 0):
-        problems.append(f"top_k: {top_k!r} must be a non-negative integer")
-
-
 def _pick(value, default):
     return default if value is None else value
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def _snake(name: str) -> str:

@@ -47,6 +47,21 @@ from .tables import (
 INVALID_ARGUMENT_CODE = 3  # gRPC INVALID_ARGUMENT
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredWeights:
+    """A tuned model's weights: ``path`` (relative to the home: ``Settings.stored_path``) is a
+    peft adapter (``method`` "lora") or a whole model ("full"). An adapter tuned over a fully
+    tuned model sits on that model's weights, ``foundation``; None: on the base model."""
+
+    path: str
+    method: str
+    foundation: str | None = None
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.method == "lora"
+
+
 @overload
 def _utc(value: dt.datetime) -> dt.datetime: ...
 @overload
@@ -221,10 +236,25 @@ class Store:
                 raise NotFound(f"tunedModels/{model_id} not found")
             return row.owner
 
-    def adapter_path(self, model_id: str) -> str | None:
+    def weights(self, model_id: str) -> StoredWeights | None:
+        """Where a tuned model's weights are and what they are; None until it has some."""
         with self._sessions() as s:
             row = s.get(TunedModelRow, model_id)
-            return row.adapter_path if row else None
+            if row is None or not row.adapter_path:
+                return None
+            foundation, child, seen = None, row, {row.id}
+            # An adapter continues its parent's adapter over the same weights: walk up to a
+            # fully tuned ancestor, if there is one (else the adapter sits on the base model).
+            while child.method == "lora" and child.tuned_model_source:
+                parent_id = child.tuned_model_source.removeprefix("tunedModels/")
+                parent = s.get(TunedModelRow, parent_id)
+                if parent is None or parent_id in seen:
+                    break
+                if parent.method == "full":
+                    foundation = parent.adapter_path
+                seen.add(parent_id)
+                child = parent
+            return StoredWeights(row.adapter_path, row.method, foundation)
 
     def list_tuned_models(
         self,
@@ -365,6 +395,7 @@ class Store:
                 ),
             ),
             error=row.error_message,
+            method=row.method,
         )
 
     def _operation(self, s, op: OperationRow, row: TunedModelRow) -> OperationRecord:

@@ -8,7 +8,7 @@ operation holds only the fields of ``google.longrunning.Operation`` (its client 
 strictly, so the ``@type`` names must be ones it knows).
 """
 
-from ._base import _int, camel, parse_timestamp, snake, snake_keys, timestamp
+from ._base import camel, parse_timestamp, proto_int, snake, snake_keys, timestamp
 from .generation import (
     FINISH_REASONS,
     content_chunks,
@@ -45,7 +45,7 @@ from .tuning import (
 
 __all__ = [
     "FINISH_REASONS",
-    "_int",
+    "proto_int",
     "camel",
     "content_chunks",
     "content_request_from_json",

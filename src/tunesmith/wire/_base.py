@@ -46,7 +46,7 @@ def parse_timestamp(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text)
 
 
-def _int(value: Any) -> Any:
+def proto_int(value: Any) -> Any:
     """An int from a number or numeric string (proto-JSON allows both); else as given."""
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         return int(value)
@@ -55,7 +55,7 @@ def _int(value: Any) -> Any:
     return value
 
 
-def _float(value: Any) -> Any:
+def proto_float(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return float(value)
@@ -64,7 +64,7 @@ def _float(value: Any) -> Any:
     return value
 
 
-def _object(value: Any, field: str) -> dict:
+def json_object(value: Any, field: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -72,11 +72,11 @@ def _object(value: Any, field: str) -> dict:
     return value
 
 
-def _compact(d: dict) -> dict:
+def compact(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _state(value: Any) -> TunedModelState:
+def model_state(value: Any) -> TunedModelState:
     if isinstance(value, str) and not value.isdigit():
         return TunedModelState[value]
     return TunedModelState(int(value or 0))

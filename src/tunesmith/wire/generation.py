@@ -9,7 +9,7 @@ from .. import data
 from ..errors import InvalidArgument
 from ..records.conversations import Conversation
 from ..types import Candidate, Generation, GenerationConfig, Model
-from ._base import _compact, _float, _int, _object, camel, snake_keys
+from ._base import camel, compact, json_object, proto_float, proto_int, snake_keys
 
 FINISH_REASONS = {0: "FINISH_REASON_UNSPECIFIED", 1: "STOP", 2: "MAX_TOKENS"}
 
@@ -17,7 +17,7 @@ FINISH_REASONS = {0: "FINISH_REASON_UNSPECIFIED", 1: "STOP", 2: "MAX_TOKENS"}
 
 
 def model_to_json(m: Model) -> dict:
-    return _compact(
+    return compact(
         {
             "name": m.name,
             "baseModelId": m.base_model_id,
@@ -67,7 +67,7 @@ _CONFIG_FIELDS = (
 
 
 def generation_config_from_json(d: Any, field: str = "generation_config") -> GenerationConfig:
-    d = snake_keys(_object(d, field))
+    d = snake_keys(json_object(d, field))
     stops = d.get("stop_sequences") or []
     if isinstance(stops, str):
         stops = [stops]
@@ -76,13 +76,13 @@ def generation_config_from_json(d: Any, field: str = "generation_config") -> Gen
             f"{field}.stop_sequences: expected a list of strings, not {type(stops).__name__}"
         )
     return GenerationConfig(
-        temperature=_float(d.get("temperature")),
-        top_p=_float(d.get("top_p")),
-        top_k=_int(d.get("top_k")),
-        candidate_count=_int(d.get("candidate_count")),
-        max_output_tokens=_int(d.get("max_output_tokens")),
+        temperature=proto_float(d.get("temperature")),
+        top_p=proto_float(d.get("top_p")),
+        top_k=proto_int(d.get("top_k")),
+        candidate_count=proto_int(d.get("candidate_count")),
+        max_output_tokens=proto_int(d.get("max_output_tokens")),
         stop_sequences=list(stops),
-        seed=_int(d.get("seed")),
+        seed=proto_int(d.get("seed")),
     )
 
 
@@ -93,8 +93,8 @@ def generation_config_to_json(c: GenerationConfig) -> dict:
 
 def text_request_from_json(body: Any) -> tuple[str, GenerationConfig]:
     """A PaLM ``generateText`` body: ``{"prompt": {"text": ...}, "temperature": ...}``."""
-    d = snake_keys(_object(body, "request"))
-    prompt = _object(d.get("prompt"), "prompt").get("text")
+    d = snake_keys(json_object(body, "request"))
+    prompt = json_object(d.get("prompt"), "prompt").get("text")
     if prompt is not None and not isinstance(prompt, str):
         raise InvalidArgument("prompt.text: expected a string")
     return prompt or "", generation_config_from_json({k: d.get(k) for k in _CONFIG_FIELDS})
@@ -108,11 +108,11 @@ def contents_text(contents: Any, field: str = "contents") -> str:
         raise InvalidArgument(f"{field}: at least one content with a text part is required")
     texts = []
     for i, content in enumerate(contents):
-        parts = _object(content, f"{field}[{i}]").get("parts")
+        parts = json_object(content, f"{field}[{i}]").get("parts")
         if not isinstance(parts, list) or not parts:
             raise InvalidArgument(f"{field}[{i}].parts: at least one part is required")
         for j, part in enumerate(parts):
-            text = _object(part, f"{field}[{i}].parts[{j}]").get("text")
+            text = json_object(part, f"{field}[{i}].parts[{j}]").get("text")
             if not isinstance(text, str):
                 raise InvalidArgument(
                     f"{field}[{i}].parts[{j}]: only text parts are supported by these models"
@@ -150,16 +150,16 @@ def conversation_to_json(prompt: str | Conversation) -> dict:
 def content_request_from_json(body: Any) -> tuple[str | Conversation, GenerationConfig]:
     """A Gemini ``generateContent`` body: ``{"contents": [...], "systemInstruction": ...,
     "generationConfig": ...}``."""
-    d = snake_keys(_object(body, "request"))
+    d = snake_keys(json_object(body, "request"))
     prompt = contents_prompt(d.get("contents"), d.get("system_instruction"))
     return prompt, generation_config_from_json(d.get("generation_config"))
 
 
 def count_request_text(body: Any) -> str | Conversation:
     """``countTokens`` (contents, or a whole generateContentRequest) or ``countTextTokens``."""
-    d = snake_keys(_object(body, "request"))
+    d = snake_keys(json_object(body, "request"))
     if "generate_content_request" in d:
-        inner = _object(d["generate_content_request"], "generate_content_request")
+        inner = json_object(d["generate_content_request"], "generate_content_request")
         return contents_prompt(
             inner.get("contents"),
             inner.get("system_instruction"),

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..records.permissions import Grant, NewPermission
-from ._base import _object, snake_keys
+from ._base import json_object, snake_keys
 
 GRANTEE_TYPES = {0: "GRANTEE_TYPE_UNSPECIFIED", 1: "USER", 2: "GROUP", 3: "EVERYONE"}
 ROLES = {0: "ROLE_UNSPECIFIED", 1: "OWNER", 2: "WRITER", 3: "READER"}
 
 
-def _enum(value: Any, names: dict[int, str]) -> Any:
+def enum_name(value: Any, names: dict[int, str]) -> Any:
     """An enum by name or number; anything else is passed on for the service to refuse."""
     if isinstance(value, int) and not isinstance(value, bool):
         return names.get(value, value)
@@ -36,20 +36,20 @@ def permission_to_json(g: Grant) -> dict:
 
 
 def permission_from_json(payload: Any) -> NewPermission:
-    p = snake_keys(_object(payload, "permission"))
+    p = snake_keys(json_object(payload, "permission"))
     return NewPermission(
-        grantee_type=_enum(p.get("grantee_type"), GRANTEE_TYPES),
+        grantee_type=enum_name(p.get("grantee_type"), GRANTEE_TYPES),
         email_address=p.get("email_address"),
-        role=_enum(p.get("role"), ROLES),
+        role=enum_name(p.get("role"), ROLES),
     )
 
 
 def role_from_json(payload: Any) -> Any:
-    return _enum(snake_keys(_object(payload, "permission")).get("role"), ROLES)
+    return enum_name(snake_keys(json_object(payload, "permission")).get("role"), ROLES)
 
 
 def transfer_email_from_json(payload: Any) -> Any:
-    return snake_keys(_object(payload, "request")).get("email_address")
+    return snake_keys(json_object(payload, "request")).get("email_address")
 
 
 # -- the remote client's side: requests out, records back ----------------------------------
@@ -67,7 +67,7 @@ def grant_from_json(d: dict) -> Grant:
     return Grant(
         model_id=model_id,
         id=permission_id,
-        grantee_type=_enum(d.get("granteeType"), GRANTEE_TYPES),
+        grantee_type=enum_name(d.get("granteeType"), GRANTEE_TYPES),
         email_address=d.get("emailAddress") or None,
-        role=_enum(d.get("role"), ROLES),
+        role=enum_name(d.get("role"), ROLES),
     )

@@ -21,13 +21,13 @@ from ..types import (
     ValidationLosses,
 )
 from ._base import (
-    _compact,
-    _float,
-    _int,
-    _object,
-    _state,
     camel,
+    compact,
+    json_object,
+    model_state,
     parse_timestamp,
+    proto_float,
+    proto_int,
     snake,
     snake_keys,
     timestamp,
@@ -64,13 +64,13 @@ def snapshot_from_json(d: dict) -> TuningSnapshot:
 
 def tuned_model_to_json(m: TunedModel) -> dict:
     hp = m.tuning_task.hyperparameters
-    task = _compact(
+    task = compact(
         {
             "startTime": timestamp(m.tuning_task.start_time),
             "completeTime": timestamp(m.tuning_task.complete_time),
             "snapshots": [snapshot_to_json(s) for s in m.tuning_task.snapshots] or None,
             # learningRateMultiplier is never written: the old SDK crashes on it.
-            "hyperparameters": _compact(
+            "hyperparameters": compact(
                 {
                     "epochCount": hp.epoch_count,
                     "batchSize": hp.batch_size,
@@ -86,7 +86,7 @@ def tuned_model_to_json(m: TunedModel) -> dict:
     else:
         out["baseModel"] = m.base_model
     out.update(
-        _compact(
+        compact(
             {
                 "displayName": m.display_name,
                 "description": m.description,
@@ -119,7 +119,7 @@ def tuned_model_from_json(d: dict) -> TunedModel:
         temperature=d.get("temperature"),
         top_p=d.get("top_p"),
         top_k=d.get("top_k"),
-        state=_state(d.get("state")),
+        state=model_state(d.get("state")),
         create_time=parse_timestamp(d.get("create_time")),
         update_time=parse_timestamp(d.get("update_time")),
         tuning_task=TuningTask(
@@ -175,13 +175,13 @@ def create_request_from_json(
     body: Any, tuned_model_id: str | None = None
 ) -> CreateTunedModelRequest:
     """The body of ``POST tunedModels`` (a TunedModel) into the service's request."""
-    d = snake_keys(_object(body, "tuned_model"))
+    d = snake_keys(json_object(body, "tuned_model"))
     _unknown(d, _TUNED_MODEL_FIELDS, "")
-    task = _object(d.get("tuning_task"), "tuning_task")
+    task = json_object(d.get("tuning_task"), "tuning_task")
     _unknown(task, _TASK_FIELDS, "tuning_task.")
-    hp = _object(task.get("hyperparameters"), "tuning_task.hyperparameters")
+    hp = json_object(task.get("hyperparameters"), "tuning_task.hyperparameters")
     _unknown(hp, _HP_FIELDS, "tuning_task.hyperparameters.")
-    source = _object(d.get("tuned_model_source"), "tuned_model_source")
+    source = json_object(d.get("tuned_model_source"), "tuned_model_source")
     source_model = source.get("tuned_model") or d.get("base_model")
     if source_model is None:
         raise InvalidArgument("base_model: required (or tuned_model_source.tuned_model)")
@@ -191,13 +191,13 @@ def create_request_from_json(
         id=tuned_model_id,
         display_name=d.get("display_name"),
         description=d.get("description"),
-        temperature=_float(d.get("temperature")),
-        top_p=_float(d.get("top_p")),
-        top_k=_int(d.get("top_k")),
-        epoch_count=_int(hp.get("epoch_count")),
-        batch_size=_int(hp.get("batch_size")),
-        learning_rate=_float(hp.get("learning_rate")),
-        learning_rate_multiplier=_float(hp.get("learning_rate_multiplier")),
+        temperature=proto_float(d.get("temperature")),
+        top_p=proto_float(d.get("top_p")),
+        top_k=proto_int(d.get("top_k")),
+        epoch_count=proto_int(hp.get("epoch_count")),
+        batch_size=proto_int(hp.get("batch_size")),
+        learning_rate=proto_float(hp.get("learning_rate")),
+        learning_rate_multiplier=proto_float(hp.get("learning_rate_multiplier")),
         method=d.get("method") or "lora",
         validation_examples=_dataset_from_json(task, "validation_data"),
     )
@@ -215,8 +215,8 @@ def _dataset_from_json(task: dict, field: str) -> list[TuningExample | Conversat
     if task.get(field) is None:
         return None
     where = f"tuning_task.{field}"
-    dataset = _object(task[field], where)
-    examples = _object(dataset.get("examples"), f"{where}.examples")
+    dataset = json_object(task[field], where)
+    examples = json_object(dataset.get("examples"), f"{where}.examples")
     rows = examples.get("examples") or []
     if not isinstance(rows, list):
         raise InvalidArgument(f"{where}.examples.examples: expected a list")
@@ -251,7 +251,7 @@ def create_request_to_json(req: CreateTunedModelRequest) -> dict:
         if req.source_model.startswith("tunedModels/")
         else {"baseModel": req.source_model}
     )
-    hp = _compact(
+    hp = compact(
         {
             "epochCount": req.epoch_count,
             "batchSize": req.batch_size,
@@ -261,7 +261,7 @@ def create_request_to_json(req: CreateTunedModelRequest) -> dict:
     )
     body = {
         **source,
-        **_compact(
+        **compact(
             {
                 "displayName": req.display_name,
                 "description": req.description,
@@ -296,12 +296,12 @@ def validation_losses_from_json(d: dict) -> ValidationLosses:
 
 def update_from_json(body: Any) -> dict:
     """A PATCH body (a whole or partial TunedModel) into snake_case changes."""
-    d = snake_keys(_object(body, "tuned_model"))
+    d = snake_keys(json_object(body, "tuned_model"))
     changes = {}
     for key in ("display_name", "description"):
         if key in d:
             changes[key] = d[key]
-    for key, number in (("temperature", _float), ("top_p", _float), ("top_k", _int)):
+    for key, number in (("temperature", proto_float), ("top_p", proto_float), ("top_k", proto_int)):
         if key in d:
             changes[key] = number(d[key])
     return changes
@@ -341,7 +341,7 @@ def operation_to_json(op: OperationRecord, version: str = "v1beta", *, phase: bo
         "done": op.done,
     }
     if phase and m.phase is not None:
-        out["metadata"]["phase"] = _compact(
+        out["metadata"]["phase"] = compact(
             {
                 "name": str(m.phase.name),
                 "description": m.phase.description,

@@ -30,6 +30,7 @@ from ...errors import (
     ResourceExhausted,
     TunesmithError,
     Unauthenticated,
+    Unavailable,
 )
 
 PREFIX = "/openai/v1"
@@ -46,6 +47,7 @@ _TABLE: dict[type[TunesmithError], tuple[str, str, bool]] = {
     ResourceExhausted: ("requests", "rate_limit_exceeded", True),
     Cancelled: ("invalid_request_error", "cancelled", False),
     DeadlineExceeded: ("server_error", "timeout", True),
+    Unavailable: ("server_error", "unavailable", True),
     Internal: ("server_error", "internal_error", False),
 }
 _FALLBACK = ("server_error", "internal_error", False)

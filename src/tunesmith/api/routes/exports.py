@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from ..deps import CallerDep, ServiceDep, call
-from ..docs import ERROR
+from ..docs import errors_returned
 from ..download import file_stream, tar_size, tar_stream
 
 router = APIRouter(tags=["tunedModels"])
@@ -23,8 +23,7 @@ router = APIRouter(tags=["tunedModels"])
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": _BINARY, "application/x-tar": _BINARY}},
-    400: {"description": "INVALID_ARGUMENT", "content": {"application/json": {"schema": ERROR}}},
-    404: {"description": "NOT_FOUND", "content": {"application/json": {"schema": ERROR}}},
+    **errors_returned(),
 }
 
 

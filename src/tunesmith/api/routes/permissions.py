@@ -8,8 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ...wire import _int, update_mask
 from ...wire import permissions as pwire
+from ...wire import proto_int, update_mask
 from ..deps import Body, CallerDep, ServiceDep, call
 from ..docs import body, returns
 
@@ -42,7 +42,9 @@ _TRANSFER = {"type": "object", "properties": {"emailAddress": {"type": "string"}
 )
 async def create_permission(model_id: str, service: ServiceDep, caller: CallerDep, payload: Body):
     new = pwire.permission_from_json(payload)
-    grant = await call(service.permissions.create_permission, f"tunedModels/{model_id}", new, caller)
+    grant = await call(
+        service.permissions.create_permission, f"tunedModels/{model_id}", new, caller
+    )
     return pwire.permission_to_json(grant)
 
 
@@ -61,7 +63,7 @@ async def list_permissions(
 ):
     params = request.query_params
     if pageSize is None and params.get("page_size") is not None:
-        pageSize = _int(params["page_size"])
+        pageSize = proto_int(params["page_size"])
     token = pageToken or params.get("page_token")
     grants, next_token = await call(
         service.permissions.list_permissions, f"tunedModels/{model_id}", pageSize, token, caller

@@ -63,7 +63,7 @@ async def list_tuned_models(
     filter: Annotated[str | None, Query(description="words to search, or owner:me")] = None,
 ):
     if pageSize is None and request.query_params.get("page_size") is not None:
-        pageSize = wire._int(request.query_params["page_size"])
+        pageSize = wire.proto_int(request.query_params["page_size"])
     token = pageToken or request.query_params.get("page_token")
     models, next_token = await call(
         service.tuning.list_tuned_models, pageSize, token, filter, caller

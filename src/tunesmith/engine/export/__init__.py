@@ -40,6 +40,9 @@ class ExportSource:
 
     tuned_dir: Path
     """tunesmith's artifact: a peft adapter folder (LoRA) or a whole model folder (full)."""
+    method: str
+    """How it was tuned, as its record says: ``lora`` (``tuned_dir`` is an adapter over
+    ``base_dir``) or ``full`` (``tuned_dir`` is the whole model)."""
     base_dir: Path
     """The base model's safetensors folder (config, tokenizer)."""
     name: str
@@ -58,7 +61,16 @@ class ExportSource:
 
     @property
     def is_adapter(self) -> bool:
-        return weights.is_adapter(self.tuned_dir)
+        return self.method == "lora"
+
+    @property
+    def model_dir(self) -> Path:
+        """The folder of the model's own weights: the base under an adapter, else the tuned."""
+        return self.base_dir if self.is_adapter else self.tuned_dir
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        return self.tuned_dir if self.is_adapter else None
 
 
 def check(source: ExportSource, fmt: str, quantization: str | None) -> str | None:
@@ -81,7 +93,7 @@ def check(source: ExportSource, fmt: str, quantization: str | None) -> str | Non
     gguf_file.quantization_type(quantization)
     from transformers import AutoConfig
 
-    folder = source.base_dir if source.is_adapter else source.tuned_dir
+    folder = source.model_dir
     gguf_file.gguf_architecture(AutoConfig.from_pretrained(folder))
     return quantization
 
@@ -109,19 +121,19 @@ def export(
         )
     elif fmt == "merged":
         report("merging", 0, 1)
-        model = weights.load_tuned(source.base_dir, source.tuned_dir)
+        model = weights.load_tuned(source.model_dir, source.adapter_dir)
         report("merging", 1, 1)
         prompt_file = source.tuned_dir / weights.PROMPT_FILE
         weights.write_merged(model, tokenizer, chat, prompt_file, out)
     elif fmt == "gguf":
         assert quantization is not None  # check() names one for every GGUF format
         report("merging", 0, 1)
-        model = weights.load_tuned(source.base_dir, source.tuned_dir)
+        model = weights.load_tuned(source.model_dir, source.adapter_dir)
         report("merging", 1, 1)
         file = f"{source.name}-{quantization}.gguf"
         gguf_file.write_model(
             model,
-            source.tuned_dir if not source.is_adapter else source.base_dir,
+            source.model_dir,
             out / file,
             quantization,
             name=source.title or source.name,
@@ -133,7 +145,7 @@ def export(
     else:  # gguf-lora
         assert quantization is not None  # check() names one for every GGUF format
         lora = weights.read_lora(source.tuned_dir)
-        base = weights.load_tuned(source.base_dir, source.base_dir)  # the base alone
+        base = weights.load_tuned(source.base_dir, None)  # the base alone
         lora_file = f"{source.name}-lora.gguf"
         base_file = f"{_slug(source.base_name or source.base_dir.name)}-{quantization}.gguf"
         gguf_file.write_lora(

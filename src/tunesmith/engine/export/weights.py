@@ -53,10 +53,6 @@ class LoraWeights:
         return self.scale * self.rank
 
 
-def is_adapter(folder: Path) -> bool:
-    return (Path(folder) / ADAPTER_CONFIG).is_file()
-
-
 def read_lora(folder: Path) -> LoraWeights:
     from safetensors.torch import load_file
 
@@ -93,36 +89,37 @@ def read_lora(folder: Path) -> LoraWeights:
     return LoraWeights(config, layers, rank, scale)
 
 
-def load_tuned(base_dir: Path, tuned_dir: Path):
-    """The tuned model in float32 with its adapter (if any) merged into the weights."""
+def load_tuned(model_dir: Path, adapter_dir: Path | None):
+    """A model folder in float32, with the adapter (if any) merged into its weights."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" is not for the exporter's terminal
-    lora = read_lora(tuned_dir) if is_adapter(tuned_dir) else None
-    folder = base_dir if lora else tuned_dir
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, use_safetensors=True
+    )
     model.eval().requires_grad_(False)
-    if lora is None:
+    if adapter_dir is None:
         return model
+    lora, name = read_lora(adapter_dir), Path(adapter_dir).name
     tied = getattr(model.config, "tie_word_embeddings", False)
     with torch.no_grad():
         for module, (a, b) in lora.layers.items():
             if tied and module == "lm_head":
                 raise FailedPrecondition(
-                    f"adapter {Path(tuned_dir).name}: it changes lm_head, which this base "
+                    f"adapter {name}: it changes lm_head, which this base "
                     "shares with its token embeddings"
                 )
             try:
                 weight = model.get_parameter(f"{module}.weight")
             except AttributeError:
                 raise FailedPrecondition(
-                    f"adapter {Path(tuned_dir).name}: the base has no layer {module}"
+                    f"adapter {name}: the base has no layer {module}"
                 ) from None
             if tuple(weight.shape) != (b.shape[0], a.shape[1]):
                 raise FailedPrecondition(
-                    f"adapter {Path(tuned_dir).name}: {module} is {tuple(weight.shape)} in "
+                    f"adapter {name}: {module} is {tuple(weight.shape)} in "
                     f"the base, the adapter expects {(b.shape[0], a.shape[1])}"
                 )
             weight.add_(lora.scale * (b @ a))
