@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 class TunedModelState(enum.IntEnum):
@@ -56,7 +57,7 @@ class TuningSnapshot:
     step: int
     epoch: int
     mean_loss: float
-    compute_time: dt.datetime
+    compute_time: dt.datetime | None  # None only where an answer left it out
 
 
 @dataclasses.dataclass
@@ -106,13 +107,23 @@ class TunedModel:
         return self.name.removeprefix("tunedModels/")
 
     @property
-    def permissions(self):
+    def permissions(self) -> Any:
         """Who may use this model: ``model.permissions.create(role="reader", ...)``,
         ``.list()``, ``.get(id)``, ``.transfer_ownership(user)``, over the default client
         (:class:`tunesmith.sdk.permissions.Permissions` takes another)."""
-        from .sdk.permissions import Permissions
+        if _permissions_view is None:  # only without the SDK, which `import tunesmith` loads
+            raise RuntimeError("TunedModel.permissions needs tunesmith's SDK: import tunesmith")
+        return _permissions_view(self)
 
-        return Permissions(self)
+
+# The SDK sits above the records, so a record never imports it: the SDK names the view of a
+# model's permissions (``tunesmith.sdk.permissions.Permissions``) when it loads.
+_permissions_view: Callable[[TunedModel], Any] | None = None
+
+
+def provide_permissions_view(view: Callable[[TunedModel], Any]) -> None:
+    global _permissions_view
+    _permissions_view = view
 
 
 @dataclasses.dataclass
@@ -149,7 +160,7 @@ class Phase(enum.StrEnum):
 
 
 # What every surface (wait_bar, the CLI, the console) shows for a phase.
-PHASE_DESCRIPTIONS = {
+PHASE_DESCRIPTIONS: dict[str, str] = {
     Phase.QUEUED: "waiting for a worker",
     Phase.PREPARING_BASE_MODEL: "preparing base model (first run, once)",
     Phase.LOADING_BASE_MODEL: "loading base model",

@@ -175,7 +175,7 @@ class ChatSession:
             stream=stream,
             request_options=request_options,
         )
-        if not stream:
+        if isinstance(answer, GenerateContentResponse):  # not streamed
             self.history += [asked, Content([Part(answer.text)], MODEL)]
             return answer
         return self._streamed(asked, answer)
@@ -284,8 +284,8 @@ def _turns(contents) -> list[Turn] | None:
     if isinstance(contents, (str, dict, Part, Content)) or not isinstance(contents, Iterable):
         return None
     items = list(contents)
-    roles = [_role(item) for item in items]
-    if not items or any(r is None for r in roles) or roles == [USER]:
+    roles = [r for r in map(_role, items) if r is not None]
+    if not items or len(roles) < len(items) or roles == [USER]:
         return None
     return [Turn(r, _text(item)) for r, item in zip(roles, items, strict=True)]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import InvalidArgument
 from ..records.permissions import Grant, NewPermission
-from ..types import TunedModel
+from ..types import TunedModel, provide_permissions_view
 from ..wire.permissions import GRANTEE_TYPES, ROLES, enum_name
 from .clients import Client, RequestOptions, default_client
 
@@ -149,3 +149,6 @@ def _enum_name(value, names: dict[int, str], field: str):
 
 def _permission(grant: Grant, client: Client) -> Permission:
     return Permission(grant.name, grant.role, grant.grantee_type, grant.email_address, client)
+
+
+provide_permissions_view(Permissions)  # TunedModel.permissions, as Google's SDK has it

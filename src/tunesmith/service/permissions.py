@@ -64,6 +64,7 @@ class PermissionService:
         problems += _role_problems(new.role)
         if problems:
             raise InvalidArgument("; ".join(problems))
+        assert kind is not None and new.role is not None  # both checked above
         model_owner, _ = self.grants.access(model_id)
         if kind == USER and email == model_owner:
             raise InvalidArgument(f"emailAddress: {email} already owns tunedModels/{model_id}")
@@ -117,8 +118,8 @@ class PermissionService:
         if permission_id == OWNER_PERMISSION:
             raise InvalidArgument(f"{name}: the owner changes only with :transferOwnership")
         problems = _role_problems(role)
-        if problems:
-            raise InvalidArgument("; ".join(problems))
+        if problems or role is None:
+            raise InvalidArgument("; ".join(problems) or "role: required")
         return self.grants.update_role(model_id, permission_id, role)
 
     def delete_permission(self, name: str, caller: Caller | str | None = None) -> None:

@@ -136,6 +136,8 @@ class TuningService:
             # for any other missing resource (404; the CLI's exit 3).
             raise (NotFound if problems == missing else InvalidArgument)("; ".join(problems))
 
+        epochs, batch = hp.epoch_count, hp.batch_size
+        assert epochs is not None and batch is not None  # _hyperparameters set both
         now = utcnow()
         model = TunedModel(
             name=f"tunedModels/{model_id}",
@@ -158,7 +160,7 @@ class TuningService:
                 operation_id=_random(12),
                 examples=examples,
                 method=req.method,
-                total_steps=total_steps(len(examples), hp.epoch_count, hp.batch_size),
+                total_steps=total_steps(len(examples), epochs, batch),
                 owner=caller.user if caller else None,
                 validation_examples=held_out,
                 max_active_jobs=self.settings.max_jobs_per_user,  # checked as the job is stored
@@ -297,14 +299,16 @@ class TuningService:
             values = {f: changes[f] for f in UPDATABLE if changes.get(f) is not None}
         problems: list[str] = []
         if "display_name" in values:
-            values["display_name"] = values["display_name"] or ""
-            if len(values["display_name"]) > MAX_DISPLAY_NAME:
+            display_name = values["display_name"] = values["display_name"] or ""
+            if len(display_name) > MAX_DISPLAY_NAME:
                 problems.append(f"display_name: over the limit of {MAX_DISPLAY_NAME} characters")
         if "description" in values:
             values["description"] = values["description"] or ""
         merged = {k: values.get(k, getattr(current, k)) for k in ("temperature", "top_p", "top_k")}
         limit = self.catalog.stored(current.base_model).max_temperature
-        problems += sampling_problems(*merged.values(), limit)
+        problems += sampling_problems(
+            merged["temperature"], merged["top_p"], merged["top_k"], limit
+        )
         if problems:
             raise InvalidArgument("; ".join(problems))
         if not values:

@@ -7,7 +7,7 @@ EVERYONE=3; Role OWNER=1, WRITER=2, READER=3) and camelCase or snake_case keys.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from ..records.permissions import Grant, NewPermission
 from ._base import json_object, snake_keys
@@ -27,7 +27,20 @@ def enum_name(value: Any, names: dict[int, str]) -> Any:
     return value
 
 
-def permission_to_json(g: Grant) -> dict:
+class Shared(Protocol):
+    """What a permission's JSON shows: a stored :class:`Grant`, or the SDK's ``Permission``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def grantee_type(self) -> str | None: ...
+    @property
+    def email_address(self) -> str | None: ...
+    @property
+    def role(self) -> str: ...
+
+
+def permission_to_json(g: Shared) -> dict:
     out = {"name": g.name, "granteeType": g.grantee_type}
     if g.email_address:
         out["emailAddress"] = g.email_address
