@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from ..records.permissions import Caller
 from ..service import Service
-from ..service.access import Caller
 from .body import json_body
 
 

@@ -27,3 +27,12 @@ class NewPermission:
     grantee_type: str | None
     email_address: str | None
     role: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who asks: an API key's user and groups (the service takes None for the open caller:
+    embedded, or a server without keys)."""
+
+    user: str
+    groups: frozenset[str] = frozenset()

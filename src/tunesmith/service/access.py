@@ -21,11 +21,10 @@ read but lacks the role gets PERMISSION_DENIED.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 
 from ..errors import NotFound, PermissionDenied
-from ..records.permissions import Grant
+from ..records.permissions import Caller, Grant
 from ..store.permissions import EVERYONE, GROUP, USER, PermissionStore, Visibility
 
 
@@ -35,12 +34,6 @@ class Role(enum.IntEnum):
     READER = 1
     WRITER = 2
     OWNER = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class Caller:
-    user: str
-    groups: frozenset[str] = frozenset()
 
 
 def as_caller(caller: Caller | str | None) -> Caller | None:
