@@ -6,6 +6,10 @@ typed), so a caller reports every problem of a request at once.
 
 from __future__ import annotations
 
+from ..errors import InvalidArgument
+
+MAX_PAGE_SIZE = 1000  # as Google's list methods
+
 
 def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -31,3 +35,13 @@ def sampling_problems(temperature, top_p, top_k, max_temperature: float) -> list
     if top_k is not None and (not is_int(top_k) or top_k < 0):
         problems.append(f"top_k: {top_k!r} must be a whole number, 0 or more")
     return problems
+
+
+def page_size(value, default: int, maximum: int = MAX_PAGE_SIZE) -> int:
+    """A list's page size: None or 0 is ``default``, more than ``maximum`` is ``maximum`` (as
+    Google's list methods); anything else but a positive whole number is refused."""
+    if value is None or value == 0:
+        return default
+    if not is_int(value) or value < 0:
+        raise InvalidArgument(f"page_size: {value!r} must be a positive integer")
+    return min(value, maximum)

@@ -13,6 +13,7 @@ from ..records.permissions import Grant, NewPermission
 from ..store import Store
 from ..store.keys import KeyStore, check_user
 from ..store.permissions import EVERYONE, GROUP, USER
+from . import checks
 from .access import Access, Caller, Role
 from .tuning import parse_model_name
 
@@ -21,7 +22,6 @@ GRANTABLE = ("READER", "WRITER")
 OWNER_PERMISSION = "owner"
 MAX_PERMISSIONS = 100
 DEFAULT_PAGE_SIZE = 10  # as Google
-MAX_PAGE_SIZE = 1000
 
 
 def parse_permission_name(name: str) -> tuple[str, str]:
@@ -81,16 +81,12 @@ class PermissionService:
     ) -> tuple[list[Grant], str | None]:
         model_id = parse_model_name(parent)
         self.access.require(caller, model_id, Role.OWNER)
-        if page_size is None or page_size == 0:
-            page_size = DEFAULT_PAGE_SIZE
-        if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 0:
-            raise InvalidArgument(f"page_size: {page_size!r} must be a positive integer")
-        page_size = min(page_size, MAX_PAGE_SIZE)
+        size = checks.page_size(page_size, DEFAULT_PAGE_SIZE)
         start = _offset(page_token)
         everything = self._with_owner(model_id)
-        page = everything[start : start + page_size]
-        more = start + page_size < len(everything)
-        return page, (str(start + page_size) if more else None)
+        page = everything[start : start + size]
+        more = start + size < len(everything)
+        return page, (str(start + size) if more else None)
 
     def get_permission(self, name: str, caller: Caller | str | None = None) -> Grant:
         model_id, permission_id = parse_permission_name(name)

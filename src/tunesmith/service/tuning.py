@@ -32,7 +32,8 @@ from ..types import (
 )
 from .access import Access, Caller, Role, as_caller, visibility
 from .catalog import BaseModelCatalog
-from .checks import is_int, is_number, sampling_problems
+from .checks import MAX_PAGE_SIZE, is_int, is_number, sampling_problems
+from .checks import page_size as page_size_of
 
 ID_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_DISPLAY_NAME = 40
@@ -42,7 +43,6 @@ DEFAULT_BATCH_SIZE = 4
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 64
 METHODS = ("lora", "full")
-MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 # Fields of a TunedModel a user may change; everything else is output-only or immutable.
 UPDATABLE = ("display_name", "description", "temperature", "top_p", "top_k")
@@ -253,11 +253,9 @@ class TuningService:
         filter: str | None = None,
         caller: Caller | str | None = None,
     ) -> tuple[list[TunedModel], str | None]:
-        if page_size is None or page_size == 0:
-            page_size = DEFAULT_PAGE_SIZE
-        if not is_int(page_size) or page_size < 0:
-            raise InvalidArgument(f"page_size: {page_size!r} must be a positive integer")
-        page_size = min(page_size, self.settings.max_page_size or MAX_PAGE_SIZE)
+        size = page_size_of(
+            page_size, DEFAULT_PAGE_SIZE, self.settings.max_page_size or MAX_PAGE_SIZE
+        )
         words, special = [], None
         for word in (filter or "").split():
             if word in ("owner:me", "readers:everyone"):
@@ -272,7 +270,7 @@ class TuningService:
                 )
             words.append(word)
         seen = visibility(as_caller(caller), special)
-        return self.store.list_tuned_models(seen, page_size, page_token, " ".join(words))
+        return self.store.list_tuned_models(seen, size, page_token, " ".join(words))
 
     def update_tuned_model(
         self,
