@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tunesmith.serving import ModelServer
-from tunesmith.serving.weights import HalfLinear, halve
+from tunesmith.serving.weights import WIDEN_BLOCK, HalfLinear, halve
 from tunesmith.settings import get_settings
 
 from .conftest import TEMPLATE, greedy
@@ -27,15 +27,19 @@ def test_float16_serving_holds_half_the_bytes_and_one_copy_of_a_tied_embedding(t
         assert served.get_output_embeddings().weight is served.get_input_embeddings().weight
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 40])  # the float16 product, then widened weights
-def test_a_half_linear_layer_computes_what_the_float32_one_does(rows):
+# The float16 product (1-2 rows), then widened weights: whole, or a block of rows at a time
+# for a matrix over WIDEN_BLOCK elements (an output layer as large as a vocabulary).
+@pytest.mark.parametrize("rows", [1, 2, 3, 40])
+@pytest.mark.parametrize("outputs", [96, WIDEN_BLOCK // 64 * 2 + 37])
+def test_a_half_linear_layer_computes_what_the_float32_one_does(rows, outputs):
     torch.manual_seed(0)
-    layer = torch.nn.Linear(64, 96)
-    x = torch.randn(rows, 64)
+    layer = torch.nn.Linear(64, outputs)
+    x = torch.randn(2, rows, 64)  # batch, positions, features
     half = halve(torch.nn.Sequential(layer))[0]
     assert isinstance(half, HalfLinear)
-    torch.testing.assert_close(half(x), layer(x), rtol=0, atol=3e-3)
-    assert half(x).dtype == torch.float32
+    with torch.no_grad():
+        torch.testing.assert_close(half(x), layer(x), rtol=0, atol=3e-3)
+        assert half(x).dtype == torch.float32 and half(x).shape == (2, rows, outputs)
 
 
 def test_float16_and_float32_serving_agree_on_the_tiny_model_with_adapters(

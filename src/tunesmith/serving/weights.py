@@ -10,17 +10,31 @@ same weights the same way). Greedy answers stay those of float32 on the packaged
 test prompts (``tests/serving/test_weights.py``).
 
 Products of many rows (a prompt, a batch of requests) run faster in float32, so for those the
-weight is widened for the call. The token embedding is stored once in float16 too, shared
+weight is widened for the call, a block of output rows at a time into one reused buffer: a
+matrix as large as the output layer (49,152 x 576 here), widened whole, costs a fresh 113 MB
+allocation whose page faults took 55-70 ms a step, against 8-21 ms in blocks. The token embedding is stored once in float16 too, shared
 with a tied output layer; norms, attention, the residual stream and the adapters' updates
 stay float32. ``TUNESMITH_SERVING_WEIGHTS=float32`` serves the weights as trained.
 """
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch.nn import functional
 
 HALF_ROWS = 2  # up to this many rows, the float16 product is faster than widening
+WIDEN_BLOCK = 1 << 21  # elements widened at a time (an 8 MiB float32 buffer per thread)
+
+_buffers = threading.local()
+
+
+def _buffer() -> torch.Tensor:
+    buffer = getattr(_buffers, "tensor", None)
+    if buffer is None:
+        buffer = _buffers.tensor = torch.empty(WIDEN_BLOCK)
+    return buffer
 
 
 class HalfLinear(torch.nn.Module):
@@ -39,7 +53,21 @@ class HalfLinear(torch.nn.Module):
         if x.numel() <= HALF_ROWS * self.in_features:
             y = functional.linear(x.half(), self.weight).to(x.dtype)
             return y if self.bias is None else y + self.bias
-        return functional.linear(x, self.weight.to(x.dtype), self.bias)
+        if self.weight.numel() <= WIDEN_BLOCK:
+            return functional.linear(x, self.weight.to(x.dtype), self.bias)
+        return self._widened_in_blocks(x)
+
+    def _widened_in_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        buffer, rows = _buffer(), WIDEN_BLOCK // self.in_features
+        flat = x.reshape(-1, self.in_features)
+        out = torch.empty(flat.shape[0], self.out_features, dtype=x.dtype)
+        for start in range(0, self.out_features, rows):
+            block = self.weight[start : start + rows]
+            wide = buffer[: block.numel()].view(block.shape).copy_(block)
+            out[:, start : start + len(block)] = flat @ wide.t()
+        if self.bias is not None:
+            out += self.bias
+        return out.view(*x.shape[:-1], self.out_features)
 
 
 class HalfEmbedding(torch.nn.Module):
