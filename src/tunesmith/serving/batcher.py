@@ -43,7 +43,12 @@ from .stream import Stream
 
 log = logging.getLogger("tunesmith.serving")
 
-GATHER_SECONDS = 0.005  # an idle scheduler waits this long so simultaneous requests batch
+# An idle scheduler gathers simultaneous requests into one batch: it waits while more keep
+# arriving, GATHER_SECONDS at a time, at most GATHER_MAX_SECONDS. A burst of callers submits
+# over several milliseconds (each tokenises its prompt first); one that missed the batch
+# would wait for the whole batch to end, doubling its time.
+GATHER_SECONDS = 0.005
+GATHER_MAX_SECONDS = 0.05
 
 
 @dataclasses.dataclass
@@ -122,7 +127,7 @@ class Scheduler:
                 if self._closing:
                     return
             if idle:
-                time.sleep(GATHER_SECONDS)
+                self._gather()
             batch = self._take()
             try:
                 run_batch(batch)
@@ -130,6 +135,16 @@ class Scheduler:
                 log.exception("generation batch failed")
                 for r in batch:
                     r.stream.put(e if isinstance(e, TunesmithError) else _internal(e))
+
+    def _gather(self) -> None:
+        deadline, seen = time.monotonic() + GATHER_MAX_SECONDS, 0
+        while time.monotonic() < deadline:
+            with self._cond:
+                waiting = len(self._pending)
+            if waiting == seen or waiting >= self.max_rows:
+                return
+            seen = waiting
+            time.sleep(GATHER_SECONDS)
 
     def _take(self) -> list[Request]:
         """The oldest request's base model's waiting requests, in order, up to the bounds."""
