@@ -7,8 +7,8 @@ routes: waiting costs the event loop nothing and holds no thread).
 
 A caller that wants only the whole answer (:meth:`Stream.result`, :meth:`Stream.aresult`) is
 woken once, by the answer, not by every token: with many requests in a batch, waking each
-caller's thread at every step made them fight the scheduler thread for the GIL between its
-kernels, and a batch of 8 took 2-3x as long.
+caller's thread at every step makes those threads compete with the scheduler thread for the
+GIL between its kernels.
 """
 
 from __future__ import annotations
