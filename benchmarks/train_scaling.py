@@ -122,6 +122,8 @@ def plot(path: Path, xs, points, xlabel: str, title: str) -> None:
     left.set_xlabel(xlabel)
     left.set_ylabel("seconds", color="tab:blue")
     left.set_xscale("log")
+    left.minorticks_off()  # a log axis's minor labels overlap; label the points themselves
+    left.set_xticks(list(xs), [f"{x:,.0f}" for x in xs])
     right = left.twinx()
     right.plot(xs, [p["rss"] / 2**20 for p in points], "s--", color="tab:red", label="peak RSS")
     right.set_ylabel("peak RSS (MiB)", color="tab:red")
