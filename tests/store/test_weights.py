@@ -38,8 +38,10 @@ def test_an_adapter_sits_on_its_nearest_fully_tuned_ancestor(service, tiny_model
     assert service.store.get_tuned_model("child").method == "lora"
 
 
-def test_a_model_without_weights_yet_has_none(service, tiny_model_dir):
-    req = CreateTunedModelRequest(str(tiny_model_dir), [TuningExample("1", "2")], id="queued")
+def test_a_model_being_tuned_has_no_weights_yet_but_its_foundation(service, tiny_model_dir):
+    _finished(service, "whole", str(tiny_model_dir), "full")
+    req = CreateTunedModelRequest("tunedModels/whole", [TuningExample("1", "2")], id="queued")
     service.tuning.create_tuned_model(req)
-    assert service.store.weights("queued") is None
+    queued = service.store.weights("queued")
+    assert queued.path is None and queued.foundation == "adapters/whole"  # for checkpoints
     assert service.store.weights("missing") is None

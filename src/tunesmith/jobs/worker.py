@@ -87,7 +87,7 @@ def build_recipe(
     if model.tuned_model_source:
         parent_id = model.tuned_model_source.removeprefix("tunedModels/")
         parent = store.weights(parent_id)
-        if parent is None:
+        if parent is None or parent.path is None:
             raise TunesmithError(f"{model.tuned_model_source}: its weights are gone")
         parent_dir = settings.stored_path(parent.path)
         if not parent.is_adapter:

@@ -121,7 +121,7 @@ class ExportService:
 
     def _export_source(self, tuned: TunedModel) -> engine.ExportSource:
         stored = self.store.weights(tuned.id)
-        artifact = self.settings.stored_path(stored.path) if stored else None
+        artifact = self.settings.stored_path(stored.path) if stored and stored.path else None
         if artifact is None or not artifact.is_dir():
             raise FailedPrecondition(f"{tuned.name}: its weights are missing from {artifact}")
         spec = self.catalog.stored(tuned.base_model)

@@ -151,7 +151,7 @@ class GenerationService:
                     f"{model} is {tuned.state.name}, not ACTIVE: it cannot generate yet"
                     + (f" ({tuned.error})" if tuned.error else "")
                 )
-            found = self.settings.stored_path(stored.path) if stored else None
+            found = self.settings.stored_path(stored.path) if stored and stored.path else None
             if found is None or not found.is_dir():
                 raise FailedPrecondition(f"{model}: its weights are missing from {found}")
             artifact = found

@@ -49,11 +49,11 @@ INVALID_ARGUMENT_CODE = 3  # gRPC INVALID_ARGUMENT
 
 @dataclasses.dataclass(frozen=True)
 class StoredWeights:
-    """A tuned model's weights: ``path`` (relative to the home: ``Settings.stored_path``) is a
-    peft adapter (``method`` "lora") or a whole model ("full"). An adapter tuned over a fully
+    """A tuned model's weights: ``path`` (relative to the home: ``Settings.stored_path``; None
+    while it is being tuned) is a peft adapter (``method`` "lora") or a whole model ("full"). An adapter tuned over a fully
     tuned model sits on that model's weights, ``foundation``; None: on the base model."""
 
-    path: str
+    path: str | None  # None until the run has finished
     method: str
     foundation: str | None = None
 
@@ -237,10 +237,11 @@ class Store:
             return row.owner
 
     def weights(self, model_id: str) -> StoredWeights | None:
-        """Where a tuned model's weights are and what they are; None until it has some."""
+        """Where a tuned model's weights are and what they are (its checkpoints, while it is
+        tuned, are of the same kind over the same foundation); None for no such model."""
         with self._sessions() as s:
             row = s.get(TunedModelRow, model_id)
-            if row is None or not row.adapter_path:
+            if row is None:
                 return None
             foundation, child, seen = None, row, {row.id}
             # An adapter continues its parent's adapter over the same weights: walk up to a
@@ -254,7 +255,7 @@ class Store:
                     foundation = parent.adapter_path
                 seen.add(parent_id)
                 child = parent
-            return StoredWeights(row.adapter_path, row.method, foundation)
+            return StoredWeights(row.adapter_path or None, row.method, foundation)
 
     def list_tuned_models(
         self,
