@@ -119,8 +119,14 @@ def from_grpc_code(code: int, message: str) -> TunesmithError:
 
 
 def from_http_status(code: int, message: str) -> TunesmithError:
-    """The error an HTTP status stands for (the web framework's own answers: 404, 405)."""
-    return _BY_HTTP.get(code, Internal)(message)
+    """The error an HTTP status stands for (the web framework's own answers: 404, 405); a
+    status no class stands for stays as it is, with Google's UNKNOWN."""
+    cls = _BY_HTTP.get(code)
+    if cls is not None:
+        return cls(message)
+    error = TunesmithError(message)
+    error.http_status = code
+    return error
 
 
 __all__ = [cls.__name__ for cls in _CLASSES] + [
