@@ -11,10 +11,10 @@ numbers, not their size or the serving path). Every request is greedy, ``--token
 * concurrent requests: 1 -> 64 requests at once, spread over up to 8 tuned models;
 * tuned models in use: 64 concurrent requests spread over 1 -> 50 tuned models.
 
-Printed per point (the second of two identical bursts): wall time of the burst, generated tokens per second, the server's largest
-batch, resident memory after the burst and the process's peak. ``--plots DIR`` (default
-docs/img) saves ``serving_concurrency.png`` and ``serving_adapters.png``. Timings on a shared
-machine are noisy: read the trend, not a point.
+Printed per point (the second of two identical bursts): wall time of the burst, generated
+tokens per second, the server's largest batch, resident memory after the burst and the
+process's peak. ``--plots DIR`` (default docs/img) saves ``serving_concurrency.png`` and
+``serving_adapters.png``. Timings on a shared machine are noisy: read the trend, not a point.
 """
 
 from __future__ import annotations
@@ -74,29 +74,11 @@ def _row(label: str, p: dict) -> str:
 
 
 def plot(path: Path, xs, points, xlabel: str, title: str) -> None:
-    import matplotlib
+    from plots import scaling_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, left = plt.subplots(figsize=(4.8, 3.0), dpi=100)
     rates = [p["tokens"] / p["seconds"] for p in points]
-    left.plot(xs, rates, "o-", color="tab:blue")
-    left.set_xlabel(xlabel)
-    left.set_ylabel("generated tokens/s", color="tab:blue")
-    left.set_xscale("log")
-    left.minorticks_off()  # a log axis's minor labels overlap; label the points themselves
-    left.set_xticks(list(xs), [f"{x:,.0f}" for x in xs])
-    left.set_ylim(bottom=0)
-    right = left.twinx()
-    right.plot(xs, [p["peak"] for p in points], "s--", color="tab:red")
-    right.set_ylabel("peak RSS (MiB)", color="tab:red")
-    right.set_ylim(bottom=0)
-    left.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    peaks = [p["peak"] for p in points]
+    scaling_plot(path, xs, rates, "generated tokens/s", peaks, xlabel, title)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -112,28 +112,10 @@ HEADER = (
 
 
 def plot(path: Path, xs, points, xlabel: str, title: str) -> None:
-    import matplotlib
+    from plots import scaling_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, left = plt.subplots(figsize=(4.8, 3.0), dpi=100)
-    left.plot(xs, [p["job"] for p in points], "o-", color="tab:blue", label="job wall time")
-    left.set_xlabel(xlabel)
-    left.set_ylabel("seconds", color="tab:blue")
-    left.set_xscale("log")
-    left.minorticks_off()  # a log axis's minor labels overlap; label the points themselves
-    left.set_xticks(list(xs), [f"{x:,.0f}" for x in xs])
-    right = left.twinx()
-    right.plot(xs, [p["rss"] / 2**20 for p in points], "s--", color="tab:red", label="peak RSS")
-    right.set_ylabel("peak RSS (MiB)", color="tab:red")
-    right.set_ylim(bottom=0)
-    left.set_ylim(bottom=0)
-    left.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    rss = [p["rss"] / 2**20 for p in points]
+    scaling_plot(path, xs, [p["job"] for p in points], "job wall time (s)", rss, xlabel, title)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,8 @@
 The HTTP routes and the embedded SDK both call these methods; neither checks anything on its
 own. ``caller`` is who asks (:class:`~tunesmith.service.access.Caller`, or a bare user name),
 or None when the service runs open (embedded, or a server with no keys), in which case every
-model is visible; ``owner`` is only ever a model's owner. Who may do what is :mod:`tunesmith.service.access`.
+model is visible; ``owner`` is only ever a model's owner. Who may do what is
+:mod:`tunesmith.service.access`.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ test prompts (``tests/serving/test_weights.py``).
 Products of many rows (a prompt, a batch of requests) run faster in float32, so for those the
 weight is widened for the call, a block of output rows at a time into one reused buffer: a
 matrix as large as the output layer (49,152 x 576 here), widened whole, costs a fresh 113 MB
-allocation whose page faults took 55-70 ms a step, against 8-21 ms in blocks. The token embedding is stored once in float16 too, shared
-with a tied output layer; norms, attention, the residual stream and the adapters' updates
-stay float32. ``TUNESMITH_SERVING_WEIGHTS=float32`` serves the weights as trained.
+allocation whose page faults took 55-70 ms a step, against 8-21 ms in blocks. The token
+embedding is stored once in float16 too, shared with a tied output layer; norms, attention, the
+residual stream and the adapters' updates stay float32. ``TUNESMITH_SERVING_WEIGHTS=float32``
+serves the weights as trained.
 """
 
 from __future__ import annotations

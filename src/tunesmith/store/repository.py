@@ -50,8 +50,9 @@ INVALID_ARGUMENT_CODE = 3  # gRPC INVALID_ARGUMENT
 @dataclasses.dataclass(frozen=True)
 class StoredWeights:
     """A tuned model's weights: ``path`` (relative to the home: ``Settings.stored_path``; None
-    while it is being tuned) is a peft adapter (``method`` "lora") or a whole model ("full"). An adapter tuned over a fully
-    tuned model sits on that model's weights, ``foundation``; None: on the base model."""
+    while it is being tuned) is a peft adapter (``method`` "lora") or a whole model ("full").
+    An adapter tuned over a fully tuned model sits on that model's weights, ``foundation``;
+    None: on the base model."""
 
     path: str | None  # None until the run has finished
     method: str
