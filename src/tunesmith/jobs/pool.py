@@ -20,6 +20,7 @@ import threading
 import time
 
 from ..settings import Settings
+from .signals import on_stop_signals
 from .supervisor import die_with_parent
 
 log = logging.getLogger("tunesmith.pool")
@@ -100,8 +101,7 @@ def run_pool(
         pool = LocalPool(concurrency)
     else:
         raise ValueError(f"unknown executor '{executor}' (use 'local' or 'ray')")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: pool.stop())
+    on_stop_signals(pool.stop)
     pool.run()
 
 

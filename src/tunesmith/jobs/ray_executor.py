@@ -18,11 +18,11 @@ jobs back to the queue.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 from ..settings import Settings
 from ..store import ClaimedJob, Store
+from .signals import on_stop_signals
 from .worker import new_worker_id, run_job
 
 log = logging.getLogger("tunesmith.ray")
@@ -79,8 +79,7 @@ class RayPool:
         ray = self._init_ray()
         if threading.current_thread() is threading.main_thread():
             # ray.init replaces the SIGTERM handler with one that aborts the process.
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.stop())
+            on_stop_signals(self.stop)
         task = ray.remote(max_retries=0)(_run_remote).options(
             num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job
         )

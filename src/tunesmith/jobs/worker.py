@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -365,6 +364,7 @@ class Worker:
 
 def main(argv: list[str] | None = None) -> None:
     from .embedded import SETTINGS_ENV, settings_from_json, worker_lock
+    from .signals import on_stop_signals
     from .supervisor import Reporter, listen_for_wakes
 
     parser = argparse.ArgumentParser(prog="python -m tunesmith.jobs.worker")
@@ -385,8 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.wake_fd is not None:
         listen_for_wakes(args.wake_fd, worker.wake)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: worker.shutdown())
+    on_stop_signals(worker.shutdown)
     log.info("worker %s started", worker.worker_id)
     if not args.embedded:
         worker.run()
