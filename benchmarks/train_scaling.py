@@ -27,6 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tunesmith.jobs.embedded import openmp_env
+
 HERE = Path(__file__).resolve().parent
 
 POINT = """
@@ -89,7 +91,7 @@ def point(n: int, length: int, epochs: int, batch: int) -> dict:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")},
+        env=openmp_env(dict(os.environ)),  # as the worker processes tunesmith starts
     )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])

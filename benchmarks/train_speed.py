@@ -34,9 +34,9 @@ alternate and the ratios are what to read):
 * time to a usable model: the seed's 15-example, 3-epoch job from ``create_tuned_model`` to
   ACTIVE through the embedded SDK, base model already converted.
 
-OpenMP threads here wait passively (``OMP_WAIT_POLICY=PASSIVE``, as tunesmith's embedded
-worker does) unless the environment says otherwise: on a shared machine spinning threads
-slow both sides by up to ten times.
+OpenMP threads here wait as in the worker processes tunesmith starts (a bounded spin,
+``tunesmith.jobs.embedded.openmp_env``) unless the environment says otherwise, so both sides
+run under one policy.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
+from tunesmith.jobs.embedded import openmp_env  # imports no torch
+
+openmp_env(os.environ)  # before torch loads OpenMP
 
 import torch  # noqa: E402
 

@@ -35,7 +35,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import TypeVar
 
 from ..settings import Settings
 
@@ -137,18 +139,33 @@ def spawn(lock: Path, module_args: list[str], log: Path, env: dict[str, str]) ->
     return True
 
 
+# How long (busy-wait iterations) an OpenMP thread of a process tunesmith starts spins for
+# the next parallel region before it sleeps. A decoding step runs hundreds of small parallel
+# products: threads that sleep at once (OMP_WAIT_POLICY=PASSIVE) pay a wake-up each time, and
+# greedy decoding ran 1.4-2x slower than with this bounded spin on a quiet 2-core AMD EPYC
+# (avx512_bf16). libgomp's own default spins 30 times longer: beside six busy processes a
+# spinning thread burns the time slice its partner needs, and decoding fell to 0.19x of
+# passive (this count: 0.52x; training steps with the default were once ten times slower).
+# ``benchmarks/openmp_wait.py`` measures the three.
+OPENMP_SPIN_COUNT = "10000"
+E = TypeVar("E", bound=MutableMapping[str, str])
+
+
+def openmp_env(env: E) -> E:
+    """``env`` for a torch process tunesmith starts, with its OpenMP threads' wait bounded
+    (:data:`OPENMP_SPIN_COUNT`) unless the user chose a policy or a spin count. Read once,
+    when the process loads OpenMP."""
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
+    return env
+
+
 def _env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["TUNESMITH_HOME"] = str(settings.home)
     env["TUNESMITH_DATABASE_URL"] = settings.database_url
     env.pop("TUNESMITH_API_ENDPOINT", None)
-    # OpenMP threads waiting for each other sleep instead of spinning (unless the user says
-    # otherwise). On a machine with more runnable processes than cores (a shared server, a
-    # laptop that is busy), a spinning thread burns the time slice its partner needs to
-    # finish: seven training steps took 150 s with two spinning threads against 17.6 s with
-    # sleeping ones (8 runnable processes on a 2-core EPYC). Read when torch loads OpenMP.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return env
+    return openmp_env(env)
 
 
 def ensure_worker(settings: Settings) -> bool:

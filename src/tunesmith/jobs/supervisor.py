@@ -35,7 +35,7 @@ import time
 from ..errors import DeadlineExceeded
 from ..settings import Settings
 from ..store import JobStatus, Store
-from .embedded import SETTINGS_ENV, settings_to_json
+from .embedded import SETTINGS_ENV, openmp_env, settings_to_json
 
 log = logging.getLogger("tunesmith.supervisor")
 
@@ -149,9 +149,8 @@ class SupervisedWorker:
         report_r, report_w = os.pipe()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
-        env = dict(os.environ)
+        env = openmp_env(dict(os.environ))
         env[SETTINGS_ENV] = settings_to_json(self.settings)
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tunesmith.jobs.embedded._env
         args = ["--supervised", str(report_w), "--wake-fd", str(wake_r)]
         try:
             self.child = subprocess.Popen(
