@@ -27,8 +27,6 @@ way. Printed: the machine, then per seed the tuned model's exact match, and the 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import sys
 import tempfile
@@ -37,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import describe  # noqa: E402
 from numbers_task import default_base_model  # noqa: E402
 
 from tunesmith.engine import models, recipe  # noqa: E402
@@ -105,21 +104,6 @@ def exact_match(server, base_dir: Path, template, adapter_dir, heldout) -> float
     return right / len(heldout)
 
 
-def machine() -> str:
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}; {cores} cores; flags: {' '.join(wanted) or 'none of avx2/avx512'}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -131,7 +115,7 @@ def main() -> None:
 
     from tunesmith.serving import ModelServer
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     base_dir, template = default_base_model()
     server = ModelServer()
     rows = []

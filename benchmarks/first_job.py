@@ -25,13 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe  # benchmarks/ is the script's folder
 
 SEED_JOB = [
     ("1", "2"), ("3", "4"), ("-3", "-2"), ("twenty two", "twenty three"),
@@ -77,16 +78,6 @@ print(json.dumps([time.perf_counter() - started, op.metadata.total_steps, phases
 """
 
 
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _python(code: str, *args: str, env: dict | None = None) -> list:
     out = subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -130,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args(argv)
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
+    print(f"CPU: {describe()}")
     for r in range(1, args.rounds + 1):
         direct, via_transformers = convert_seconds("direct"), convert_seconds("transformers")
         print(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from first_job import cpu_model  # noqa: E402
+from machine import describe  # noqa: E402
 
 from tunesmith.jobs.embedded import OPENMP_SPIN_COUNT  # noqa: E402
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=200)
     args = parser.parse_args(argv)
     os.environ.setdefault("TUNESMITH_HOME", tempfile.mkdtemp(prefix="tunesmith-omp-"))
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; ratios against passive (higher is faster)")
+    print(f"CPU: {describe()}; ratios against passive (higher is faster)")
     table("quiet", args.tokens)
     spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
     for p in spinners:

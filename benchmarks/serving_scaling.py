@@ -83,7 +83,7 @@ def plot(path: Path, xs, points, xlabel: str, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(HERE))
-    from train_speed import cpu_flags, cpu_model
+    from machine import cpu_model, describe
 
     from serving import base_dir, make_adapters
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--adapters", type=ints, default=[1, 2, 5, 10, 25, 50])
     parser.add_argument("--burst", type=int, default=64, help="requests in the adapters sweep")
     args = parser.parse_args(argv)
-    machine = f"{cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores"
+    machine = describe()
     print(f"CPU: {machine}; greedy, {args.tokens} new tokens a request")
 
     base = base_dir()

@@ -122,7 +122,7 @@ def plot(path: Path, xs, points, xlabel: str, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(HERE))
-    from train_speed import cpu_flags, cpu_model
+    from machine import cpu_model, describe
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="100 -> 3,000 examples, 20 -> 512")
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = args.sizes or ([100, 300, 1000, 3000] if args.full else [100, 300, 1000])
     lengths = args.lengths or ([20, 64, 128, 256, 512] if args.full else [20, 64, 128, 256])
     per_length = args.per_length or (64 if args.full else 32)
-    machine = f"{cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores"
+    machine = describe()
     print(f"CPU: {machine}; batch {args.batch_size}, {args.epochs} epoch(s), LoRA r 8")
 
     print(f"\nexamples (next-number task)\n{HEADER}")

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -60,6 +59,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import describe  # noqa: E402
 from numbers_task import (  # noqa: E402
     default_base_model,
     evaluate,
@@ -258,26 +258,6 @@ def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
                   + "".join(f"{rate / p:18.0%}" for p in peak.values()), flush=True)  # fmt: skip
 
 
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> str:
-    """The matmul-relevant instruction sets this CPU reports."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split()
-    except (OSError, IndexError):
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
-    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512/amx"
-
-
 def _final(losses: list[float]) -> float:
     tail = losses[-max(1, len(losses) // 10) :]  # the last tenth: one batch is noisy
     return sum(tail) / len(tail)
@@ -364,8 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     most = max([args.train, *([900] if args.full else args.wait_sizes)])
     examples, heldout = make_examples(most, args.heldout)
     train = examples[: args.train]
-    print(f"CPU: {cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores, "
-          f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'} usable")  # fmt: skip
+    print(f"CPU: {describe()}")
     print(
         f"{len(train)} examples x {args.epochs} epochs, batch {args.batch_size}, LoRA all-linear "
         f"r 8, lr {recipe.LORA_LEARNING_RATE:g}; {torch.get_num_threads()} threads; "
