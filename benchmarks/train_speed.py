@@ -23,7 +23,9 @@ alternate and the ratios are what to read):
   and, where the processor is fast at it, bfloat16. Useful FLOPs per real token: 4 x the
   linear weights of the layers (forward and the input-gradient backward; frozen weights need
   no weight gradient) + 6 x the LoRA weights + attention, and 4 x the vocabulary projection
-  per target token;
+  per target token; counted over the positions each side computes (tunesmith runs a batch's
+  shared start, its chat template's system prompt say, once: ``models.shared_start``), so the
+  share says how well the arithmetic that is done uses the machine;
 * what a user waits for: wall time from ``create_tuned_model`` to ACTIVE through the embedded
   SDK, on a fresh home and a worker process that has not run a job before (it starts with
   the call: its imports, loading the base, tuning, saving), against the plain loop's wall
@@ -69,6 +71,7 @@ from numbers_task import (  # noqa: E402
 )
 
 from tunesmith.engine import models, recipe  # noqa: E402
+from tunesmith.engine.batching import IGNORE, collate, plan_batches  # noqa: E402
 from tunesmith.engine.prompting import PromptFormat  # noqa: E402
 
 SEED_JOB = [
@@ -92,8 +95,11 @@ def matmul_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 3.0) -> f
     return best
 
 
-def useful_flops(base_dir: Path, rows, epochs: int, lora_rank: int) -> float:
-    """Training FLOPs that the task needs (see the module docstring), for the whole run."""
+def useful_flops(base_dir: Path, rows, epochs: int, lora_rank: int, batch_size: int = 0,
+                 seed: int = 0) -> float:  # fmt: skip
+    """Training FLOPs of the token positions a run computes (see the module docstring), for
+    the whole run. Without ``batch_size`` every row runs in full (the plain loop); with it,
+    tunesmith's batches, each running its rows' shared start once (``models.shared_start``)."""
     import json
 
     cfg = json.loads((base_dir / "config.json").read_text())
@@ -102,12 +108,22 @@ def useful_flops(base_dir: Path, rows, epochs: int, lora_rank: int) -> float:
     kv = cfg.get("num_key_value_heads", heads) * (h // heads)
     linear = layers * (2 * h * h + 2 * h * kv + 3 * h * inter)
     lora = layers * lora_rank * (9 * h + 2 * kv + 3 * inter)
+
+    def row(ids, labels, shared: int) -> float:  # its first ``shared`` positions run elsewhere
+        n, targets = len(ids), sum(label != IGNORE for label in labels)
+        attention = layers * 3 * 4 * (n * n - shared * shared) * h / 2  # causal QK^T, AV; f+b
+        return (n - shared) * (4 * linear + 6 * lora) + attention + targets * 4 * h * vocab
+
+    if not batch_size:
+        return epochs * sum(row(ids, labels, 0) for ids, labels in rows)
     total = 0.0
-    for ids, labels in rows:
-        n, targets = len(ids), sum(label != -100 for label in labels)
-        attention = layers * 3 * 4 * n * n * h / 2  # causal QK^T and AV, forward + backward
-        total += n * (4 * linear + 6 * lora) + attention + targets * 4 * h * vocab
-    return total * epochs
+    for indices, _epoch in plan_batches(len(rows), epochs, batch_size, seed,
+                                        [len(ids) for ids, _ in rows]):  # fmt: skip
+        batch = [rows[i] for i in indices]
+        ids, labels, mask = collate(batch, 0)
+        start = models.shared_start(ids, mask, labels)
+        total += sum(row(*r, start if k else 0) for k, r in enumerate(batch))
+    return total
 
 
 def run_tunesmith(base_dir, template, train, heldout, args, out: Path, compile: bool | None):
@@ -252,7 +268,8 @@ def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
                 get_settings().base_models_dir, base_dir, train, epochs, args.batch_size,
                 heldout, template,
             )  # fmt: skip
-            rate = useful_flops(base_dir, rows, epochs, 8) / ours  # over all it waited for
+            flops = useful_flops(base_dir, rows, epochs, 8, args.batch_size, args.seed)
+            rate = flops / ours  # over all it waited for
             print(f"{size:9}{epochs:7}{plain:11.0f}s{ours:10.0f}s{plain / ours:6.2f}x"
                   f"{plain_acc:16.1%} / {ours_acc:.1%}"
                   + "".join(f"{rate / p:18.0%}" for p in peak.values()), flush=True)  # fmt: skip
@@ -376,14 +393,17 @@ def throughput(args, base_dir, template, train, heldout, peak) -> None:
         "tunesmith eager": [],
         "tunesmith compiled": [],
     }
-    flops = None
+    flops: dict[str, float] = {}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as tmp:
             *base_res, rows, _waited = run_trainer(
                 base_dir, template, train, heldout, args, Path(tmp)
             )
             results["trainer + peft"].append(base_res)
-            flops = flops or useful_flops(base_dir, rows, args.epochs, 8)
+            flops["trainer + peft"] = useful_flops(base_dir, rows, args.epochs, 8)
+            flops["tunesmith eager"] = flops["tunesmith compiled"] = useful_flops(
+                base_dir, rows, args.epochs, 8, args.batch_size, args.seed
+            )
             for name, compile in (("tunesmith eager", False), ("tunesmith compiled", None)):
                 results[name].append(
                     run_tunesmith(
@@ -395,7 +415,7 @@ def throughput(args, base_dir, template, train, heldout, peak) -> None:
     speed = {}
     for name, runs in results.items():
         for secs, tokens, loss, acc in runs:
-            rate = flops / secs
+            rate = flops[name] / secs
             print(
                 f"{name:20}{tokens / secs:9.0f}{secs:7.0f}s{loss:8.4f}{acc:8.1%}"
                 + "".join(f"{rate / p:18.0%}" for p in peak.values())

@@ -1,0 +1,103 @@
+"""A batch whose rows start alike runs its shared start once: same loss, same gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tunesmith.engine import models, recipe
+from tunesmith.engine.batching import IGNORE, collate
+from tunesmith.engine.prompting import PromptFormat
+
+TEMPLATE = "Question, answered with the next number: {input}\nAnswer: "
+PAIRS = [("1", "2"), ("twenty two", "twenty three"), ("8", "9"), ("one two", "three")]
+
+
+@pytest.fixture(params=[False, True], ids=["float32", "bf16"])
+def lora_model(tiny_model_dir, request):
+    """The tiny base under a fresh adapter, with eager attention (what short runs use), its
+    frozen weights in float32 or in bf16 (as where bf16 is fast)."""
+    models.clear_cache()
+    r = recipe.Recipe(base_dir=tiny_model_dir, examples=PAIRS, output_dir=tiny_model_dir / "x")
+    model = models.prepare(r, bf16=request.param, longest=32)
+    model.bf16 = request.param
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero; the gradients of A would be zero too
+            torch.nn.init.normal_(p, std=0.5)
+    yield model
+    models.release(model)
+
+
+def _batch(tiny_model_dir, pairs, template=TEMPLATE):
+    tok = recipe.load_tokenizer(tiny_model_dir)
+    fmt = PromptFormat(template, tok)
+    return collate([recipe.encode(tok, fmt, i, o, 64) for i, o in pairs], tok.pad_token_id)
+
+
+def _loss_and_grads(model, loss_fn):
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.item(), grads
+
+
+def test_packed_batch_gives_the_models_own_loss_and_gradients(tiny_model_dir, lora_model):
+    bf16 = lora_model.bf16
+    ids, labels, mask = _batch(tiny_model_dir, PAIRS)
+    core = lora_model.get_base_model()
+    packed = models.pack_shared_prefix(ids, mask, labels, core.config)
+    assert packed is not None, "this batch's rows share their template's start"
+    assert packed[0].shape[1] < int(mask.sum())  # the start is counted once, no padding
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        ours, our_grads = _loss_and_grads(
+            lora_model, lambda: models.target_loss(lora_model, ids, mask, labels)
+        )
+        theirs, their_grads = _loss_and_grads(
+            lora_model,
+            lambda: lora_model(input_ids=ids, attention_mask=mask, labels=labels).loss,
+        )
+    tol = 2e-2 if bf16 else 1e-5
+    assert ours == pytest.approx(theirs, rel=tol)
+    assert our_grads.keys() == their_grads.keys() and len(our_grads) > 0
+    for name, g in their_grads.items():
+        assert torch.allclose(our_grads[name], g, rtol=tol * 5, atol=tol * g.abs().max()), name
+
+
+def test_rows_are_kept_apart_when_nothing_long_enough_is_shared(tiny_model_dir, lora_model):
+    config = lora_model.get_base_model().config
+    ids, labels, mask = _batch(tiny_model_dir, PAIRS, template="{input}\n")
+    assert models.shared_start(ids, mask, labels) == 0
+    assert models.pack_shared_prefix(ids, mask, labels, config) is None
+    ids, labels, mask = _batch(tiny_model_dir, PAIRS[:1])
+    assert models.pack_shared_prefix(ids, mask, labels, config) is None  # a single row
+
+
+def test_the_shared_start_ends_before_the_first_target_is_predicted():
+    # Rows alike for 10 tokens (say, two conversations up to their second user turn); the
+    # first row learns its tokens 6-7 (its first answer), so position 5, which predicts
+    # token 6, must run in the rows' own pass: tokens 0-4 are shared.
+    ids = torch.tensor([[5] * 10 + [1, 2], [5] * 10 + [3, 0]])
+    mask = torch.tensor([[1] * 12, [1] * 11 + [0]])
+    labels = torch.full_like(ids, IGNORE)
+    labels[0, 6:8] = ids[0, 6:8]
+    labels[1, 10] = ids[1, 10]
+    assert models.shared_start(ids, mask, labels) == 5
+    # Learned only once the rows differ (token 10 of the second): the alike tokens but the
+    # last, whose position predicts that target.
+    labels[0, 6:8] = IGNORE
+    assert models.shared_start(ids, mask, labels) == 9
+    mask[1, 3] = 0  # a masked token is not shared
+    assert models.shared_start(ids, mask, labels) == 0  # (3 < SHARED_PREFIX_MIN_TOKENS)
+
+
+def test_long_batches_are_not_packed(tiny_model_dir, lora_model, monkeypatch):
+    ids, labels, mask = _batch(tiny_model_dir, PAIRS)
+    config = lora_model.get_base_model().config
+    start = models.shared_start(ids, mask, labels)
+    packed_length = start + int(mask.sum()) - start * len(PAIRS)
+    monkeypatch.setattr(models, "PACKED_MAX_TOKENS", packed_length)
+    assert models.pack_shared_prefix(ids, mask, labels, config)[0].shape[1] == packed_length
+    monkeypatch.setattr(models, "PACKED_MAX_TOKENS", packed_length - 1)
+    assert models.pack_shared_prefix(ids, mask, labels, config) is None
