@@ -10,9 +10,10 @@ ranked by token count (ties keep the epoch's random order), cut into pieces whos
 exactly the pieces the run's batches take from this epoch, and the pieces are laid out in a
 seeded random order. Every example still appears exactly once per epoch, every step still
 covers the same number of examples and ends at the same epoch count, and a batch pads only to
-its own longest example, which then differs little from its shortest. (Packing several
-examples into one row would also remove padding but needs block-diagonal attention masks,
-which not every architecture's attention path honours; grouping works with all of them.)
+its own longest example, which then differs little from its shortest. (A batch whose rows
+share their start is packed into one sequence without padding, see
+:func:`.models.pack_shared_prefix`; grouping serves the batches that are not: long ones, or
+attention that does not take its block mask.)
 """
 
 from __future__ import annotations
