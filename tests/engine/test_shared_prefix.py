@@ -88,6 +88,11 @@ def test_the_shared_start_ends_before_the_first_target_is_predicted():
     # last, whose position predicts that target.
     labels[0, 6:8] = IGNORE
     assert models.shared_start(ids, mask, labels) == 9
+    # A row that is all start (no target: say, every answer weighted out) keeps its last
+    # token, so every row has a position in the packed sequence.
+    short = torch.tensor([[5] * 10 + [1, 2], [5] * 6 + [0] * 6])
+    short_mask = (short != 0).long()
+    assert models.shared_start(short, short_mask, labels) == 5
     mask[1, 3] = 0  # a masked token is not shared
     assert models.shared_start(ids, mask, labels) == 0  # (3 < SHARED_PREFIX_MIN_TOKENS)
 

@@ -314,7 +314,8 @@ def shared_start(input_ids, attention_mask, labels) -> int:
     if input_ids.shape[0] < 2:
         return 0
     same = ((input_ids == input_ids[:1]) & (attention_mask == 1)).all(0)
-    common = int(same.int().cumprod(0).sum())
+    shortest = int(attention_mask.sum(1).min())
+    common = min(int(same.int().cumprod(0).sum()), shortest - 1)  # every row keeps a token
     learned = (labels != IGNORE).any(0)
     first_target = int(learned.int().argmax()) if bool(learned.any()) else labels.shape[1]
     start = min(common, first_target - 1)
