@@ -170,6 +170,7 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
         max(lengths + [len(ids) for ids, _ in held_out], default=1),
         use_bf16,
         recipe.lora_rank,
+        models.PACKED_MAX_TOKENS,
     )  # fail now, not when the operating system kills the worker
     model = models.prepare(
         recipe, use_bf16, load_model, max(lengths, default=1), sum(lengths) * recipe.epoch_count
