@@ -340,7 +340,6 @@ def pack_shared_prefix(input_ids, attention_mask, labels, config):
     if not start:
         return None
     lengths = attention_mask.sum(1).tolist()  # rows are right-padded
-    total = start + sum(n - start for n in lengths)
     dev = input_ids.device
     ignore = torch.tensor([IGNORE], device=dev)
     ids = [input_ids[0, :start]]
@@ -353,6 +352,7 @@ def pack_shared_prefix(input_ids, attention_mask, labels, config):
         targets.append(torch.cat([labels[row, start + 1 : n], ignore]))
         segments.append(torch.full((n - start,), row, device=dev))
     seg = torch.cat(segments)
+    total = len(seg)  # the packed length shared_start allowed
     visible = (seg[None, :] == seg[:, None]) | (seg[None, :] == -1)
     visible &= torch.ones(total, total, dtype=torch.bool, device=dev).tril()
     mask = torch.zeros(total, total, device=dev).masked_fill_(~visible, torch.finfo().min)
