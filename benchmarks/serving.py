@@ -94,7 +94,7 @@ def memory_child(base: Path, adapters: list[Path], cache: str) -> dict:
 
     from tunesmith.serving import ModelServer
 
-    server = ModelServer(cache)
+    server = ModelServer(cache, cache_dir=Path(tempfile.mkdtemp()))  # the default engine
     server.generate(base, TEMPLATE, PROMPTS[0], greedy(4), adapters[0])
     gc.collect()
     one = rss_mb()
@@ -102,8 +102,12 @@ def memory_child(base: Path, adapters: list[Path], cache: str) -> dict:
         server.generate(base, TEMPLATE, PROMPTS[0], greedy(4), a)
     gc.collect()
     many = rss_mb()
-    loaded = server.base(base).cache
-    return dict(one=one, many=many, resident=len(loaded.names()), mb=loaded.nbytes / 2**20)
+    loaded = server.base(base)
+    if loaded.llama is not None:
+        resident, nbytes = len(loaded.llama.model.adapters), loaded.llama.model.adapter_bytes
+    else:
+        resident, nbytes = len(loaded.cache.names()), loaded.cache.nbytes
+    return dict(one=one, many=many, resident=resident, mb=nbytes / 2**20)
 
 
 def memory(base: Path, adapters: list[Path], cache: str) -> dict:
@@ -261,16 +265,19 @@ def decode_rate(generate) -> dict:
     )
 
 
-def stream_child_tunesmith(base: Path, weights: str) -> dict:
+def stream_child_tunesmith(base: Path, spec: str) -> dict:
+    """``spec``: ENGINE:WEIGHTS, e.g. ``llama.cpp:float16``."""
     from tunesmith.serving import ModelServer
 
-    server = ModelServer(weights=weights)
+    engine, weights = spec.split(":")
+    with tempfile.TemporaryDirectory() as cache:
+        server = ModelServer(weights=weights, engine=engine, cache_dir=Path(cache))
 
-    def generate(n):
-        c = server.generate(base, TEMPLATE, STORY, greedy(n)).candidates[0]
-        return c.token_count, c.output
+        def generate(n):
+            c = server.generate(base, TEMPLATE, STORY, greedy(n)).candidates[0]
+            return c.token_count, c.output
 
-    return decode_rate(generate)
+        return decode_rate(generate)
 
 
 def stream_child_llama(gguf: Path, _weights: str) -> dict:
@@ -304,29 +311,112 @@ def single_stream(base: Path, folder: Path) -> None:
         return json.loads(out.strip().splitlines()[-1])
 
     print(f"single stream, {STREAM_TOKENS} new tokens, greedy, base model with its chat template")
-    ours = {w: child("tunesmith", base, w) for w in ("float16", "float32")}
-    for weights, r in ours.items():
-        print(
-            f"          tunesmith ({weights} weights): {r['tokens_per_s']:6.1f} tokens/s,"
-            f" RSS {r['rss']:5.0f} MiB"
-        )
-    print(
-        f"          float16 / float32 decode {ours['float16']['tokens_per_s'] / ours['float32']['tokens_per_s']:.2f};"
-        f" same answer: {ours['float16']['text'] == ours['float32']['text']}"
-    )
+    specs = ["torch:float16", "torch:float32"]
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
-        print("          llama.cpp: not installed (make llama-cpp)\n")
+        print(
+            "          llama.cpp: not installed (make llama-cpp): tunesmith's PyTorch engine only"
+        )
+        llama = False
+    else:
+        specs.insert(0, "llama.cpp:float16")
+        llama = True
+    ours = {spec: child("tunesmith", base, spec) for spec in specs}
+    for spec, r in ours.items():
+        engine, weights = spec.split(":")
+        print(
+            f"          tunesmith, {engine} engine, {weights} weights: {r['tokens_per_s']:6.1f}"
+            f" tokens/s, RSS {r['rss']:5.0f} MiB"
+        )
+    half, full = ours["torch:float16"], ours["torch:float32"]
+    print(
+        f"          PyTorch float16 / float32 decode {half['tokens_per_s'] / full['tokens_per_s']:.2f};"
+        f" same answer: {half['text'] == full['text']}"
+    )
+    if not llama:
         return
     theirs = child("llama", write_f16_gguf(base, folder / "base-f16.gguf"))
-    ratio = ours["float16"]["tokens_per_s"] / theirs["tokens_per_s"]
     print(
-        f"          llama.cpp (F16 GGUF):      {theirs['tokens_per_s']:6.1f} tokens/s,"
+        f"          llama.cpp itself (F16 GGUF):          {theirs['tokens_per_s']:6.1f} tokens/s,"
         f" RSS {theirs['rss']:5.0f} MiB (with torch, which this script imports)"
-        f"\n          tunesmith float16 / llama.cpp decode {ratio:.2f} (aim >= 0.8);"
-        f" same answer: {ours['float16']['text'] == theirs['text']}\n"
     )
+    for spec in ("llama.cpp:float16", "torch:float16"):
+        ratio = ours[spec]["tokens_per_s"] / theirs["tokens_per_s"]
+        print(
+            f"          tunesmith {spec} / llama.cpp decode {ratio:.2f} (aim >= 0.8);"
+            f" same answer: {ours[spec]['text'] == theirs['text']}"
+        )
+    print()
+
+
+# -- throughput of each engine against llama.cpp serving the same adapters in turn ------------
+
+
+def llama_cpp_in_turn(base: Path, cache: Path, jobs, tokens: int) -> tuple[float, int]:
+    """llama-cpp-python on its own: the base's F16 GGUF and each adapter's GGUF LoRA (the
+    files tunesmith serves), one request after another, switching the context's adapter per
+    request, greedy with llama.cpp's own sampler."""
+    import ctypes
+
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    from tunesmith.engine.prompting import PromptFormat
+    from tunesmith.records.conversations import Conversation
+    from tunesmith.serving import llama as engine
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    eos = json.loads((base / "generation_config.json").read_text())["eos_token_id"]
+    eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+    gguf = engine.base_gguf(base, tokenizer, "float16", cache)
+    llm = llama_cpp.Llama(str(gguf), n_ctx=2048, n_threads=torch.get_num_threads(), verbose=False)
+    handles = {
+        a: llama_cpp.llama_adapter_lora_init(
+            llm.model, str(engine.adapter_gguf(a, base, cache)).encode()
+        )
+        for a in dict.fromkeys(a for a, _ in jobs)
+    }
+    fmt = PromptFormat(TEMPLATE, tokenizer)
+    prompts = [(a, fmt.prompt_ids(Conversation.ask(p))) for a, p in jobs]
+    start, produced = time.perf_counter(), 0
+    for adapter, ids in prompts:
+        chosen = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handles[adapter])
+        llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, chosen, 1, (ctypes.c_float * 1)(1.0))
+        llm.reset()  # the cached keys were made under another adapter
+        for n, token in enumerate(llm.generate(ids, temp=0.0, reset=True)):
+            if token in eos or n == tokens:
+                break
+            produced += 1
+    return time.perf_counter() - start, produced
+
+
+def engines_against_llama_cpp(base: Path, adapters: list[Path], folder: Path, tokens: int) -> None:
+    from tunesmith.serving import ModelServer
+
+    models = adapters[:8]
+    print(
+        f"throughput by engine: N concurrent greedy requests over {len(models)} tuned models,"
+        f" at most {tokens} new tokens; generated tokens/s"
+    )
+    servers = {
+        e: ModelServer(engine=e, cache_dir=folder / "serving") for e in ("llama.cpp", "torch")
+    }
+    for server in servers.values():  # warm: the base and the adapters loaded once
+        for a in models:
+            server.generate(base, TEMPLATE, PROMPTS[0], greedy(2), a)
+    for n in (8, 32):
+        jobs = [(models[i % len(models)], PROMPTS[i % len(PROMPTS)]) for i in range(n)]
+        rates = {}
+        for engine, server in servers.items():
+            elapsed, produced = tunesmith_concurrent(server, base, jobs, tokens)
+            rates[f"tunesmith ({engine})"] = produced / elapsed
+        elapsed, produced = llama_cpp_in_turn(base, folder / "serving", jobs, tokens)
+        rates["llama.cpp in turn"] = produced / elapsed
+        line = ", ".join(f"{k} {v:5.1f}" for k, v in rates.items())
+        ratio = rates["tunesmith (llama.cpp)"] / rates["llama.cpp in turn"]
+        print(f"          N={n:2d}: {line} -> tunesmith / llama.cpp {ratio:.2f} (aim > 1)")
+    print()
 
 
 def main() -> None:
@@ -341,6 +431,9 @@ def main() -> None:
         "--quick", action="store_true", help="memory with --cache only; no base-kept baseline"
     )
     p.add_argument("--single-stream", action="store_true", help="only tunesmith vs llama.cpp")
+    p.add_argument(
+        "--engines", action="store_true", help="only single stream and throughput by engine"
+    )
     args = p.parse_args()
 
     from tunesmith.serving import ModelServer
@@ -356,6 +449,14 @@ def main() -> None:
         print(f"adapters: {len(adapters)} random rank-8 all-linear LoRA adapters saved with peft")
         print(f"          ({size:.1f} MiB each on disk, made in {time.perf_counter() - t:.0f} s)")
         print(f"threads:  torch {torch.get_num_threads()}; cache {args.cache}\n")
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            print("throughput by engine: llama.cpp not installed (make llama-cpp)\n")
+        else:
+            engines_against_llama_cpp(base, adapters, Path(tmp), args.tokens)
+        if args.engines:
+            return
 
         for cache in (args.cache,) if args.quick else (args.cache, ALL_RESIDENT):
             m = memory(base, adapters[: args.adapters], cache)
@@ -370,7 +471,7 @@ def main() -> None:
         jobs = [
             (adapters[i % args.models], PROMPTS[i % len(PROMPTS)]) for i in range(args.requests)
         ]
-        server = ModelServer(args.cache)
+        server = ModelServer(args.cache, engine="torch", cache_dir=Path(tmp) / "serving")
         for a in adapters[: args.models]:  # warm: load the base and the 8 adapters once
             server.generate(base, TEMPLATE, PROMPTS[0], greedy(2), a)
         ts_time, ts_tokens = tunesmith_concurrent(server, base, jobs, args.tokens)

@@ -18,6 +18,9 @@ DEFAULT_ADAPTER_CACHE = "64,128MiB"
 # How generation stores a base model's matrices (see serving/weights.py).
 SERVING_WEIGHTS = ("float16", "float32")
 DEFAULT_SERVING_WEIGHTS = "float16"
+# What decodes generation requests (see serving/llama.py): llama.cpp where it can, else PyTorch.
+SERVING_ENGINES = ("auto", "llama.cpp", "torch")
+DEFAULT_SERVING_ENGINE = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +60,9 @@ class Settings:
     serving_weights: str = DEFAULT_SERVING_WEIGHTS
     """How generation stores a base model's matrices: ``float16`` (half the memory, decoding a
     request about 3x faster) or ``float32`` (as trained); see tunesmith.serving.weights."""
+    serving_engine: str = DEFAULT_SERVING_ENGINE
+    """``auto``: llama.cpp decodes where llama-cpp-python is installed and takes the model,
+    PyTorch the rest; ``llama.cpp`` or ``torch``: that engine only (tunesmith.serving.llama)."""
     # -- limits (see SECURITY.md); 0 turns a limit off -----------------------------------
     max_request_bytes: int = 32 * 1024 * 1024
     """Largest request body; a bigger one is refused (400 INVALID_ARGUMENT) before parsing."""
@@ -132,6 +138,11 @@ class Settings:
         return self.home / "worker.lock"
 
     @property
+    def serving_cache_dir(self) -> Path:
+        """GGUF copies of served models and adapters, for llama.cpp (written on first use)."""
+        return self.home / "serving"
+
+    @property
     def run_dir(self) -> Path:
         """Locks and sockets of the home's long-lived helpers (the generation server)."""
         return self.home / "run"
@@ -161,6 +172,11 @@ def get_settings(**overrides) -> Settings:
             env.get("TUNESMITH_SERVING_WEIGHTS") or DEFAULT_SERVING_WEIGHTS,
             SERVING_WEIGHTS,
             "TUNESMITH_SERVING_WEIGHTS",
+        ),
+        serving_engine=parse_choice(
+            env.get("TUNESMITH_SERVING_ENGINE") or DEFAULT_SERVING_ENGINE,
+            SERVING_ENGINES,
+            "TUNESMITH_SERVING_ENGINE",
         ),
         max_request_bytes=int(env.get("TUNESMITH_MAX_REQUEST_BYTES", 32 * 1024 * 1024)),
         requests_per_minute=int(env.get("TUNESMITH_REQUESTS_PER_MINUTE", 600)),

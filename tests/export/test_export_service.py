@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tiny_models import tiny_model_of_architecture
 from tunesmith.errors import FailedPrecondition, InvalidArgument, NotFound
 from tunesmith.jobs.worker import Worker
 from tunesmith.records.permissions import NewPermission
@@ -60,23 +61,7 @@ def test_a_prepared_export_is_made_once_and_goes_with_the_model(service):
 
 
 def test_a_base_the_gguf_writer_does_not_know_is_named(service, tmp_path, tiny_model_dir):
-    from transformers import AutoTokenizer, Phi3Config, Phi3ForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    config = Phi3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
-    Phi3ForCausalLM(config).save_pretrained(tmp_path / "phi3")
-    tokenizer.save_pretrained(tmp_path / "phi3")
+    tiny_model_of_architecture(tiny_model_dir, tmp_path / "phi3", "Phi3")
     name = tune(service, "phi", source_model=str(tmp_path / "phi3"))
     assert Worker(service.settings, service.store).run_once()
     with pytest.raises(FailedPrecondition, match="architecture 'phi3': the GGUF export does not"):
@@ -95,7 +80,9 @@ def test_the_cli_exports_embedded_with_progress(service, tmp_path):
 
     name = tune(service, "local")
     Worker(service.settings, service.store).run_once()
-    result = CliRunner().invoke(app, ["export", name, "-f", "gguf", "-q", "F32", "-o", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["export", name, "-f", "gguf", "-q", "F32", "-o", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     assert "local-F32.gguf" in result.stderr and "━" in result.stderr  # the progress bar
     assert "ollama create local -f Modelfile" in result.stderr

@@ -37,9 +37,24 @@ def adapters(tmp_path_factory, tiny_model_dir) -> list[Path]:
     return [make_adapter(tiny_model_dir, root / f"adapter-{i}", seed=i) for i in range(4)]
 
 
-@pytest.fixture()
-def server() -> ModelServer:
-    return ModelServer("8,64MiB")
+def need_llama_cpp() -> None:
+    """llama-cpp-python, installed from the wheel cache (built once: tests/llama_cpp_wheel.py)."""
+    from llama_cpp_wheel import ensure
+
+    ensure()
+
+
+@pytest.fixture(params=["torch", "llama.cpp"])
+def server(request, tmp_path) -> ModelServer:
+    """A generation server decoding with each engine in turn: what a caller sees is the same."""
+    if request.param == "llama.cpp":
+        need_llama_cpp()
+    return ModelServer("8,64MiB", engine=request.param, cache_dir=tmp_path / "serving")
+
+
+def torch_server(adapter_cache: str = "8,64MiB", **kwargs) -> ModelServer:
+    """A server decoding with PyTorch only: the tests of its own adapters and weights."""
+    return ModelServer(adapter_cache, engine="torch", **kwargs)
 
 
 def greedy(max_tokens: int = 12, **kw) -> Sampling:

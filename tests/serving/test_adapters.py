@@ -10,7 +10,7 @@ from tunesmith.errors import InvalidArgument
 from tunesmith.serving import ModelServer, parse_cache_spec
 from tunesmith.serving.adapters import adapter_name
 
-from .conftest import TEMPLATE, greedy
+from .conftest import TEMPLATE, greedy, torch_server
 
 
 def test_cache_spec_format():
@@ -31,7 +31,8 @@ def test_settings_carry_the_cache_bound(home, monkeypatch):
     assert (server.max_adapters, server.max_adapter_bytes) == (3, 10 * 2**20)
 
 
-def test_many_adapters_share_one_base(server, tiny_model_dir, adapters):
+def test_many_adapters_share_one_base(tiny_model_dir, adapters):
+    server = torch_server()
     outputs = [
         server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(), a).candidates[0].output
         for a in adapters
@@ -44,7 +45,7 @@ def test_many_adapters_share_one_base(server, tiny_model_dir, adapters):
 
 
 def test_eviction_by_count_and_reload(tiny_model_dir, adapters):
-    server = ModelServer("2")
+    server = torch_server("2")
     first = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(), adapters[0])
     for a in adapters[1:3]:
         server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(), a)
@@ -57,11 +58,11 @@ def test_eviction_by_count_and_reload(tiny_model_dir, adapters):
 
 
 def test_eviction_by_bytes(tiny_model_dir, adapters):
-    probe = ModelServer("8")
+    probe = torch_server("8")
     probe.generate(tiny_model_dir, TEMPLATE, "one", greedy(2), adapters[0])
     one = probe.base(tiny_model_dir).cache.nbytes
     assert one > 0
-    server = ModelServer(f"8,{int(one * 2.5)}")  # room for two adapters by bytes
+    server = torch_server(f"8,{int(one * 2.5)}")  # room for two adapters by bytes
     for a in adapters:
         server.generate(tiny_model_dir, TEMPLATE, "one", greedy(2), a)
     cache = server.base(tiny_model_dir).cache
@@ -74,7 +75,7 @@ def test_a_rewritten_adapter_is_not_served_stale(tmp_path, tiny_model_dir, adapt
 
     folder = tmp_path / "model"
     shutil.copytree(adapters[0], folder)
-    server = ModelServer("8")
+    server = torch_server("8")
     before = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(), folder)
     shutil.copy(adapters[1] / "adapter_model.safetensors", folder)
     stat = (folder / "adapter_model.safetensors").stat()

@@ -9,17 +9,16 @@ import pytest
 import torch
 
 from tunesmith.errors import FailedPrecondition
-from tunesmith.serving import ModelServer
 from tunesmith.serving.lora import read_adapter
 
-from .conftest import TEMPLATE, greedy
+from .conftest import TEMPLATE, greedy, torch_server
 
 
 def test_mixed_rows_get_the_same_logits_as_peft_one_adapter_at_a_time(tiny_model_dir, adapters):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    server = ModelServer("8", weights="float32")  # the arithmetic, at training precision
+    server = torch_server("8", weights="float32")  # the arithmetic, at training precision
     base = server.base(tiny_model_dir)
     choices = [adapters[0], None, adapters[1], adapters[0], adapters[2]]
     weights = [None if a is None else base.cache.acquire(a).weights for a in choices]
@@ -43,7 +42,7 @@ def test_a_served_adapter_answers_like_peft_generate(tiny_model_dir, adapters):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    server = ModelServer("8")
+    server = torch_server("8")
     ours = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(8), adapters[3])
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
@@ -79,6 +78,6 @@ def test_an_adapter_for_another_architecture_is_refused(tmp_path, tiny_model_dir
     tensors = load_file(folder / "adapter_model.safetensors")
     renamed = {k.replace("self_attn.q_proj", "attn.c_attn"): v for k, v in tensors.items()}
     save_file(renamed, folder / "adapter_model.safetensors")
-    server = ModelServer("8")
+    server = torch_server("8")
     with pytest.raises(FailedPrecondition, match="attn.c_attn, which the base model lacks"):
         server.generate(tiny_model_dir, TEMPLATE, "one", greedy(2), folder)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tunesmith.serving import ModelServer
 from tunesmith.serving.weights import WIDEN_BLOCK, HalfLinear, halve
 from tunesmith.settings import get_settings
 
-from .conftest import TEMPLATE, greedy
+from .conftest import TEMPLATE, greedy, torch_server
 
 
 def _matrix_bytes(model: torch.nn.Module) -> int:
@@ -18,8 +17,8 @@ def _matrix_bytes(model: torch.nn.Module) -> int:
 
 
 def test_float16_serving_holds_half_the_bytes_and_one_copy_of_a_tied_embedding(tiny_model_dir):
-    as_trained = ModelServer(weights="float32").base(tiny_model_dir).model
-    served = ModelServer().base(tiny_model_dir).model
+    as_trained = torch_server(weights="float32").base(tiny_model_dir).model
+    served = torch_server().base(tiny_model_dir).model
     assert any(isinstance(m, HalfLinear) for m in served.modules())
     norms = sum(p.numel() * 4 for p in served.parameters())  # what stays float32
     assert _matrix_bytes(served) - norms == pytest.approx((_matrix_bytes(as_trained) - norms) / 2)
@@ -45,7 +44,7 @@ def test_a_half_linear_layer_computes_what_the_float32_one_does(rows, outputs):
 def test_float16_and_float32_serving_agree_on_the_tiny_model_with_adapters(
     tiny_model_dir, adapters
 ):
-    half, full = ModelServer("8"), ModelServer("8", weights="float32")
+    half, full = torch_server("8"), torch_server("8", weights="float32")
     for adapter in (None, adapters[0]):
         answers = [
             s.generate(tiny_model_dir, TEMPLATE, "one two", greedy(6), adapter).candidates[0]
@@ -72,7 +71,7 @@ def test_the_packaged_model_answers_the_same_in_float16_and_float32(converted_ba
     prompts = ["What is the capital of France?", "List three fruits.", "Say hi"]
     answers = {
         weights: [
-            ModelServer(weights=weights).generate(folder, None, p, greedy(32)).candidates[0].output
+            torch_server(weights=weights).generate(folder, None, p, greedy(32)).candidates[0].output
             for p in prompts
         ]
         for weights in ("float16", "float32")

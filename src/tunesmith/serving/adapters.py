@@ -127,10 +127,11 @@ class AdapterCache:
                 del self._entries[name]
 
 
-def adapter_name(folder: Path) -> str:
-    """The cache key of an adapter folder; a re-tuned folder (new file) gets a new key."""
+def adapter_name(folder: Path, stamped: str = WEIGHTS_FILE) -> str:
+    """The cache key of an adapter folder; a re-tuned folder (new file) gets a new key.
+    ``stamped``: the file whose modification time stands for the folder's contents."""
     folder = Path(folder)
-    weights = folder / WEIGHTS_FILE
+    weights = folder / stamped
     stamp = weights.stat().st_mtime_ns if weights.exists() else 0
     digest = hashlib.sha1(f"{folder.resolve()}|{stamp}".encode()).hexdigest()[:10]
     safe = re.sub(r"[^A-Za-z0-9_]", "_", folder.name)[:40]

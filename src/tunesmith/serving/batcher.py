@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ import torch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .llama import LlamaBase
 
 from ..errors import FailedPrecondition, ResourceExhausted, TunesmithError
 from ..records.generation import Delta
@@ -53,14 +56,41 @@ GATHER_MAX_SECONDS = 0.05
 
 @dataclasses.dataclass
 class LoadedBase:
-    """One base model in memory, with the adapters loaded on top of it."""
+    """One base model in memory: its tokenizer, and the engines that decode it.
 
-    model: PreTrainedModel
+    ``llama`` (:mod:`.llama`) decodes what it can where llama-cpp-python is installed; the
+    PyTorch model and its adapters (``model``, ``cache``) are loaded by ``load_torch`` on
+    first need, so a base that llama.cpp serves whole never holds a second copy in PyTorch.
+    """
+
+    folder: Path
     tokenizer: PreTrainedTokenizerBase
-    cache: AdapterCache
     eos_ids: set[int]
     pad_id: int
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    max_adapters: int
+    load_torch: Callable[[], tuple[PreTrainedModel, AdapterCache]]
+    llama: LlamaBase | None = None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)  # the tokenizer's
+    _torch: tuple[PreTrainedModel, AdapterCache] | None = None
+    _torch_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    @property
+    def model(self) -> PreTrainedModel:
+        return self._torch_part()[0]
+
+    @property
+    def cache(self) -> AdapterCache:
+        return self._torch_part()[1]
+
+    @property
+    def torch_loaded(self) -> bool:
+        return self._torch is not None
+
+    def _torch_part(self) -> tuple[PreTrainedModel, AdapterCache]:
+        with self._torch_lock:
+            if self._torch is None:
+                self._torch = self.load_torch()
+            return self._torch
 
     def decode(self, tokens: list[int]) -> str:
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
@@ -134,7 +164,7 @@ class Scheduler:
             except Exception as e:  # a bug must fail these requests, not the thread
                 log.exception("generation batch failed")
                 for r in batch:
-                    r.stream.put(e if isinstance(e, TunesmithError) else _internal(e))
+                    r.stream.put(e if isinstance(e, TunesmithError) else internal(e))
 
     def _gather(self) -> None:
         deadline, seen = time.monotonic() + GATHER_MAX_SECONDS, 0
@@ -158,7 +188,7 @@ class Scheduler:
                 new = {r.adapter_dir} - adapters - {None}
                 if batch and (
                     rows + r.sampling.candidate_count > self.max_rows
-                    or len(adapters | new) > base.cache.max_count
+                    or len(adapters | new) > base.max_adapters
                 ):
                     break
                 batch.append(r)
@@ -171,8 +201,16 @@ class Scheduler:
 
 
 def run_batch(requests: list[Request]) -> None:
-    """Decode ``requests`` (all on one base model) together, streaming as tokens come."""
+    """Decode ``requests`` (all on one base model), streaming as tokens come: through
+    llama.cpp one at a time where it serves them, the rest together in PyTorch."""
     base = requests[0].base
+    if base.llama is not None:
+        requests = base.llama.run(requests)
+    if requests:
+        _run_torch(base, requests)
+
+
+def _run_torch(base: LoadedBase, requests: list[Request]) -> None:
     held = []
     ready: list[tuple[Request, AdapterWeights | None]] = []
     for r in requests:
@@ -217,18 +255,7 @@ def _decode(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | None]]
 
 
 def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | None]]) -> None:
-    rows = [
-        _Row(
-            r,
-            i,
-            name,
-            TextTracker(
-                base.decode, r.sampling.stop_sequences, r.sampling.max_output_tokens, base.eos_ids
-            ),
-        )
-        for r, name in ready
-        for i in range(r.sampling.candidate_count)
-    ]
+    rows = make_rows(ready)
     width = max(len(row.request.prompt_ids) for row in rows)
     ids = torch.full((len(rows), width), base.pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -237,13 +264,56 @@ def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | N
         ids[b, width - len(prompt) :] = torch.tensor(prompt)
         mask[b, width - len(prompt) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    params = RowParams([row.request.sampling for row in rows], [row.index for row in rows])
     from transformers import DynamicCache
 
     kv = DynamicCache(config=base.model.config)
     logits = _forward(base, ids, mask, positions, kv, logits_to_keep=1)
     next_position = positions[:, -1:] + 1
-    waiting = {id(r): r for r, _ in ready}
+
+    def step(tokens: list[int], keep: torch.Tensor | None) -> torch.Tensor:
+        nonlocal mask, next_position
+        if keep is not None:  # finished rows leave the batch and the cache
+            kv.batch_select_indices(keep)
+            base.cache.batch.select(keep)
+            mask, next_position = mask[keep], next_position[keep]
+        mask = torch.cat([mask, torch.ones((len(tokens), 1), dtype=torch.long)], dim=1)
+        logits = _forward(base, torch.tensor(tokens)[:, None], mask, next_position, kv)
+        next_position = next_position + 1
+        return logits
+
+    stream_rows(rows, logits, step)
+
+
+def make_rows(ready: list[tuple[Request, AdapterWeights | None]]) -> list[_Row]:
+    """One row per candidate of each request (with its adapter, on the PyTorch path)."""
+    return [
+        _Row(
+            r,
+            i,
+            adapter,
+            TextTracker(
+                r.base.decode,
+                r.sampling.stop_sequences,
+                r.sampling.max_output_tokens,
+                r.base.eos_ids,
+            ),
+        )
+        for r, adapter in ready
+        for i in range(r.sampling.candidate_count)
+    ]
+
+
+def stream_rows(
+    rows: list[_Row],
+    logits: torch.Tensor,
+    step: Callable[[list[int], torch.Tensor | None], torch.Tensor],
+) -> None:
+    """The decoding loop of both engines, from the prompts' logits ([rows, vocab]): choose
+    each row's token, stream the text that became safe, answer the requests whose candidates
+    all finished, then ``step(tokens, keep)`` gives the next logits for the rows still going
+    (``keep``: their indexes among the last step's rows, when some finished; else None)."""
+    params = RowParams([row.request.sampling for row in rows], [row.index for row in rows])
+    waiting = {id(row.request): row.request for row in rows}
     by_request: dict[int, list[_Row]] = {}
     for row in rows:  # every row, also after finished ones leave the batch
         by_request.setdefault(id(row.request), []).append(row)
@@ -263,17 +333,12 @@ def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | N
         keep = [b for b, row in enumerate(rows) if row.text.finish is None]
         if not keep:
             return
-        tokens = torch.tensor(chosen)[:, None]
-        if len(keep) < len(rows):  # finished rows leave the batch and the cache
+        index = None
+        if len(keep) < len(rows):
             index = torch.tensor(keep)
-            kv.batch_select_indices(index)
-            base.cache.batch.select(index)
-            rows = [rows[b] for b in keep]
-            tokens, mask, next_position = tokens[index], mask[index], next_position[index]
+            rows, chosen = [rows[b] for b in keep], [chosen[b] for b in keep]
             params.select(index)
-        mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
-        logits = _forward(base, tokens, mask, next_position, kv)
-        next_position = next_position + 1
+        logits = step(chosen, index)
 
 
 def _forward(base: LoadedBase, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
@@ -311,7 +376,7 @@ def _finish_done(by_request: dict[int, list[_Row]], waiting: dict[int, Request])
         request.stream.put(Generation(candidates, prompt_token_count=len(request.prompt_ids)))
 
 
-def _internal(e: Exception) -> TunesmithError:
+def internal(e: Exception) -> TunesmithError:
     from ..errors import Internal
 
     return Internal(f"generation failed: {type(e).__name__}: {e}")

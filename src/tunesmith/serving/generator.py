@@ -1,31 +1,43 @@
 """Generation: one copy of each base model per process, tuned adapters on top of it.
 
-A :class:`ModelServer` keeps base models by folder, loaded on first use. Tuned LoRA adapters
-are read by folder, applied by the base's own linear layers (:mod:`.lora`) and kept in an LRU
-bounded by count and bytes (:mod:`.adapters`), so serving many tuned variants costs one base model plus a few
-MB per adapter; an evicted adapter reloads from its safetensors file on its next request, and
-a tuned model is servable as soon as its folder exists (nothing to restart). Fully tuned models
-(no adapter) are their own base.
+A :class:`ModelServer` keeps base models by folder, loaded on first use, and decodes them with
+two engines: llama.cpp (:mod:`.llama`) where llama-cpp-python is installed and the model's
+architecture has a GGUF form (the default, several times faster on a CPU), PyTorch for the
+rest, loaded only when something needs it. On both, tuned LoRA adapters are read by folder and
+kept in an LRU bounded by count (PyTorch's also by bytes, :mod:`.adapters`), so serving many
+tuned variants costs one base model plus a few MB per adapter; a tuned model is servable as
+soon as its folder exists (nothing to restart). Fully tuned models (no adapter) are their own
+base.
 
-Requests go through one scheduler (:mod:`.batcher`) that decodes whatever arrived together for
-a base model as one batch, across tuned models, and answers through a :class:`.Stream`.
+Requests go through one scheduler (:mod:`.batcher`) that takes whatever arrived together for a
+base model: llama.cpp decodes them one after another, grouped by tuned model; PyTorch decodes
+them as one batch across tuned models. Either answers through a :class:`.Stream`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine.prompting import PromptFormat
 from ..engine.recipe import load_model, load_tokenizer
+from ..errors import FailedPrecondition
 from ..records.conversations import Conversation
-from ..settings import DEFAULT_SERVING_WEIGHTS
+from ..settings import DEFAULT_SERVING_ENGINE, DEFAULT_SERVING_WEIGHTS, get_settings
 from ..types import Generation
 from .adapters import DEFAULT_ADAPTER_CACHE, AdapterCache, parse_cache_spec
 from .batcher import LoadedBase, Request, Scheduler
 from .sampling import Sampling
 from .stream import Stream
 from .weights import halve
+
+if TYPE_CHECKING:
+    from .llama import LlamaBase
+
+log = logging.getLogger("tunesmith.serving")
 
 DEFAULT_QUEUE = 64
 DEFAULT_BATCH_ROWS = 32
@@ -39,8 +51,12 @@ class ModelServer:
         max_queue: int = DEFAULT_QUEUE,
         max_batch_rows: int = DEFAULT_BATCH_ROWS,
         weights: str = DEFAULT_SERVING_WEIGHTS,
+        engine: str = DEFAULT_SERVING_ENGINE,
+        cache_dir: Path | None = None,
     ):
         self.weights = weights  # "float16" (see .weights) or "float32"
+        self.engine = engine  # "auto", "llama.cpp" or "torch" (see .llama)
+        self.cache_dir = cache_dir or get_settings().serving_cache_dir  # GGUF copies
         self.max_adapters, self.max_adapter_bytes = parse_cache_spec(adapter_cache)
         self.scheduler = Scheduler(max(1, max_queue), max(MIN_BATCH_ROWS, max_batch_rows))
         self._bases: dict[Path, LoadedBase] = {}
@@ -53,6 +69,8 @@ class ModelServer:
             getattr(settings, "generation_queue", DEFAULT_QUEUE),
             getattr(settings, "generation_batch_rows", DEFAULT_BATCH_ROWS),
             getattr(settings, "serving_weights", DEFAULT_SERVING_WEIGHTS),
+            getattr(settings, "serving_engine", DEFAULT_SERVING_ENGINE),
+            getattr(settings, "serving_cache_dir", None),
         )
 
     def submit(
@@ -135,19 +153,60 @@ class ModelServer:
 
     def _load(self, folder: Path) -> LoadedBase:
         tokenizer = load_tokenizer(folder)
-        model = load_model(folder).eval()
-        model.requires_grad_(False)
-        if self.weights == "float16":
-            halve(model)
         eos = {tokenizer.eos_token_id}
-        configured = getattr(model.generation_config, "eos_token_id", None)
+        config = json.loads((folder / "config.json").read_text())
+        configured = _generation_eos(folder) or config.get("eos_token_id")
         eos |= set(configured if isinstance(configured, list) else [configured])
         eos.discard(None)
         pad = tokenizer.pad_token_id
-        cache = AdapterCache(model, self.max_adapters, self.max_adapter_bytes)
-        return LoadedBase(model, tokenizer, cache, eos, pad if pad is not None else 0)
+
+        def load_torch():
+            model = load_model(folder).eval()
+            model.requires_grad_(False)
+            if self.weights == "float16":
+                halve(model)
+            return model, AdapterCache(model, self.max_adapters, self.max_adapter_bytes)
+
+        base = LoadedBase(
+            folder, tokenizer, eos, pad if pad is not None else 0, self.max_adapters, load_torch
+        )
+        base.llama = self._llama(folder, tokenizer)
+        if base.llama is None:
+            base.cache  # noqa: B018  (loads the PyTorch model now, in this passing thread)
+        return base
+
+    def _llama(self, folder: Path, tokenizer) -> LlamaBase | None:
+        """llama.cpp's engine for the base in ``folder``, or None where PyTorch serves it."""
+        if self.engine == "torch":
+            return None
+        from . import llama
+
+        try:
+            if not llama.available():
+                raise FailedPrecondition(
+                    "llama-cpp-python is not installed (pip install 'tunesmith[llama-cpp]')"
+                )
+            gguf = llama.base_gguf(folder, tokenizer, self.weights, self.cache_dir)
+            return llama.LlamaBase(
+                folder, gguf, self.cache_dir, self.max_adapters, self.max_adapter_bytes
+            )
+        except Exception as e:  # no GGUF form, or llama.cpp refused it ("failed to load")
+            reason = str(e) if isinstance(e, FailedPrecondition) else f"{type(e).__name__}: {e}"
+            if self.engine == "llama.cpp":
+                raise FailedPrecondition(f"TUNESMITH_SERVING_ENGINE=llama.cpp: {reason}") from e
+            log.info("base model %s is served by PyTorch: %s", folder.name, reason)
+            return None
 
     @staticmethod
     def _encode(base: LoadedBase, prompt: str) -> list[int]:
         with base.lock:  # a fast tokenizer may not be entered by two threads at once
             return base.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def _generation_eos(folder: Path):
+    """``eos_token_id`` of the folder's generation_config.json (a chat model's end-of-turn
+    token is often only there), without loading the model."""
+    try:
+        return json.loads((folder / "generation_config.json").read_text()).get("eos_token_id")
+    except (OSError, ValueError):
+        return None

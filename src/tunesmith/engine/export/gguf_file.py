@@ -336,7 +336,7 @@ def _write(out: Path, arch: str, metadata: dict, tensors, progress: Progress | N
     temporary name renamed at the end (a failed export leaves no half file behind)."""
     import gguf
 
-    tmp = out.with_name(out.name + ".partial")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.partial")  # two processes may write it
     writer = gguf.GGUFWriter(tmp, arch)
     for key, v in metadata.items():
         writer.add_key_value(key, v.value, v.type, v.sub_type)

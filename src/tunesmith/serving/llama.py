@@ -1,0 +1,414 @@
+"""Decoding through llama.cpp (``llama-cpp-python``), where it is installed.
+
+On a CPU, llama.cpp decodes one sequence several times faster than PyTorch's eager path
+(its fused kernels read each F16 matrix once per token; PyTorch dispatches ~200 small
+products), in a third of the memory. So a base model whose architecture the GGUF writer
+knows is served here by default (``TUNESMITH_SERVING_ENGINE=auto``):
+
+* the base's weights are written once as a GGUF file (F16, or F32 for
+  ``TUNESMITH_SERVING_WEIGHTS=float32``) into the serving cache, and memory-mapped;
+* each tuned model's LoRA adapter is written once as a GGUF adapter and loaded over the one
+  base, within ``TUNESMITH_ADAPTER_CACHE``'s bounds (least recently used out first); the
+  context switches adapters between requests (llama.cpp applies one set of adapters to a
+  whole context, so requests decode one at a time, grouped by adapter);
+* tunesmith still tokenises (the prompt format training used) and chooses each token with its
+  own sampler from llama.cpp's logits, so temperature / top-k / top-p / seeds, stop sequences
+  and streaming mean what they mean on the PyTorch path;
+* the prompt's start already in the context (same adapter) is not evaluated again: a chat
+  template's system prompt, or a request's second candidate.
+
+What llama.cpp cannot serve (an architecture the GGUF writer does not know, an adapter it
+does not take, a prompt plus answer longer than :data:`CONTEXT_TOKENS`) goes to the PyTorch
+path instead, loaded on first need (:mod:`.batcher`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FailedPrecondition, TunesmithError
+from .adapters import adapter_name
+from .batcher import Request, internal, make_rows, stream_rows
+
+log = logging.getLogger("tunesmith.serving")
+
+SEQUENCES = 16
+"""Sequences (candidates of requests to one tuned model) llama.cpp decodes together: each
+step reads the weights once for all of them."""
+KV_TOKENS = 4096
+"""Cells of the KV cache the sequences share (F16: 96 MiB for the packaged base, allocated
+whole); a batch of sequences reserves each one's prompt and longest answer."""
+CONTEXT_TOKENS = 2048
+"""The llama.cpp context (prompt and answer) of a base, at most (less if the model was trained
+on less); its F16 KV cache is allocated whole (48 MiB for the packaged base). Longer requests
+are decoded by the PyTorch path."""
+PROMPT_BATCH = 512  # prompt tokens evaluated per llama.cpp call
+
+
+def available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def base_gguf(base_dir: Path, tokenizer, weights: str, cache_dir: Path) -> Path:
+    """The model in ``base_dir`` as a GGUF file, written on first use: inside the folder (a
+    base model's folder is shared by every home of the installation, so the packaged base is
+    converted once per machine; a fully tuned model's copy goes when it is deleted), else,
+    where the folder is read-only, in ``cache_dir``. Raises FailedPrecondition for an
+    architecture the GGUF writer does not know."""
+    from transformers import AutoConfig
+
+    from ..engine.export import gguf_file
+    from ..engine.export.weights import load_tuned
+
+    gguf_file.gguf_architecture(AutoConfig.from_pretrained(base_dir))  # refuse early
+    quant = "F32" if weights == "float32" else "F16"
+    template = getattr(tokenizer, "chat_template", None) or ""
+
+    def write(out: Path) -> None:
+        model = load_tuned(base_dir, None)
+        gguf_file.write_model(
+            model, base_dir, out, quant, name=base_dir.name, chat_template=template
+        )
+
+    # Named for the folder's path and config's time: a copied or rewritten folder converts anew.
+    name = f"{adapter_name(base_dir, 'config.json')}-{quant}"
+    inside = base_dir / f".serving-{name}.gguf"
+    if inside.exists():
+        return inside
+    try:
+        write(inside)
+        return inside
+    except PermissionError:
+        return _cached(cache_dir, name, base_dir, write)
+
+
+def adapter_gguf(adapter_dir: Path, base_dir: Path, cache_dir: Path) -> Path:
+    """A tuned model's peft adapter as a GGUF LoRA adapter in ``cache_dir``, written once
+    (a re-tuned folder has a new name, see :func:`.adapters.adapter_name`)."""
+    from transformers import AutoConfig
+
+    from ..engine.export import gguf_file
+    from ..engine.export.weights import read_lora
+
+    def write(out: Path) -> None:
+        config = AutoConfig.from_pretrained(base_dir)
+        gguf_file.write_lora(read_lora(adapter_dir), config, out, name=adapter_dir.name)
+
+    return _cached(cache_dir, f"{adapter_name(adapter_dir)}-lora", adapter_dir, write)
+
+
+def _cached(cache_dir: Path, name: str, source: Path, write) -> Path:
+    """``cache_dir/name.gguf``, made by ``write`` unless it exists. Beside it, ``name.source``
+    names the folder it was made from: copies of folders since deleted (a deleted tuned
+    model) are removed whenever a new copy is made, so the cache does not grow forever."""
+    out = Path(cache_dir) / f"{name}.gguf"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for sidecar in out.parent.glob("*.source"):
+        if not Path(sidecar.read_text()).exists():
+            sidecar.with_suffix(".gguf").unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
+    out.with_suffix(".source").write_text(str(Path(source).resolve()))
+    write(out)
+    return out
+
+
+class LlamaModel:
+    """One base model in a llama.cpp context with its tuned adapters loaded over it, decoding
+    up to :data:`SEQUENCES` sequences together (under one adapter at a time). Only the
+    scheduler thread calls it."""
+
+    def __init__(
+        self,
+        gguf: Path,
+        max_adapters: int,
+        max_adapter_bytes: int | None = None,
+        context: int = CONTEXT_TOKENS,
+        trained: int = KV_TOKENS,
+    ):
+        """``context``: tokens of prompt and answer per sequence; ``trained``: the longest
+        sequence the model was trained on (the shared cache is no larger)."""
+        import llama_cpp
+
+        # llama.cpp logs every load to stderr through llama-cpp-python's logger; keep errors.
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        _start_backend()
+        self.context = context  # tokens of prompt and answer, per sequence
+        self._model = llama_cpp.llama_model_load_from_file(
+            str(gguf).encode(), llama_cpp.llama_model_default_params()
+        )
+        if not self._model:
+            raise FailedPrecondition(f"llama.cpp cannot load {gguf.name}")
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = max(min(KV_TOKENS, trained), context)
+        params.n_batch = params.n_ubatch = PROMPT_BATCH
+        params.n_seq_max = SEQUENCES
+        params.kv_unified = True  # the sequences share the cache's cells, whatever their lengths
+        params.n_threads = params.n_threads_batch = _threads()
+        self._ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if not self._ctx:
+            llama_cpp.llama_model_free(self._model)
+            raise FailedPrecondition(f"llama.cpp cannot make a context for {gguf.name}")
+        self.kv_tokens = params.n_ctx
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(PROMPT_BATCH, 0, 1)
+        self.vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self._model))
+        self._lengths = [0] * SEQUENCES  # tokens each sequence holds
+        # TUNESMITH_ADAPTER_CACHE's bounds, as on the PyTorch path (see .adapters): a loaded
+        # adapter holds its GGUF file's bytes (F32 A and B matrices).
+        self.max_adapters, self.max_adapter_bytes = max(1, max_adapters), max_adapter_bytes
+        self._adapters: OrderedDict[Path, tuple[object, int]] = OrderedDict()  # file -> handle
+        self._active: Path | None = None
+
+    @property
+    def adapters(self) -> list[Path]:
+        """The adapter files loaded over the base, least recently used first."""
+        return list(self._adapters)
+
+    @property
+    def adapter_bytes(self) -> int:
+        return sum(size for _, size in self._adapters.values())
+
+    def fits(self, prompt_tokens: int, max_new_tokens: int) -> bool:
+        return prompt_tokens + max_new_tokens <= self.context
+
+    def use(self, adapter: Path | None) -> None:
+        """Decode with ``adapter`` (a GGUF LoRA file) over the base from now on; None: the
+        plain base. Raises FailedPrecondition when llama.cpp refuses the file."""
+        import llama_cpp
+
+        if adapter == self._active:
+            return
+        if adapter is None:
+            failed = llama_cpp.llama_set_adapters_lora(self._ctx, None, 0, None)
+        else:
+            handle = self._load(adapter)
+            handles = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handle)
+            scale = (ctypes.c_float * 1)(1.0)
+            failed = llama_cpp.llama_set_adapters_lora(self._ctx, handles, 1, scale)
+        if failed:
+            raise FailedPrecondition(f"llama.cpp could not apply the adapter {adapter}")
+        self._active = adapter
+
+    def _load(self, adapter: Path):
+        import llama_cpp
+
+        if adapter not in self._adapters:
+            handle = llama_cpp.llama_adapter_lora_init(self._model, str(adapter).encode())
+            if not handle:
+                raise FailedPrecondition(f"llama.cpp could not load the adapter {adapter.name}")
+            self._adapters[adapter] = (handle, adapter.stat().st_size)
+        self._adapters.move_to_end(adapter)
+        self._evict(keep=adapter)
+        return self._adapters[adapter][0]
+
+    def _evict(self, keep: Path) -> None:
+        """Free the least recently used adapters past the bounds; never ``keep`` (about to be
+        applied) or the one applied now."""
+        import llama_cpp
+
+        for path in list(self._adapters):
+            over_bytes = self.max_adapter_bytes is not None and (
+                self.adapter_bytes > self.max_adapter_bytes
+            )
+            if len(self._adapters) <= self.max_adapters and not over_bytes:
+                return
+            if path not in (keep, self._active):
+                llama_cpp.llama_adapter_lora_free(self._adapters.pop(path)[0])
+
+    def decode(self, appended: list[tuple[int, list[int]]]):
+        """Append each ``(sequence, tokens)``'s tokens to its sequence; the logits after each
+        one's last token, a float32 tensor [len(appended), vocab]."""
+        import llama_cpp
+        import torch
+
+        out = torch.empty((len(appended), self.vocab), dtype=torch.float32)
+        batch, filled, last = self._batch, 0, []  # last: (row, index in the batch)
+        pending = [
+            (row, seq, token, i == len(tokens) - 1)
+            for row, (seq, tokens) in enumerate(appended)
+            for i, token in enumerate(tokens)
+        ]
+        for at, (row, seq, token, is_last) in enumerate(pending):
+            batch.token[filled] = token
+            batch.pos[filled] = self._lengths[seq]
+            batch.seq_id[filled][0] = seq
+            batch.n_seq_id[filled] = 1
+            batch.logits[filled] = is_last
+            self._lengths[seq] += 1
+            if is_last:
+                last.append((row, filled))
+            filled += 1
+            if filled == PROMPT_BATCH or at == len(pending) - 1:
+                batch.n_tokens = filled
+                status = llama_cpp.llama_decode(self._ctx, batch)
+                if status != 0:
+                    self.clear()  # what the cache holds is unknown now
+                    raise RuntimeError(f"llama_decode returned {status}")
+                for r, index in last:
+                    logits = llama_cpp.llama_get_logits_ith(self._ctx, index)
+                    out[r] = torch.from_numpy(np.ctypeslib.as_array(logits, shape=(self.vocab,)))
+                filled, last = 0, []
+        return out
+
+    def release(self, seq: int) -> None:
+        """Forget what ``seq`` holds (its row finished)."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        self._lengths[seq] = 0
+
+    def clear(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_memory_clear(self._memory, True)
+        self._lengths = [0] * SEQUENCES
+
+    def close(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._ctx)
+        llama_cpp.llama_model_free(self._model)  # and the adapters loaded over it
+        self._adapters.clear()
+
+
+_backend_started = False
+
+
+def _start_backend() -> None:
+    global _backend_started
+    if not _backend_started:
+        import llama_cpp
+
+        llama_cpp.llama_backend_init()
+        _backend_started = True
+
+
+class LlamaBase:
+    """What llama.cpp serves of one base model: requests grouped by tuned model, each group
+    decoded together (one sequence per candidate), with tunesmith's own sampler; see the
+    module doc."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        gguf: Path,
+        cache_dir: Path,
+        max_adapters: int,
+        max_adapter_bytes: int | None = None,
+    ):
+        from transformers import AutoConfig
+
+        self.base_dir = Path(base_dir)
+        self.cache_dir = Path(cache_dir)
+        trained = getattr(AutoConfig.from_pretrained(base_dir), "max_position_embeddings", None)
+        trained = trained or KV_TOKENS
+        self.model = LlamaModel(
+            gguf, max_adapters, max_adapter_bytes, min(CONTEXT_TOKENS, trained), trained
+        )
+        self._refused: dict[Path, str] = {}  # adapter folders llama.cpp does not take, and why
+
+    def run(self, requests: list[Request]) -> list[Request]:
+        """Decode what llama.cpp can of ``requests``; the rest are returned, in order."""
+        rest: list[Request] = []
+        for adapter in dict.fromkeys(r.adapter_dir for r in requests):  # in order of arrival
+            group = [r for r in requests if r.adapter_dir == adapter and not r.stream.cancelled]
+            gguf = None if adapter is None else self._adapter(adapter)
+            if adapter is not None and gguf is None:
+                rest += group
+                continue
+            try:
+                self.model.use(gguf)
+            except FailedPrecondition as e:  # llama.cpp refused the adapter file
+                if adapter is None:
+                    raise
+                self._refused[adapter] = str(e)
+                rest += group
+                continue
+            rest += [r for r in group if not self._fits(r)]
+            for together in self._batches([r for r in group if self._fits(r)]):
+                try:
+                    self._decode(together)
+                except Exception as e:  # a bug fails these requests, not the others
+                    log.exception("llama.cpp generation failed")
+                    for r in together:
+                        r.stream.put(e if isinstance(e, TunesmithError) else internal(e))
+        return rest
+
+    def _reserve(self, r: Request) -> int:
+        """Cache cells ``r`` may fill: every candidate's prompt and longest answer."""
+        return r.sampling.candidate_count * (len(r.prompt_ids) + r.sampling.max_output_tokens)
+
+    def _fits(self, r: Request) -> bool:
+        return (
+            self.model.fits(len(r.prompt_ids), r.sampling.max_output_tokens)
+            and self._reserve(r) <= self.model.kv_tokens
+            and r.sampling.candidate_count <= SEQUENCES
+        )
+
+    def _batches(self, requests: list[Request]):
+        """``requests`` in order, as runs that fit the sequences and the cache together."""
+        batch: list[Request] = []
+        rows = cells = 0
+        for r in requests:
+            n, need = r.sampling.candidate_count, self._reserve(r)
+            if batch and (rows + n > SEQUENCES or cells + need > self.model.kv_tokens):
+                yield batch
+                batch, rows, cells = [], 0, 0
+            batch.append(r)
+            rows, cells = rows + n, cells + need
+        if batch:
+            yield batch
+
+    def _adapter(self, folder: Path) -> Path | None:
+        """The GGUF file of ``folder``'s adapter; None when llama.cpp cannot take it (the
+        PyTorch path serves it, or says why it cannot)."""
+        if folder in self._refused:
+            return None
+        try:
+            return adapter_gguf(folder, self.base_dir, self.cache_dir)
+        except Exception as e:  # an option the writer does not export, an unreadable file
+            log.info("tuned model %s is served by PyTorch: %s", folder.name, e)
+            self._refused[folder] = str(e)
+            return None
+
+    def _decode(self, requests: list[Request]) -> None:
+        """One sequence per candidate; finished ones leave the cache at once."""
+        rows = make_rows([(r, None) for r in requests])
+        seqs = list(range(len(rows)))
+        self.model.clear()
+        logits = self.model.decode([(b, row.request.prompt_ids) for b, row in enumerate(rows)])
+
+        def step(tokens: list[int], keep):
+            nonlocal seqs
+            if keep is not None:
+                kept = set(keep.tolist())
+                for b, s in enumerate(seqs):
+                    if b not in kept:
+                        self.model.release(s)
+                seqs = [s for b, s in enumerate(seqs) if b in kept]
+            return self.model.decode([(s, [t]) for s, t in zip(seqs, tokens, strict=True)])
+
+        stream_rows(rows, logits, step)
+
+    def close(self) -> None:
+        self.model.close()

@@ -1,0 +1,215 @@
+"""Serving through llama.cpp: the same answers as the PyTorch path, and PyTorch for the rest.
+
+tests/serving/test_generation.py runs every generation behaviour (stops, candidates,
+streaming, mixed adapters) on both engines; this file checks that the two engines agree
+token for token, and what happens where llama.cpp cannot serve.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tiny_models import tiny_model_of_architecture
+from tunesmith.errors import FailedPrecondition
+from tunesmith.serving import ModelServer, Sampling, llama
+from tunesmith.serving.batcher import Request, run_batch
+
+from .conftest import TEMPLATE, greedy, make_adapter, need_llama_cpp, torch_server
+
+PROMPTS = ["one two", "hello world the quick brown", "0 1 2 3 4 5 6 7 8 9", "ten"]
+
+
+@pytest.fixture()
+def llama_server(tmp_path) -> ModelServer:
+    need_llama_cpp()
+    return ModelServer("8", engine="llama.cpp", cache_dir=tmp_path / "serving")
+
+
+def answers(server: ModelServer, base: Path, adapters, sampling: Sampling, template=TEMPLATE):
+    return [
+        [c.output for c in server.generate(base, template, p, sampling, a).candidates]
+        for a in [None, *adapters]
+        for p in PROMPTS
+    ]
+
+
+def test_llama_cpp_answers_as_pytorch_does(llama_server, tiny_model_dir, adapters):
+    # float32 on both sides: the same arithmetic up to the order of its sums.
+    llama_server.weights = "float32"
+    reference = torch_server(weights="float32")
+    # (12 tokens: the tiny model's random adapters soon reach near-ties, where the order of
+    # a sum can choose.)
+    assert answers(llama_server, tiny_model_dir, adapters, greedy(12)) == answers(
+        reference, tiny_model_dir, adapters, greedy(12)
+    )
+    # A seeded request samples with tunesmith's sampler from llama.cpp's logits: the same
+    # answer each time, different candidates (tunesmith's rule, test_generation.py).
+    sampled = Sampling(1.0, 0.95, 40, 2, 16, seed=7)
+    ours = answers(llama_server, tiny_model_dir, adapters[:2], sampled)
+    assert ours == answers(llama_server, tiny_model_dir, adapters[:2], sampled)
+    assert all(len(set(pair)) == 2 for pair in ours)
+    assert not llama_server.base(tiny_model_dir).torch_loaded  # no second copy of the base
+
+
+@pytest.mark.parametrize("max_tokens", [10, 100])
+def test_requests_to_one_tuned_model_decode_together_as_alone(
+    llama_server, tiny_model_dir, adapters, max_tokens
+):
+    """Requests that arrive together for one tuned model are sequences of one llama.cpp
+    batch (each step reads the weights once for all); at 100 tokens each they overflow the
+    tiny model's 256-token cache together and are split into batches that fit."""
+    jobs = [(adapters[0], p) for p in PROMPTS] + [(None, p) for p in PROMPTS[:2]]
+    jobs.insert(2, (adapters[0], "one"))
+    sampling = [greedy(max_tokens, candidate_count=2 if i == 1 else 1) for i in range(len(jobs))]
+    alone = [
+        llama_server.generate(tiny_model_dir, TEMPLATE, p, s, a)
+        for (a, p), s in zip(jobs, sampling, strict=True)
+    ]
+    llama_server.scheduler.close()  # batches are run from here below
+    base = llama_server.base(tiny_model_dir)
+    requests = [
+        Request(base, a, llama_server._encode(base, TEMPLATE.replace("{input}", p)), s)
+        for (a, p), s in zip(jobs, sampling, strict=True)
+    ]
+    run_batch(requests)
+    assert [r.stream.result() for r in requests] == alone
+    assert not base.torch_loaded
+
+
+def test_what_llama_cpp_cannot_serve_goes_to_pytorch(llama_server, tiny_model_dir, adapters):
+    reference = torch_server()
+    expected = reference.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[0])
+    # A prompt and answer longer than llama.cpp's context.
+    llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(4))
+    base = llama_server.base(tiny_model_dir)
+    assert base.llama is not None and not base.torch_loaded
+    base.llama.model.context = 8
+    long = llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[0])
+    assert base.torch_loaded and long == expected
+    # An adapter file llama.cpp will not load (here: its cached GGUF copy is damaged).
+    damaged = llama.adapter_gguf(adapters[1], tiny_model_dir, llama_server.cache_dir)
+    damaged.write_bytes(b"GGUF but not really")
+    expected = reference.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[1])
+    got = llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[1])
+    assert got == expected
+
+
+@pytest.fixture(scope="module")
+def unknown_architecture(tmp_path_factory, tiny_model_dir) -> Path:
+    """A Phi-3-shaped model, which the GGUF writer does not know."""
+    return tiny_model_of_architecture(tiny_model_dir, tmp_path_factory.mktemp("phi3"), "Phi3")
+
+
+@pytest.fixture(scope="module")
+def more_tokens_than_embeddings(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny model with a token added to its tokenizer only: its GGUF copy is written, and
+    llama.cpp refuses to load it (the vocabulary and the embedding rows disagree)."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("extra-token") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.add_tokens(["<extra>"])
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "model, reason",
+    [
+        ("unknown_architecture", "architecture 'phi3'"),
+        ("more_tokens_than_embeddings", "llama.cpp cannot load|Failed to load"),
+    ],
+)
+def test_a_base_llama_cpp_cannot_take_is_served_by_pytorch(request, tmp_path, model, reason):
+    need_llama_cpp()
+    folder = request.getfixturevalue(model)
+    auto = ModelServer("8", cache_dir=tmp_path / "auto")  # the default engine
+    gen = auto.generate(folder, TEMPLATE, "one two", greedy(6))
+    assert gen == torch_server().generate(folder, TEMPLATE, "one two", greedy(6))
+    base = auto.base(folder)
+    assert base.llama is None and base.torch_loaded
+    only = ModelServer("8", engine="llama.cpp", cache_dir=tmp_path / "only")
+    with pytest.raises(
+        FailedPrecondition, match=f"TUNESMITH_SERVING_ENGINE=llama.cpp: .*({reason})"
+    ):
+        only.generate(folder, TEMPLATE, "one two", greedy(6))
+
+
+def test_adapters_in_llama_cpp_keep_to_the_cache_bounds(tmp_path, tiny_model_dir, adapters):
+    need_llama_cpp()
+    size = llama.adapter_gguf(adapters[0], tiny_model_dir, tmp_path).stat().st_size
+    for spec, most in (("2", 2), (f"8,{int(size * 2.5)}", 2), ("8", 4)):
+        server = ModelServer(spec, engine="llama.cpp", cache_dir=tmp_path)
+        first = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(8), adapters[0])
+        for a in adapters[1:]:
+            server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(8), a)
+        loaded = server.base(tiny_model_dir).llama
+        assert loaded is not None and len(loaded.model.adapters) == most
+        again = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(8), adapters[0])
+        assert again == first  # an evicted adapter loads again, with the same answer
+
+
+def test_copies_of_deleted_adapters_leave_the_cache(llama_server, tiny_model_dir, tmp_path):
+    first = make_adapter(tiny_model_dir, tmp_path / "first", seed=11)
+    llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(4), first)
+    copies = llama_server.cache_dir
+    assert len(list(copies.glob("*-lora.gguf"))) == 1
+    shutil.rmtree(first)  # the tuned model was deleted
+    second = make_adapter(tiny_model_dir, tmp_path / "second", seed=12)
+    llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(4), second)
+    left = [p.read_text() for p in copies.glob("*.source")]
+    assert [Path(p).name for p in left] == ["second"]  # (the base's copy is in its folder)
+    assert len(list(copies.glob("*-lora.gguf"))) == 1
+
+
+def test_engine_setting_is_checked(monkeypatch):
+    from tunesmith.settings import get_settings
+
+    monkeypatch.setenv("TUNESMITH_SERVING_ENGINE", "vllm")
+    with pytest.raises(ValueError, match="TUNESMITH_SERVING_ENGINE.*auto, llama.cpp, torch"):
+        get_settings()
+    monkeypatch.setenv("TUNESMITH_SERVING_ENGINE", "torch")
+    assert ModelServer.from_settings(get_settings()).engine == "torch"
+
+
+@pytest.mark.slow
+def test_the_packaged_model_answers_alike_on_both_engines(converted_base_models, tmp_path):
+    """F16 in llama.cpp against float16 storage in PyTorch, greedy, with the model's own chat
+    template, over the base and a tuned-sized adapter."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.engine import base_models
+    from tunesmith.settings import DEFAULT_BASE_MODEL
+
+    need_llama_cpp()
+    spec = base_models.resolve(DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL)
+    base = base_models.materialize(spec, converted_base_models)
+    torch.manual_seed(0)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.02)
+    model.save_pretrained(tmp_path / "tuned")
+    questions = ["What is the capital of France?", "Count from 1 to 10.", "Name three colours."]
+    engines = [
+        ModelServer("8", engine=e, cache_dir=tmp_path / "serving") for e in ("llama.cpp", "torch")
+    ]
+    outputs = [
+        [
+            s.generate(base, None, q, greedy(32), a).candidates[0].output
+            for a in (None, tmp_path / "tuned")
+            for q in questions
+        ]
+        for s in engines
+    ]
+    assert outputs[0] == outputs[1]
+    assert all(len(o.split()) > 3 for o in outputs[0])  # real answers, not empty ones
