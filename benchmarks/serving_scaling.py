@@ -1,10 +1,11 @@
 """Serving scaling: how throughput and memory grow with concurrent requests and tuned models.
 
-    .venv/bin/python benchmarks/serving_scaling.py [--tokens 32] [--plots docs/img]
+    .venv/bin/python benchmarks/serving_scaling.py [--tokens 32] [--plots docs/img] [--engine torch]
 
 Each point is a fresh process serving the packaged SmolLM2-135M-Instruct with tunesmith's
 batching server (:class:`tunesmith.serving.ModelServer`, the default adapter cache and float16
-weights, as ``tunesmith serve`` runs), so its memory is its own. The tuned models are random
+weights; ``--engine`` picks the serving engine, PyTorch by default, which the tables in
+docs/benchmarks.md measured), so its memory is its own. The tuned models are random
 rank-8 all-linear LoRA adapters saved with peft (see serving.py: a tuning run changes their
 numbers, not their size or the serving path). Every request is greedy, ``--tokens`` new tokens.
 
@@ -30,13 +31,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def child(base: Path, adapters: list[Path], requests: int, tokens: int) -> dict:
+def child(base: Path, adapters: list[Path], requests: int, tokens: int, engine: str) -> dict:
     import resource
 
     from serving import PROMPTS, TEMPLATE, greedy, rss_mb, tunesmith_concurrent
     from tunesmith.serving import DEFAULT_ADAPTER_CACHE, ModelServer
 
-    server = ModelServer(DEFAULT_ADAPTER_CACHE)
+    server = ModelServer(DEFAULT_ADAPTER_CACHE, engine=engine, cache_dir=Path(tempfile.mkdtemp()))
     for a in adapters:  # load the base and every adapter once: the burst measures serving
         server.generate(base, TEMPLATE, PROMPTS[0], greedy(2), a)
     jobs = [(adapters[i % len(adapters)], PROMPTS[i % len(PROMPTS)]) for i in range(requests)]
@@ -53,8 +54,9 @@ def child(base: Path, adapters: list[Path], requests: int, tokens: int) -> dict:
     }
 
 
-def point(base: Path, adapters: list[Path], requests: int, tokens: int) -> dict:
-    args = [sys.executable, __file__, "--child", json.dumps([str(base), requests, tokens])]
+def point(base: Path, adapters: list[Path], requests: int, tokens: int, engine: str) -> dict:
+    spec = json.dumps([str(base), requests, tokens, engine])
+    args = [sys.executable, __file__, "--child", spec]
     out = subprocess.run(
         args + [str(a) for a in adapters], capture_output=True, text=True, check=False
     )
@@ -95,9 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=ints, default=[1, 2, 4, 8, 16, 32, 64])
     parser.add_argument("--adapters", type=ints, default=[1, 2, 5, 10, 25, 50])
     parser.add_argument("--burst", type=int, default=64, help="requests in the adapters sweep")
+    parser.add_argument("--engine", default="torch", choices=["auto", "llama.cpp", "torch"])
     args = parser.parse_args(argv)
     machine = describe()
-    print(f"CPU: {machine}; greedy, {args.tokens} new tokens a request")
+    print(f"CPU: {machine}; {args.engine} engine, greedy, {args.tokens} new tokens a request")
 
     base = base_dir()
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,13 +109,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nconcurrent requests (over up to 8 tuned models)\n{HEADER}")
         by_requests = []
         for n in args.concurrency:
-            by_requests.append(point(base, adapters[: min(n, 8)], n, args.tokens))
+            by_requests.append(point(base, adapters[: min(n, 8)], n, args.tokens, args.engine))
             print(_row(str(n), by_requests[-1]), flush=True)
 
         print(f"\ntuned models in use ({args.burst} concurrent requests)\n{HEADER}")
         by_adapters = []
         for n in args.adapters:
-            by_adapters.append(point(base, adapters[:n], args.burst, args.tokens))
+            by_adapters.append(point(base, adapters[:n], args.burst, args.tokens, args.engine))
             print(_row(str(n), by_adapters[-1]), flush=True)
 
     if not args.no_plots:
@@ -129,8 +132,8 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         sys.path.insert(0, str(HERE))
-        base_s, requests, tokens = json.loads(sys.argv[2])
-        result = child(Path(base_s), [Path(a) for a in sys.argv[3:]], requests, tokens)
+        base_s, requests, tokens, engine = json.loads(sys.argv[2])
+        result = child(Path(base_s), [Path(a) for a in sys.argv[3:]], requests, tokens, engine)
         print(json.dumps(result))
     else:
         main()
