@@ -6,16 +6,17 @@ products), in a third of the memory. So a base model whose architecture the GGUF
 knows is served here by default (``TUNESMITH_SERVING_ENGINE=auto``):
 
 * the base's weights are written once as a GGUF file (F16, or F32 for
-  ``TUNESMITH_SERVING_WEIGHTS=float32``) into the serving cache, and memory-mapped;
-* each tuned model's LoRA adapter is written once as a GGUF adapter and loaded over the one
-  base, within ``TUNESMITH_ADAPTER_CACHE``'s bounds (least recently used out first); the
-  context switches adapters between requests (llama.cpp applies one set of adapters to a
-  whole context, so requests decode one at a time, grouped by adapter);
+  ``TUNESMITH_SERVING_WEIGHTS=float32``) beside them, and memory-mapped;
+* each tuned model's LoRA adapter is written once as a GGUF adapter into the home's serving
+  cache and loaded over the one base, within ``TUNESMITH_ADAPTER_CACHE``'s bounds (least
+  recently used out first). llama.cpp applies one set of adapters to a whole context, so the
+  requests of a scheduler batch are grouped by tuned model, and each group decodes together:
+  one sequence per candidate in a KV cache they share (:data:`SEQUENCES`, :data:`KV_TOKENS`),
+  each step reading the weights once for all;
 * tunesmith still tokenises (the prompt format training used) and chooses each token with its
-  own sampler from llama.cpp's logits, so temperature / top-k / top-p / seeds, stop sequences
-  and streaming mean what they mean on the PyTorch path;
-* the prompt's start already in the context (same adapter) is not evaluated again: a chat
-  template's system prompt, or a request's second candidate.
+  own sampler from llama.cpp's logits, in the loop the PyTorch path runs
+  (:func:`.batcher.stream_rows`), so temperature / top-k / top-p / seeds, stop sequences and
+  streaming mean what they mean there.
 
 What llama.cpp cannot serve (an architecture the GGUF writer does not know, an adapter it
 does not take, a prompt plus answer longer than :data:`CONTEXT_TOKENS`) goes to the PyTorch
