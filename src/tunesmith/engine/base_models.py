@@ -193,6 +193,10 @@ Progress = Callable[[float | None], None]
 """Called while a base model is converted: the share done (0 to 1), None when not measured."""
 
 
+COMPLETE = ".complete"
+"""Written last into a base folder tunesmith converted: the folder is whole, and tunesmith's."""
+
+
 def materialize(
     spec: BaseModelSpec, base_models_dir: Path, on_progress: Progress | None = None
 ) -> Path:
@@ -206,7 +210,7 @@ def materialize(
     if spec.source["kind"] == "folder":
         return Path(spec.source["path"])
     target = base_models_dir / _slug(spec)
-    if (target / ".complete").exists():
+    if (target / COMPLETE).exists():
         return target
     shared = shared_copy(spec)
     if shared is not None:
@@ -216,12 +220,12 @@ def materialize(
     base_models_dir.mkdir(parents=True, exist_ok=True)
     with open(base_models_dir / f"{_slug(spec)}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / ".complete").exists():
+        if (target / COMPLETE).exists():
             return target
         tmp = base_models_dir / f"{_slug(spec)}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         _convert(spec, tmp, base_models_dir, on_progress)
-        (tmp / ".complete").write_text(spec.name)
+        (tmp / COMPLETE).write_text(spec.name)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     return target
@@ -231,7 +235,7 @@ def is_materialized(spec: BaseModelSpec, base_models_dir: Path) -> bool:
     """Whether :func:`materialize` has nothing left to fetch or convert for ``spec``."""
     if spec.source["kind"] == "folder":
         return True
-    return (base_models_dir / _slug(spec) / ".complete").exists() or shared_copy(spec) is not None
+    return (base_models_dir / _slug(spec) / COMPLETE).exists() or shared_copy(spec) is not None
 
 
 SHARED_ENV = "TUNESMITH_SHARED_BASE_MODELS"
@@ -266,7 +270,7 @@ def shared_copy(spec: BaseModelSpec) -> Path | None:
         return None
     folder = shared_dir() / _slug(spec)
     try:
-        made_from = json.loads((folder / ".complete").read_text()).get("from")
+        made_from = json.loads((folder / COMPLETE).read_text()).get("from")
     except (OSError, ValueError, AttributeError):
         return None
     return folder if made_from == stamp else None
@@ -298,7 +302,7 @@ def share(spec: BaseModelSpec, on_progress: Progress | None = None) -> Path:
         tmp = root / f"{_slug(spec)}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         _convert(spec, tmp, root, on_progress or (lambda _fraction: None))
-        (tmp / ".complete").write_text(json.dumps({"name": spec.name, "from": stamp}))
+        (tmp / COMPLETE).write_text(json.dumps({"name": spec.name, "from": stamp}))
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     return target

@@ -148,6 +148,5 @@ class ExportService:
 
 def _stamp(folder: Path) -> str:
     """Changes when the weights change (a re-tuned model gets a new folder or new files)."""
-    # (not hidden files: serving's GGUF copy of a fully tuned model is written beside it)
-    files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in folder.glob("*") if p.is_file())
     return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)

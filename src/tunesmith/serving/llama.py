@@ -6,7 +6,8 @@ products), in a third of the memory. So a base model whose architecture the GGUF
 knows is served here by default (``TUNESMITH_SERVING_ENGINE=auto``):
 
 * the base's weights are written once as a GGUF file (F16, or F32 for
-  ``TUNESMITH_SERVING_WEIGHTS=float32``) beside them, and memory-mapped;
+  ``TUNESMITH_SERVING_WEIGHTS=float32``), inside the folder of a base tunesmith converted,
+  else into the home's serving cache, and memory-mapped;
 * each tuned model's LoRA adapter is written once as a GGUF adapter into the home's serving
   cache and loaded over the one base, within ``TUNESMITH_ADAPTER_CACHE``'s bounds (least
   recently used out first). llama.cpp applies one set of adapters to a whole context, so the
@@ -68,13 +69,14 @@ def _threads() -> int:
 
 
 def base_gguf(base_dir: Path, tokenizer, weights: str, cache_dir: Path) -> Path:
-    """The model in ``base_dir`` as a GGUF file, written on first use: inside the folder (a
-    base model's folder is shared by every home of the installation, so the packaged base is
-    converted once per machine; a fully tuned model's copy goes when it is deleted), else,
-    where the folder is read-only, in ``cache_dir``. Raises FailedPrecondition for an
-    architecture the GGUF writer does not know."""
+    """The model in ``base_dir`` as a GGUF file, written on first use. A base model tunesmith
+    converted keeps it inside its folder (shared by every home of the installation, so the
+    packaged base converts once per machine); any other folder (a user's own model, a fully
+    tuned one) is left as it is, its copy going into ``cache_dir``, as does a read-only one's.
+    Raises FailedPrecondition for an architecture the GGUF writer does not know."""
     from transformers import AutoConfig
 
+    from ..engine.base_models import COMPLETE
     from ..engine.export import gguf_file
     from ..engine.export.weights import load_tuned
 
@@ -93,11 +95,13 @@ def base_gguf(base_dir: Path, tokenizer, weights: str, cache_dir: Path) -> Path:
     inside = base_dir / f".serving-{name}.gguf"
     if inside.exists():
         return inside
-    try:
-        write(inside)
-        return inside
-    except PermissionError:
-        return _cached(cache_dir, name, base_dir, write)
+    if (base_dir / COMPLETE).exists():
+        try:
+            write(inside)
+            return inside
+        except PermissionError:
+            pass
+    return _cached(cache_dir, name, base_dir, write)
 
 
 def adapter_gguf(adapter_dir: Path, base_dir: Path, cache_dir: Path) -> Path:
