@@ -79,6 +79,7 @@ OTHER = {
     "api_key": "ts-a-key",
     "adapter_cache": "3,1MiB",
     "serving_weights": "float32",
+    "serving_engine": "torch",
 }
 
 
