@@ -10,8 +10,9 @@ soon as its folder exists (nothing to restart). Fully tuned models (no adapter) 
 base.
 
 Requests go through one scheduler (:mod:`.batcher`) that takes whatever arrived together for a
-base model: llama.cpp decodes them one after another, grouped by tuned model; PyTorch decodes
-them as one batch across tuned models. Either answers through a :class:`.Stream`.
+base model: llama.cpp decodes each tuned model's requests together, one tuned model after
+another; PyTorch decodes them all as one batch across tuned models. Either answers through a
+:class:`.Stream`.
 """
 
 from __future__ import annotations
