@@ -287,14 +287,6 @@ class LlamaModel:
         llama_cpp.llama_memory_clear(self._memory, True)
         self._lengths = [0] * SEQUENCES
 
-    def close(self) -> None:
-        import llama_cpp
-
-        llama_cpp.llama_batch_free(self._batch)
-        llama_cpp.llama_free(self._ctx)
-        llama_cpp.llama_model_free(self._model)  # and the adapters loaded over it
-        self._adapters.clear()
-
 
 _backend_started = False
 
@@ -414,6 +406,3 @@ class LlamaBase:
             return self.model.decode([(s, [t]) for s, t in zip(seqs, tokens, strict=True)])
 
         stream_rows(rows, logits, step)
-
-    def close(self) -> None:
-        self.model.close()
