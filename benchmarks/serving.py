@@ -360,7 +360,7 @@ def llama_cpp_in_turn(base: Path, cache: Path, jobs, tokens: int) -> tuple[float
     import ctypes
 
     import llama_cpp
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from tunesmith.engine.prompting import PromptFormat
     from tunesmith.records.conversations import Conversation
@@ -370,10 +370,11 @@ def llama_cpp_in_turn(base: Path, cache: Path, jobs, tokens: int) -> tuple[float
     eos = json.loads((base / "generation_config.json").read_text())["eos_token_id"]
     eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
     gguf = engine.base_gguf(base, tokenizer, "float16", cache)
+    config = AutoConfig.from_pretrained(base)
     llm = llama_cpp.Llama(str(gguf), n_ctx=2048, n_threads=torch.get_num_threads(), verbose=False)
     handles = {
         a: llama_cpp.llama_adapter_lora_init(
-            llm.model, str(engine.adapter_gguf(a, base, cache)).encode()
+            llm.model, str(engine.adapter_gguf(a, config, cache)).encode()
         )
         for a in dict.fromkeys(a for a, _ in jobs)
     }

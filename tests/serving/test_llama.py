@@ -28,6 +28,12 @@ def llama_server(tmp_path) -> ModelServer:
     return ModelServer("8", engine="llama.cpp", cache_dir=tmp_path / "serving")
 
 
+def tiny_config(folder: Path):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(folder)
+
+
 def answers(server: ModelServer, base: Path, adapters, sampling: Sampling, template=TEMPLATE):
     return [
         [c.output for c in server.generate(base, template, p, sampling, a).candidates]
@@ -90,7 +96,7 @@ def test_what_llama_cpp_cannot_serve_goes_to_pytorch(llama_server, tiny_model_di
     long = llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[0])
     assert base.torch_loaded and long == expected
     # An adapter file llama.cpp will not load (here: its cached GGUF copy is damaged).
-    damaged = llama.adapter_gguf(adapters[1], tiny_model_dir, llama_server.cache_dir)
+    damaged = llama.adapter_gguf(adapters[1], tiny_config(tiny_model_dir), llama_server.cache_dir)
     damaged.write_bytes(b"GGUF but not really")
     expected = reference.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[1])
     got = llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[1])
@@ -141,7 +147,7 @@ def test_a_base_llama_cpp_cannot_take_is_served_by_pytorch(request, tmp_path, mo
 
 def test_adapters_in_llama_cpp_keep_to_the_cache_bounds(tmp_path, tiny_model_dir, adapters):
     need_llama_cpp()
-    size = llama.adapter_gguf(adapters[0], tiny_model_dir, tmp_path).stat().st_size
+    size = llama.adapter_gguf(adapters[0], tiny_config(tiny_model_dir), tmp_path).stat().st_size
     for spec, most in (("2", 2), (f"8,{int(size * 2.5)}", 2), ("8", 4)):
         server = ModelServer(spec, engine="llama.cpp", cache_dir=tmp_path)
         first = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(8), adapters[0])

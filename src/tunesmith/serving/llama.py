@@ -104,16 +104,14 @@ def base_gguf(base_dir: Path, tokenizer, weights: str, cache_dir: Path) -> Path:
     return _cached(cache_dir, name, base_dir, write)
 
 
-def adapter_gguf(adapter_dir: Path, base_dir: Path, cache_dir: Path) -> Path:
-    """A tuned model's peft adapter as a GGUF LoRA adapter in ``cache_dir``, written once
-    (a re-tuned folder has a new name, see :func:`.adapters.adapter_name`)."""
-    from transformers import AutoConfig
-
+def adapter_gguf(adapter_dir: Path, config, cache_dir: Path) -> Path:
+    """A tuned model's peft adapter over a base of transformers ``config`` as a GGUF LoRA
+    adapter in ``cache_dir``, written once (a re-tuned folder has a new name, see
+    :func:`.adapters.adapter_name`)."""
     from ..engine.export import gguf_file
     from ..engine.export.weights import read_lora
 
     def write(out: Path) -> None:
-        config = AutoConfig.from_pretrained(base_dir)
         gguf_file.write_lora(read_lora(adapter_dir), config, out, name=adapter_dir.name)
 
     return _cached(cache_dir, f"{adapter_name(adapter_dir)}-lora", adapter_dir, write)
@@ -315,9 +313,9 @@ class LlamaBase:
     ):
         from transformers import AutoConfig
 
-        self.base_dir = Path(base_dir)
         self.cache_dir = Path(cache_dir)
-        trained = getattr(AutoConfig.from_pretrained(base_dir), "max_position_embeddings", None)
+        self.config = AutoConfig.from_pretrained(base_dir)  # for each adapter's GGUF copy
+        trained = getattr(self.config, "max_position_embeddings", None)
         trained = trained or KV_TOKENS
         self.model = LlamaModel(
             gguf, max_adapters, max_adapter_bytes, min(CONTEXT_TOKENS, trained), trained
@@ -382,7 +380,7 @@ class LlamaBase:
         if folder in self._refused:
             return None
         try:
-            return adapter_gguf(folder, self.base_dir, self.cache_dir)
+            return adapter_gguf(folder, self.config, self.cache_dir)
         except Exception as e:  # an option the writer does not export, an unreadable file
             log.info("tuned model %s is served by PyTorch: %s", folder.name, e)
             self._refused[folder] = str(e)
