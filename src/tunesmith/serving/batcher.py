@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -270,12 +271,13 @@ def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | N
     logits = _forward(base, ids, mask, positions, kv, logits_to_keep=1)
     next_position = positions[:, -1:] + 1
 
-    def step(tokens: list[int], keep: torch.Tensor | None) -> torch.Tensor:
+    def step(tokens: list[int], keep: list[int] | None) -> np.ndarray:
         nonlocal mask, next_position
         if keep is not None:  # finished rows leave the batch and the cache
-            kv.batch_select_indices(keep)
-            base.cache.batch.select(keep)
-            mask, next_position = mask[keep], next_position[keep]
+            index = torch.tensor(keep)
+            kv.batch_select_indices(index)
+            base.cache.batch.select(index)
+            mask, next_position = mask[index], next_position[index]
         mask = torch.cat([mask, torch.ones((len(tokens), 1), dtype=torch.long)], dim=1)
         logits = _forward(base, torch.tensor(tokens)[:, None], mask, next_position, kv)
         next_position = next_position + 1
@@ -305,8 +307,8 @@ def make_rows(ready: list[tuple[Request, AdapterWeights | None]]) -> list[_Row]:
 
 def stream_rows(
     rows: list[_Row],
-    logits: torch.Tensor,
-    step: Callable[[list[int], torch.Tensor | None], torch.Tensor],
+    logits: np.ndarray,
+    step: Callable[[list[int], list[int] | None], np.ndarray],
 ) -> None:
     """The decoding loop of both engines, from the prompts' logits ([rows, vocab]): choose
     each row's token, stream the text that became safe, answer the requests whose candidates
@@ -318,7 +320,7 @@ def stream_rows(
     for row in rows:  # every row, also after finished ones leave the batch
         by_request.setdefault(id(row.request), []).append(row)
     while True:
-        chosen = next_tokens(logits, params).tolist()
+        chosen = next_tokens(logits, params)
         deltas: dict[int, dict[int, str]] = {}
         for row, token in zip(rows, chosen, strict=True):
             if row.request.stream.cancelled:
@@ -333,20 +335,20 @@ def stream_rows(
         keep = [b for b, row in enumerate(rows) if row.text.finish is None]
         if not keep:
             return
-        index = None
+        kept = None
         if len(keep) < len(rows):
-            index = torch.tensor(keep)
+            kept = keep
             rows, chosen = [rows[b] for b in keep], [chosen[b] for b in keep]
-            params.select(index)
-        logits = step(chosen, index)
+            params.select(keep)
+        logits = step(chosen, kept)
 
 
-def _forward(base: LoadedBase, ids, mask, positions, kv, **kwargs) -> torch.Tensor:
+def _forward(base: LoadedBase, ids, mask, positions, kv, **kwargs) -> np.ndarray:
     kwargs[_cache_keyword(type(base.model))] = kv
     out = base.model(
         input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs
     )
-    return out.logits[:, -1, :]
+    return out.logits[:, -1, :].float().numpy()
 
 
 _CACHE_KEYWORDS: dict[type, str] = {}

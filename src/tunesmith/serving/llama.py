@@ -239,11 +239,10 @@ class LlamaModel:
 
     def decode(self, appended: list[tuple[int, list[int]]]):
         """Append each ``(sequence, tokens)``'s tokens to its sequence; the logits after each
-        one's last token, a float32 tensor [len(appended), vocab]."""
+        one's last token, a float32 array [len(appended), vocab]."""
         import llama_cpp
-        import torch
 
-        out = torch.empty((len(appended), self.vocab), dtype=torch.float32)
+        out = np.empty((len(appended), self.vocab), dtype=np.float32)
         batch, filled, last = self._batch, 0, []  # last: (row, index in the batch)
         pending = [
             (row, seq, token, i == len(tokens) - 1)
@@ -268,7 +267,7 @@ class LlamaModel:
                     raise RuntimeError(f"llama_decode returned {status}")
                 for r, index in last:
                     logits = llama_cpp.llama_get_logits_ith(self._ctx, index)
-                    out[r] = torch.from_numpy(np.ctypeslib.as_array(logits, shape=(self.vocab,)))
+                    out[r] = np.ctypeslib.as_array(logits, shape=(self.vocab,))
                 filled, last = 0, []
         return out
 
@@ -396,7 +395,7 @@ class LlamaBase:
         def step(tokens: list[int], keep):
             nonlocal seqs
             if keep is not None:
-                kept = set(keep.tolist())
+                kept = set(keep)
                 for b, s in enumerate(seqs):
                     if b not in kept:
                         self.model.release(s)

@@ -1,65 +1,66 @@
 """Choosing the next token per row, and turning a row's tokens into text that stops on time.
 
 Every row of a batch carries its own temperature, top-k and top-p (rows of different requests
-share a batch), so the choice is vectorised over rows: greedy rows take the argmax, the others
-are scaled, cut to their top-k and their top-p nucleus, then sampled.
+share a batch): greedy rows take the argmax, the others are scaled, cut to their top-k and
+their top-p nucleus, then sampled. The choice is made in numpy, not torch: both engines hand
+over their logits as arrays, and a torch op here would wake torch's OpenMP threads, whose
+spinning takes the cores llama.cpp's own threads decode on.
 """
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from .params import Sampling
 
 
 class RowParams:
-    """The sampling parameters of a batch's rows as tensors (one entry per row)."""
+    """The sampling parameters of a batch's rows (one entry per row)."""
 
     def __init__(self, rows: list[Sampling], indexes: list[int] | None = None):
         """``indexes``: each row's candidate index within its request (seeded rows differ
         by it, so a request's candidates are not all alike)."""
-        self.temperature = torch.tensor([s.temperature for s in rows], dtype=torch.float32)
-        self.top_k = torch.tensor([s.top_k for s in rows], dtype=torch.long)
-        self.top_p = torch.tensor([s.top_p for s in rows], dtype=torch.float32)
+        self.rows = list(rows)
         indexes = indexes or [0] * len(rows)
         self.generators = [
-            None if s.seed is None else torch.Generator().manual_seed(s.seed + i)
+            np.random.default_rng(s.seed + i) if s.seed is not None else _UNSEEDED
             for s, i in zip(rows, indexes, strict=True)
         ]
 
-    def select(self, keep: torch.Tensor) -> None:
+    def select(self, keep: list[int]) -> None:
         """Keep only the rows in ``keep`` (finished rows leave the batch)."""
-        self.temperature = self.temperature[keep]
-        self.top_k = self.top_k[keep]
-        self.top_p = self.top_p[keep]
-        self.generators = [self.generators[i] for i in keep.tolist()]
+        self.rows = [self.rows[i] for i in keep]
+        self.generators = [self.generators[i] for i in keep]
 
 
-def next_tokens(
-    logits: torch.Tensor, p: RowParams, generator: torch.Generator | None = None
-) -> torch.Tensor:
+# Unseeded rows draw from one generator (only the scheduler's thread samples).
+_UNSEEDED = np.random.default_rng()
+
+
+def next_tokens(logits: np.ndarray, p: RowParams) -> list[int]:
     """One token id per row of ``logits`` ([rows, vocab])."""
-    logits = logits.float()
-    out = logits.argmax(-1)
-    sampled = (p.temperature > 0).nonzero().squeeze(1)
-    if sampled.numel() == 0:
-        return out
-    scaled = logits[sampled] / p.temperature[sampled, None]
-    values, order = scaled.sort(-1, descending=True)
-    ranks = torch.arange(values.shape[-1])
-    k = p.top_k[sampled, None]
-    values = values.masked_fill((k > 0) & (ranks[None] >= k), float("-inf"))  # top_k 0: no cut
-    probs = values.softmax(-1)
-    # Nucleus: keep the most likely tokens until their mass reaches top_p (the first always).
-    before = probs.cumsum(-1) - probs
-    probs = probs.masked_fill(before > p.top_p[sampled, None], 0.0)
-    choice = torch.multinomial(probs, 1, generator=generator)
-    for j, row in enumerate(sampled.tolist()):  # seeded rows draw from their own generator
-        own = p.generators[row]
-        if own is not None:
-            choice[j] = torch.multinomial(probs[j], 1, generator=own)
-    out[sampled] = order.gather(1, choice).squeeze(1)
+    out = logits.argmax(-1).tolist()
+    for row, s in enumerate(p.rows):
+        if s.temperature > 0:
+            out[row] = _sample(logits[row], s, p.generators[row])
     return out
+
+
+def _sample(logits: np.ndarray, s: Sampling, rng: np.random.Generator) -> int:
+    scaled = logits.astype(np.float64) / s.temperature
+    if 0 < s.top_k < len(scaled):  # top_k 0: no cut
+        top = np.argpartition(-scaled, s.top_k - 1)[: s.top_k]
+        order = top[np.argsort(-scaled[top], kind="stable")]
+    else:
+        order = np.argsort(-scaled, kind="stable")
+    probs = np.exp(scaled[order] - scaled[order[0]])
+    probs /= probs.sum()
+    # Nucleus: keep the most likely tokens until their mass reaches top_p (the first always).
+    mass = np.cumsum(probs)
+    kept = max(1, int(np.count_nonzero(mass - probs <= s.top_p)))
+    mass = mass[:kept]
+    pick = int(np.searchsorted(mass, rng.random() * mass[-1], side="right"))
+    return int(order[min(pick, kept - 1)])
 
 
 class TextTracker:
