@@ -20,8 +20,9 @@ this same invocation, because the machine is shared and absolute timings drift.
 * single stream against llama.cpp: one greedy request of 128 new tokens on the base model with
   its chat template, tunesmith's serving against ``llama-cpp-python`` (installed by
   ``make llama-cpp``) on an F16 GGUF of the same weights written by tunesmith's exporter, each
-  in a fresh process: decode tokens/s (prefill timed apart) and RSS after answering
-  (``--single-stream`` runs only this).
+  in a fresh process: decode tokens/s (prefill timed apart) and RSS after answering; then
+  the RSS of a real ``tunesmith serve`` after the same answer (``--single-stream`` runs only
+  this).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def make_adapters(base: Path, folder: Path, n: int) -> list[Path]:
     return out
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -347,7 +348,64 @@ def single_stream(base: Path, folder: Path) -> None:
             f"          tunesmith {spec} / llama.cpp decode {ratio:.2f} (aim >= 0.8);"
             f" same answer: {ours[spec]['text'] == theirs['text']}"
         )
+    served = serve_memory()
+    print(
+        f"          tunesmith serve (default settings), RSS after this answer:"
+        f" {served['rss']:5.0f} MiB = {served['rss'] * 2**20 / 1e6:.0f} MB (aim <= 500 MB);"
+        f" torch loaded: {served['torch']}; its idle tuning worker: {served['worker']:.0f} MiB"
+    )
     print()
+
+
+def serve_memory() -> dict:
+    """A real ``tunesmith serve`` in an empty home (the default engine and base model, its
+    tuning worker beside it): the server process's RSS after one answer of the single-stream
+    request, whether torch's library is mapped in it, and its child processes' RSS."""
+    import os
+    import socket
+    import urllib.request
+
+    from tunesmith.settings import DEFAULT_BASE_MODEL
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/v1beta/models"
+    body = {
+        "contents": [{"parts": [{"text": STORY}]}],
+        "generationConfig": {"maxOutputTokens": STREAM_TOKENS, "temperature": 0},
+    }
+    with tempfile.TemporaryDirectory() as home:
+        command = [sys.executable, "-m", "tunesmith.cli", "serve", "--port", str(port)]
+        server = subprocess.Popen(
+            command,
+            env={**os.environ, "TUNESMITH_HOME": home},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(600):  # up to a minute to listen
+                try:
+                    urllib.request.urlopen(api, timeout=5).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            ask = urllib.request.Request(
+                f"{api}/{DEFAULT_BASE_MODEL.removeprefix('models/')}:generateContent",
+                json.dumps(body).encode(),
+                {"content-type": "application/json"},
+            )
+            urllib.request.urlopen(ask, timeout=900).read()
+            tasks = Path(f"/proc/{server.pid}/task").glob("*/children")  # any thread's
+            children = [pid for task in tasks for pid in task.read_text().split()]
+            return dict(
+                rss=rss_mb(server.pid),
+                torch="libtorch" in Path(f"/proc/{server.pid}/maps").read_text(),
+                worker=sum(rss_mb(child) for child in children),
+            )
+        finally:
+            server.terminate()
+            server.wait(60)
 
 
 # -- throughput of each engine against llama.cpp serving the same adapters in turn ------------

@@ -60,6 +60,66 @@ def test_llama_cpp_answers_as_pytorch_does(llama_server, tiny_model_dir, adapter
     assert not llama_server.base(tiny_model_dir).torch_loaded  # no second copy of the base
 
 
+def test_an_adapter_saved_in_bfloat16_answers_as_on_pytorch(
+    llama_server, tiny_model_dir, adapters, tmp_path
+):
+    """Adapters trained elsewhere are often saved in bfloat16 (which numpy, reading them for
+    the GGUF copy, has no type for): the same values reach llama.cpp as PyTorch."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from tunesmith.engine.export.weights import read_lora
+
+    folder = shutil.copytree(adapters[1], tmp_path / "bf16")
+    weights = folder / "adapter_model.safetensors"
+    halved = {k: v.to(torch.bfloat16) for k, v in load_file(weights).items()}
+    save_file(halved, weights)
+    for module, (a, b) in read_lora(folder).layers.items():
+        key = f"base_model.model.{module}.lora_%s.weight"
+        assert torch.equal(torch.from_numpy(a), halved[key % "A"].float())
+        assert torch.equal(torch.from_numpy(b), halved[key % "B"].float())
+    llama_server.weights = "float32"
+    reference = torch_server(weights="float32")
+    ours = answers(llama_server, tiny_model_dir, [folder], greedy(6))  # (before near-ties)
+    assert ours == answers(reference, tiny_model_dir, [folder], greedy(6))
+    assert ours[len(PROMPTS) :] != ours[: len(PROMPTS)]  # the adapter changes the answers
+
+
+SERVE_AND_REPORT = """
+import json, sys
+from pathlib import Path
+from tunesmith.serving import ModelServer, Sampling
+base, adapter, cache = map(Path, sys.argv[1:4])
+server = ModelServer("8", engine="llama.cpp", cache_dir=cache)
+greedy = Sampling(temperature=0.0, top_p=1.0, top_k=0, candidate_count=1, max_output_tokens=12)
+texts = [server.generate(base, "{input}\\n", "one two", greedy, a).candidates[0].output
+         for a in (None, adapter)]
+print(json.dumps({"texts": texts, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_a_server_that_llama_cpp_serves_whole_never_loads_torch(
+    llama_server, tiny_model_dir, adapters, tmp_path
+):
+    """torch is 200+ MiB of a server's memory once imported: the base's GGUF copy is made in
+    a child process, the tokenizer and adapters are read without it."""
+    import json
+    import subprocess
+    import sys
+
+    fresh = shutil.copytree(tiny_model_dir, tmp_path / "base")  # no GGUF copy of it yet
+    args = [sys.executable, "-c", SERVE_AND_REPORT, str(fresh), str(adapters[2])]
+    out = subprocess.run([*args, str(tmp_path / "cache")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["torch"] is False
+    expected = [
+        llama_server.generate(fresh, TEMPLATE, "one two", greedy(12), a).candidates[0].output
+        for a in (None, adapters[2])
+    ]
+    assert report["texts"] == expected
+
+
 @pytest.mark.parametrize("max_tokens", [10, 100])
 def test_requests_to_one_tuned_model_decode_together_as_alone(
     llama_server, tiny_model_dir, adapters, max_tokens

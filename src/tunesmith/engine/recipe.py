@@ -49,6 +49,7 @@ from .prompting import PromptFormat
 from .steps import FULL_LEARNING_RATE as FULL_LEARNING_RATE  # the defaults, re-exported
 from .steps import LORA_LEARNING_RATE as LORA_LEARNING_RATE
 from .steps import total_steps
+from .tokenizer import load_tokenizer
 
 
 @dataclasses.dataclass
@@ -129,15 +130,6 @@ def bf16_supported() -> bool:
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def load_tokenizer(base_dir: Path):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(base_dir)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
 
 
 def encode(tokenizer, fmt: PromptFormat, text_input: str, output: str, max_len: int):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..engine.prompting import PromptFormat
-from ..engine.recipe import load_model, load_tokenizer
+from ..engine.tokenizer import load_tokenizer
 from ..errors import FailedPrecondition
 from ..records.conversations import Conversation
 from ..settings import DEFAULT_SERVING_ENGINE, DEFAULT_SERVING_WEIGHTS, get_settings
@@ -33,7 +33,6 @@ from .adapters import DEFAULT_ADAPTER_CACHE, AdapterCache, parse_cache_spec
 from .batcher import LoadedBase, Request, Scheduler
 from .sampling import Sampling
 from .stream import Stream
-from .weights import halve
 
 if TYPE_CHECKING:
     from .llama import LlamaBase
@@ -148,6 +147,7 @@ class ModelServer:
         thread = threading.Thread(target=load, name="tunesmith-load")
         thread.start()
         thread.join()
+        _return_freed_memory()
         if failed:
             raise failed[0]
         return loaded[0]
@@ -162,6 +162,9 @@ class ModelServer:
         pad = tokenizer.pad_token_id
 
         def load_torch():
+            from ..engine.models import load_model
+            from .weights import halve
+
             model = load_model(folder).eval()
             model.requires_grad_(False)
             if self.weights == "float16":
@@ -202,6 +205,19 @@ class ModelServer:
     def _encode(base: LoadedBase, prompt: str) -> list[int]:
         with base.lock:  # a fast tokenizer may not be entered by two threads at once
             return base.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def _return_freed_memory() -> None:
+    """Give the heap that loading freed back to the system (glibc keeps it otherwise): the
+    tokenizer's parse of ``tokenizer.json`` alone leaves ~30 MiB of free pages in a server's
+    resident memory. A no-op where the C library has no ``malloc_trim``."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
 
 
 def _generation_eos(folder: Path):

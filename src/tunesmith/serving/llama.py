@@ -21,7 +21,7 @@ knows is served here by default (``TUNESMITH_SERVING_ENGINE=auto``):
 
 What llama.cpp cannot serve (an architecture the GGUF writer does not know, an adapter it
 does not take, a prompt plus answer longer than :data:`CONTEXT_TOKENS`) goes to the PyTorch
-path instead, loaded on first need (:mod:`.batcher`).
+path instead, loaded on first need (:mod:`.pytorch`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -43,9 +44,10 @@ log = logging.getLogger("tunesmith.serving")
 SEQUENCES = 16
 """Sequences (candidates of requests to one tuned model) llama.cpp decodes together: each
 step reads the weights once for all of them."""
-KV_TOKENS = 4096
-"""Cells of the KV cache the sequences share (F16: 96 MiB for the packaged base, allocated
-whole); a batch of sequences reserves each one's prompt and longest answer."""
+KV_TOKENS = 2048
+"""Cells of the KV cache the sequences share (F16: 48 MiB for the packaged base, allocated
+whole); a batch of sequences reserves each one's prompt and longest answer (six requests of
+the default 256 tokens, a 100-token prompt each, decode together)."""
 CONTEXT_TOKENS = 2048
 """The llama.cpp context (prompt and answer) of a base, at most (less if the model was trained
 on less); its F16 KV cache is allocated whole (48 MiB for the packaged base). Longer requests
@@ -74,21 +76,19 @@ def base_gguf(base_dir: Path, tokenizer, weights: str, cache_dir: Path) -> Path:
     packaged base converts once per machine); any other folder (a user's own model, a fully
     tuned one) is left as it is, its copy going into ``cache_dir``, as does a read-only one's.
     Raises FailedPrecondition for an architecture the GGUF writer does not know."""
-    from transformers import AutoConfig
-
     from ..engine.base_models import COMPLETE
     from ..engine.export import gguf_file
-    from ..engine.export.weights import load_tuned
 
-    gguf_file.gguf_architecture(AutoConfig.from_pretrained(base_dir))  # refuse early
+    gguf_file.gguf_architecture(gguf_file.folder_config(base_dir))  # refuse early
     quant = "F32" if weights == "float32" else "F16"
     template = getattr(tokenizer, "chat_template", None) or ""
 
     def write(out: Path) -> None:
-        model = load_tuned(base_dir, None)
-        gguf_file.write_model(
-            model, base_dir, out, quant, name=base_dir.name, chat_template=template
-        )
+        args = (str(base_dir), str(out), quant, template)
+        if "torch" in sys.modules:  # loaded already: converting here costs nothing more
+            _write_base(*args)
+        else:
+            _in_child(_write_base, args, f"converting {base_dir.name} for llama.cpp")
 
     # Named for the folder's path and config's time: a copied or rewritten folder converts anew.
     name = f"{adapter_name(base_dir, 'config.json')}-{quant}"
@@ -104,9 +104,40 @@ def base_gguf(base_dir: Path, tokenizer, weights: str, cache_dir: Path) -> Path:
     return _cached(cache_dir, name, base_dir, write)
 
 
+def _write_base(base_dir: str, out: str, quant: str, template: str) -> None:
+    from ..engine.export import gguf_file
+    from ..engine.export.weights import load_tuned
+
+    folder = Path(base_dir)
+    model = load_tuned(folder, None)
+    gguf_file.write_model(model, folder, Path(out), quant, name=folder.name, chat_template=template)
+
+
+def _in_child(function, args: tuple[str, ...], what: str) -> None:
+    """``function(*args)`` in a fresh interpreter: converting loads the model in float32
+    through torch, which a server that llama.cpp serves whole then never holds (neither torch,
+    200+ MiB, nor that copy). Not multiprocessing's spawn, which re-runs the caller's main
+    script (an SDK user's, without a ``__main__`` guard) in the child."""
+    import subprocess
+
+    code = (
+        f"import sys; from {function.__module__} import {function.__name__} as f; f(*sys.argv[1:])"
+    )
+    env = dict(os.environ)
+    source = str(Path(__file__).resolve().parents[2])  # where this tunesmith is imported from
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise FailedPrecondition(f"{what} failed: {lines[-1]}")
+
+
 def adapter_gguf(adapter_dir: Path, config, cache_dir: Path) -> Path:
-    """A tuned model's peft adapter over a base of transformers ``config`` as a GGUF LoRA
-    adapter in ``cache_dir``, written once (a re-tuned folder has a new name, see
+    """A tuned model's peft adapter over a base of ``config`` (its config.json, see
+    :func:`~tunesmith.engine.export.gguf_file.folder_config`) as a GGUF LoRA adapter in
+    ``cache_dir``, written once (without torch) (a re-tuned folder has a new name, see
     :func:`.adapters.adapter_name`)."""
     from ..engine.export import gguf_file
     from ..engine.export.weights import read_lora
@@ -310,10 +341,10 @@ class LlamaBase:
         max_adapters: int,
         max_adapter_bytes: int | None = None,
     ):
-        from transformers import AutoConfig
+        from ..engine.export.gguf_file import folder_config
 
         self.cache_dir = Path(cache_dir)
-        self.config = AutoConfig.from_pretrained(base_dir)  # for each adapter's GGUF copy
+        self.config = folder_config(base_dir)  # for each adapter's GGUF copy
         trained = getattr(self.config, "max_position_embeddings", None)
         trained = trained or KV_TOKENS
         self.model = LlamaModel(

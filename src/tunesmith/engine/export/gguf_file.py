@@ -81,10 +81,23 @@ def quantization_type(name: str):
     return gguf.GGMLQuantizationType[name]
 
 
-def permute_rows(w: torch.Tensor, heads: int) -> torch.Tensor:
-    """transformers' rotary layout (halves) to llama.cpp's (interleaved pairs), per head."""
+def permute_rows(w, heads: int):
+    """transformers' rotary layout (halves) to llama.cpp's (interleaved pairs), per head (a
+    torch tensor or a numpy array)."""
     half = w.shape[0] // heads // 2
-    return w.reshape(heads, 2, half, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
+    return w.reshape(heads, 2, half, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def folder_config(folder: Path):
+    """A model folder's ``config.json`` as attributes (what the writer reads of a transformers
+    config), without transformers, whose config classes load torch: the llama.cpp serving
+    path reads it in a process that otherwise never imports torch."""
+    import types
+
+    try:
+        return types.SimpleNamespace(**json.loads((Path(folder) / "config.json").read_text()))
+    except (OSError, ValueError) as e:
+        raise FailedPrecondition(f"{Path(folder).name}: cannot read config.json ({e})") from e
 
 
 def _name_map(arch: str, blocks: int):
@@ -151,8 +164,8 @@ def write_lora(lora, config, out: Path, *, name: str, progress: Progress | None 
         heads = _qk_heads(module, config) if permute else None
         b = permute_rows(b, heads) if heads else b
         f32 = gguf.GGMLQuantizationType.F32
-        tensors.append((gguf_name + ".lora_a", a.contiguous(), f32))
-        tensors.append((gguf_name + ".lora_b", b.contiguous(), f32))
+        tensors.append((gguf_name + ".lora_a", a, f32))
+        tensors.append((gguf_name + ".lora_b", b, f32))
     metadata = {
         "general.type": _value("adapter", "STRING"),
         "general.name": _value(name, "STRING"),
@@ -309,18 +322,22 @@ def _tensor_type(data: torch.Tensor, qtype):
     """Norms and biases stay F32; a weight whose rows don't fill Q8_0's blocks gets F16."""
     import gguf
 
-    if data.dim() < 2:
+    if len(data.shape) < 2:
         return gguf.GGMLQuantizationType.F32
     if qtype == gguf.GGMLQuantizationType.Q8_0 and data.shape[-1] % 32:
         return gguf.GGMLQuantizationType.F16
     return qtype
 
 
-def _encode(data: torch.Tensor, qtype) -> np.ndarray:
+def _encode(data: torch.Tensor | np.ndarray, qtype) -> np.ndarray:
     import gguf
-    import torch
 
-    array = data.detach().to(torch.float32).cpu().numpy()
+    if isinstance(data, np.ndarray):  # a LoRA adapter's matrices (see .weights.read_lora)
+        array = np.ascontiguousarray(data, dtype=np.float32)
+    else:
+        import torch
+
+        array = data.detach().to(torch.float32).cpu().contiguous().numpy()
     return gguf.quants.quantize(array, qtype)
 
 

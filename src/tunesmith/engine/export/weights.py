@@ -15,15 +15,15 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import numpy as np
+from safetensors import SafetensorError
 
 from ...errors import FailedPrecondition
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PROMPT_FILE = "tunesmith_prompt.json"
-if TYPE_CHECKING:  # torch loads on use: ``import tunesmith`` must stay quick
-    import torch
 
 _PREFIX = "base_model.model."  # peft's prefix on saved keys
 # peft options that change LoRA's arithmetic; tunesmith trains none of them.
@@ -43,7 +43,7 @@ class LoraWeights:
     [rank, in] and ``B`` as [out, rank], unscaled; the update is ``scale * B @ A``."""
 
     config: dict
-    layers: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    layers: dict[str, tuple[np.ndarray, np.ndarray]]  # float32
     rank: int
     scale: float
 
@@ -54,20 +54,20 @@ class LoraWeights:
 
 
 def read_lora(folder: Path) -> LoraWeights:
-    from safetensors.torch import load_file
-
+    """The adapter in ``folder`` as float32 numpy arrays (read without torch: the llama.cpp
+    serving path converts adapters in a process that never imports it)."""
     folder = Path(folder)
     try:
         config = json.loads((folder / ADAPTER_CONFIG).read_text())
-        tensors = load_file(folder / ADAPTER_WEIGHTS)
-    except (OSError, ValueError) as e:
+        tensors = _read_float32(folder / ADAPTER_WEIGHTS)
+    except (OSError, ValueError, SafetensorError) as e:
         raise FailedPrecondition(f"adapter {folder.name}: cannot read it ({e})") from e
     if config.get("peft_type", "LORA") != "LORA":
         raise FailedPrecondition(f"adapter {folder.name}: {config['peft_type']} is not LoRA")
     for key, off in _UNSUPPORTED.items():
         if config.get(key) not in (off, None, {}, [], False):
             raise FailedPrecondition(f"adapter {folder.name}: LoRA option {key} is not exported")
-    layers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    layers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key, a in tensors.items():
         if not key.endswith(".lora_A.weight"):
             if ".lora_B." not in key:
@@ -75,9 +75,9 @@ def read_lora(folder: Path) -> LoraWeights:
             continue
         module = key.removeprefix(_PREFIX).removesuffix(".lora_A.weight")
         b = tensors.get(key.replace(".lora_A.", ".lora_B."))
-        if b is None or a.dim() != 2 or b.dim() != 2 or b.shape[1] != a.shape[0]:
+        if b is None or a.ndim != 2 or b.ndim != 2 or b.shape[1] != a.shape[0]:
             raise FailedPrecondition(f"adapter {folder.name}: LoRA weights of {module} don't match")
-        layers[module] = (a.float(), b.float())
+        layers[module] = (a, b)
     if not layers:
         raise FailedPrecondition(f"adapter {folder.name}: no LoRA weights in {ADAPTER_WEIGHTS}")
     ranks = {a.shape[0] for a, _ in layers.values()}
@@ -87,6 +87,26 @@ def read_lora(folder: Path) -> LoraWeights:
     alpha = float(config.get("lora_alpha", 8))
     scale = alpha / (math.sqrt(rank) if config.get("use_rslora") else rank)
     return LoraWeights(config, layers, rank, scale)
+
+
+# safetensors dtypes an adapter may hold, as numpy reads them; bfloat16 (which numpy lacks) is
+# read as its 16 bits and widened to float32 below.
+_FLOAT_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "BF16": np.uint16}
+
+
+def _read_float32(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import deserialize
+
+    out = {}
+    for key, info in deserialize(path.read_bytes()):
+        kind = _FLOAT_DTYPES.get(info["dtype"])
+        if kind is None:
+            raise FailedPrecondition(f"adapter weight {key} is {info['dtype']}, not a float")
+        array = np.frombuffer(info["data"], dtype=kind).reshape(info["shape"])
+        if info["dtype"] == "BF16":
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        out[key] = array.astype(np.float32)
+    return out
 
 
 def load_tuned(model_dir: Path, adapter_dir: Path | None):
@@ -122,7 +142,7 @@ def load_tuned(model_dir: Path, adapter_dir: Path | None):
                     f"adapter {name}: {module} is {tuple(weight.shape)} in "
                     f"the base, the adapter expects {(b.shape[0], a.shape[1])}"
                 )
-            weight.add_(lora.scale * (b @ a))
+            weight.add_(torch.from_numpy(lora.scale * (b @ a)))
     return model
 
 
