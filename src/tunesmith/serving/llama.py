@@ -137,7 +137,7 @@ def _in_child(function, args: tuple[str, ...], what: str) -> None:
 def adapter_gguf(adapter_dir: Path, config, cache_dir: Path) -> Path:
     """A tuned model's peft adapter over a base of ``config`` (its config.json, see
     :func:`~tunesmith.engine.export.gguf_file.folder_config`) as a GGUF LoRA adapter in
-    ``cache_dir``, written once (without torch) (a re-tuned folder has a new name, see
+    ``cache_dir``, written once and without torch (a re-tuned folder has a new name, see
     :func:`.adapters.adapter_name`)."""
     from ..engine.export import gguf_file
     from ..engine.export.weights import read_lora
