@@ -101,7 +101,7 @@ def _read_float32(path: Path) -> dict[str, np.ndarray]:
     for key, info in deserialize(path.read_bytes()):
         kind = _FLOAT_DTYPES.get(info["dtype"])
         if kind is None:
-            raise FailedPrecondition(f"adapter weight {key} is {info['dtype']}, not a float")
+            raise ValueError(f"weight {key} is {info['dtype']}, not a float")
         array = np.frombuffer(info["data"], dtype=kind).reshape(info["shape"])
         if info["dtype"] == "BF16":
             array = (array.astype(np.uint32) << 16).view(np.float32)
