@@ -427,8 +427,8 @@ def llama_cpp_in_turn(base: Path, cache: Path, jobs, tokens: int) -> tuple[float
     tokenizer = AutoTokenizer.from_pretrained(base)
     eos = json.loads((base / "generation_config.json").read_text())["eos_token_id"]
     eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
-    gguf = engine.base_gguf(base, tokenizer, "float16", cache)
     config = AutoConfig.from_pretrained(base)
+    gguf = engine.base_gguf(base, config, tokenizer, "float16", cache)
     llm = llama_cpp.Llama(str(gguf), n_ctx=2048, n_threads=torch.get_num_threads(), verbose=False)
     handles = {
         a: llama_cpp.llama_adapter_lora_init(

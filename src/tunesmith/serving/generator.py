@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..engine.export.gguf_file import folder_config
 from ..engine.prompting import PromptFormat
 from ..engine.tokenizer import load_tokenizer
 from ..errors import FailedPrecondition
@@ -155,8 +156,8 @@ class ModelServer:
     def _load(self, folder: Path) -> LoadedBase:
         tokenizer = load_tokenizer(folder)
         eos = {tokenizer.eos_token_id}
-        config = json.loads((folder / "config.json").read_text())
-        configured = _generation_eos(folder) or config.get("eos_token_id")
+        config = folder_config(folder)
+        configured = _generation_eos(folder) or getattr(config, "eos_token_id", None)
         eos |= set(configured if isinstance(configured, list) else [configured])
         eos.discard(None)
         pad = tokenizer.pad_token_id
@@ -174,12 +175,12 @@ class ModelServer:
         base = LoadedBase(
             folder, tokenizer, eos, pad if pad is not None else 0, self.max_adapters, load_torch
         )
-        base.llama = self._llama(folder, tokenizer)
+        base.llama = self._llama(folder, config, tokenizer)
         if base.llama is None:
             base.cache  # noqa: B018  (loads the PyTorch model now, in this passing thread)
         return base
 
-    def _llama(self, folder: Path, tokenizer) -> LlamaBase | None:
+    def _llama(self, folder: Path, config, tokenizer) -> LlamaBase | None:
         """llama.cpp's engine for the base in ``folder``, or None where PyTorch serves it."""
         if self.engine == "torch":
             return None
@@ -190,9 +191,9 @@ class ModelServer:
                 raise FailedPrecondition(
                     "llama-cpp-python is not installed (pip install 'tunesmith[llama-cpp]')"
                 )
-            gguf = llama.base_gguf(folder, tokenizer, self.weights, self.cache_dir)
+            gguf = llama.base_gguf(folder, config, tokenizer, self.weights, self.cache_dir)
             return llama.LlamaBase(
-                folder, gguf, self.cache_dir, self.max_adapters, self.max_adapter_bytes
+                config, gguf, self.cache_dir, self.max_adapters, self.max_adapter_bytes
             )
         except Exception as e:  # no GGUF form, or llama.cpp refused it ("failed to load")
             reason = str(e) if isinstance(e, FailedPrecondition) else f"{type(e).__name__}: {e}"

@@ -70,16 +70,17 @@ def _threads() -> int:
         return os.cpu_count() or 1
 
 
-def base_gguf(base_dir: Path, tokenizer, weights: str, cache_dir: Path) -> Path:
-    """The model in ``base_dir`` as a GGUF file, written on first use. A base model tunesmith
-    converted keeps it inside its folder (shared by every home of the installation, so the
-    packaged base converts once per machine); any other folder (a user's own model, a fully
+def base_gguf(base_dir: Path, config, tokenizer, weights: str, cache_dir: Path) -> Path:
+    """The model in ``base_dir`` (its ``config``: see
+    :func:`~tunesmith.engine.export.gguf_file.folder_config`) as a GGUF file, written on first
+    use. A base model tunesmith converted keeps it inside its folder (shared by every home of
+    the installation, so the packaged base converts once per machine); any other folder (a user's own model, a fully
     tuned one) is left as it is, its copy going into ``cache_dir``, as does a read-only one's.
     Raises FailedPrecondition for an architecture the GGUF writer does not know."""
     from ..engine.base_models import COMPLETE
     from ..engine.export import gguf_file
 
-    gguf_file.gguf_architecture(gguf_file.folder_config(base_dir))  # refuse early
+    gguf_file.gguf_architecture(config)  # refuse early
     quant = "F32" if weights == "float32" else "F16"
     template = getattr(tokenizer, "chat_template", None) or ""
 
@@ -335,16 +336,16 @@ class LlamaBase:
 
     def __init__(
         self,
-        base_dir: Path,
+        config,
         gguf: Path,
         cache_dir: Path,
         max_adapters: int,
         max_adapter_bytes: int | None = None,
     ):
-        from ..engine.export.gguf_file import folder_config
-
+        """``config``: the base's config.json, see
+        :func:`~tunesmith.engine.export.gguf_file.folder_config`."""
         self.cache_dir = Path(cache_dir)
-        self.config = folder_config(base_dir)  # for each adapter's GGUF copy
+        self.config = config  # for each adapter's GGUF copy
         trained = getattr(self.config, "max_position_embeddings", None)
         trained = trained or KV_TOKENS
         self.model = LlamaModel(
