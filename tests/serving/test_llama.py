@@ -145,6 +145,37 @@ def test_requests_to_one_tuned_model_decode_together_as_alone(
     assert not base.torch_loaded
 
 
+def test_candidates_that_overflow_the_cache_together_decode_in_turn(
+    llama_server, tiny_model_dir, adapters, monkeypatch
+):
+    """A request whose candidates do not fit the shared cache together stays on llama.cpp:
+    they decode in runs that fit, and the answer (seeded: each candidate its own draw) is the
+    one they give decoded together, streamed and whole."""
+    sampled = Sampling(1.0, 0.95, 40, 4, 20, seed=3)
+    together = llama_server.generate(tiny_model_dir, TEMPLATE, "one two", sampled, adapters[0])
+    llama_server.scheduler.close()  # runs are made from here below
+    base = llama_server.base(tiny_model_dir)
+    assert base.llama is not None
+    prompt = llama_server._encode(base, TEMPLATE.replace("{input}", "one two"))
+    base.llama.model.kv_tokens = 2 * (len(prompt) + 20)  # two candidates' worth
+    runs: list[int] = []
+    decode = base.llama._decode
+    monkeypatch.setattr(base.llama, "_decode", lambda rows, all: [runs.append(len(rows)),
+                                                                 decode(rows, all)])  # fmt: skip
+    request = Request(base, adapters[0], prompt, sampled)
+    run_batch([request])
+    events = list(request.stream)
+    streamed: dict[int, str] = {}
+    for delta in events[:-1]:
+        for index, text in delta.texts.items():
+            streamed[index] = streamed.get(index, "") + text
+    assert runs == [2, 2]
+    assert events[-1] == together
+    assert [streamed.get(i, "") for i in range(4)] == [c.output for c in together.candidates]
+    assert len({c.output for c in together.candidates}) > 1
+    assert not base.torch_loaded
+
+
 def test_what_llama_cpp_cannot_serve_goes_to_pytorch(llama_server, tiny_model_dir, adapters):
     reference = torch_server()
     expected = reference.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[0])

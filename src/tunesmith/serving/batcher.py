@@ -210,17 +210,19 @@ def run_batch(requests: list[Request]) -> None:
 
 
 @dataclasses.dataclass
-class _Row:
+class Row:
+    """One candidate of a request being decoded."""
+
     request: Request
     index: int  # candidate index within its request
     adapter: AdapterWeights | None
     text: TextTracker
 
 
-def make_rows(ready: list[tuple[Request, AdapterWeights | None]]) -> list[_Row]:
+def make_rows(ready: list[tuple[Request, AdapterWeights | None]]) -> list[Row]:
     """One row per candidate of each request (with its adapter, on the PyTorch path)."""
     return [
-        _Row(
+        Row(
             r,
             i,
             adapter,
@@ -237,18 +239,21 @@ def make_rows(ready: list[tuple[Request, AdapterWeights | None]]) -> list[_Row]:
 
 
 def stream_rows(
-    rows: list[_Row],
+    rows: list[Row],
     logits: np.ndarray,
     step: Callable[[list[int], list[int] | None], np.ndarray],
+    siblings: list[Row] | None = None,
 ) -> None:
     """The decoding loop of both engines, from the prompts' logits ([rows, vocab]): choose
     each row's token, stream the text that became safe, answer the requests whose candidates
     all finished, then ``step(tokens, keep)`` gives the next logits for the rows still going
-    (``keep``: their indexes among the last step's rows, when some finished; else None)."""
+    (``keep``: their indexes among the last step's rows, when some finished; else None).
+    ``siblings``: every row of these requests, when their candidates are decoded in several
+    runs (a request is answered once all its rows, here and in other runs, have finished)."""
     params = RowParams([row.request.sampling for row in rows], [row.index for row in rows])
     waiting = {id(row.request): row.request for row in rows}
-    by_request: dict[int, list[_Row]] = {}
-    for row in rows:  # every row, also after finished ones leave the batch
+    by_request: dict[int, list[Row]] = {}
+    for row in rows if siblings is None else siblings:  # also after finished rows leave
         by_request.setdefault(id(row.request), []).append(row)
     while True:
         chosen = next_tokens(logits, params)
@@ -274,7 +279,7 @@ def stream_rows(
         logits = step(chosen, kept)
 
 
-def _finish_done(by_request: dict[int, list[_Row]], waiting: dict[int, Request]) -> None:
+def _finish_done(by_request: dict[int, list[Row]], waiting: dict[int, Request]) -> None:
     """Send the whole answer to each request whose candidates have all finished."""
     for key in list(waiting):
         mine = by_request[key]

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import FailedPrecondition, TunesmithError
 from .adapters import adapter_name
-from .batcher import Request, internal, make_rows, stream_rows
+from .batcher import Request, Row, internal, make_rows, stream_rows
 
 log = logging.getLogger("tunesmith.serving")
 
@@ -46,8 +46,9 @@ SEQUENCES = 16
 step reads the weights once for all of them."""
 KV_TOKENS = 2048
 """Cells of the KV cache the sequences share (F16: 48 MiB for the packaged base, allocated
-whole); a batch of sequences reserves each one's prompt and longest answer (six requests of
-the default 256 tokens, a 100-token prompt each, decode together)."""
+whole); a batch of sequences reserves each one's prompt and longest answer (six sequences of
+the default 256 tokens, a 100-token prompt each, decode together; a request's candidates that
+do not fit together decode in turn)."""
 CONTEXT_TOKENS = 2048
 """The llama.cpp context (prompt and answer) of a base, at most (less if the model was trained
 on less); its F16 KV cache is allocated whole (48 MiB for the packaged base). Longer requests
@@ -371,39 +372,41 @@ class LlamaBase:
                 rest += group
                 continue
             rest += [r for r in group if not self._fits(r)]
-            for together in self._batches([r for r in group if self._fits(r)]):
+            rows = make_rows([(r, None) for r in group if self._fits(r)])
+            failed: set[int] = set()  # requests answered with an error: their rows stop
+            for run in self._runs(rows):
+                run = [row for row in run if id(row.request) not in failed]
                 try:
-                    self._decode(together)
+                    if run:
+                        self._decode(run, rows)
                 except Exception as e:  # a bug fails these requests, not the others
                     log.exception("llama.cpp generation failed")
-                    for r in together:
+                    for r in {id(row.request): row.request for row in run}.values():
+                        failed.add(id(r))
                         r.stream.put(e if isinstance(e, TunesmithError) else internal(e))
         return rest
 
-    def _reserve(self, r: Request) -> int:
-        """Cache cells ``r`` may fill: every candidate's prompt and longest answer."""
-        return r.sampling.candidate_count * (len(r.prompt_ids) + r.sampling.max_output_tokens)
-
     def _fits(self, r: Request) -> bool:
-        return (
-            self.model.fits(len(r.prompt_ids), r.sampling.max_output_tokens)
-            and self._reserve(r) <= self.model.kv_tokens
-            and r.sampling.candidate_count <= SEQUENCES
+        """One candidate's prompt and longest answer fit the context and the cache."""
+        need = len(r.prompt_ids) + r.sampling.max_output_tokens
+        return self.model.fits(len(r.prompt_ids), r.sampling.max_output_tokens) and (
+            need <= self.model.kv_tokens
         )
 
-    def _batches(self, requests: list[Request]):
-        """``requests`` in order, as runs that fit the sequences and the cache together."""
-        batch: list[Request] = []
-        rows = cells = 0
-        for r in requests:
-            n, need = r.sampling.candidate_count, self._reserve(r)
-            if batch and (rows + n > SEQUENCES or cells + need > self.model.kv_tokens):
-                yield batch
-                batch, rows, cells = [], 0, 0
-            batch.append(r)
-            rows, cells = rows + n, cells + need
-        if batch:
-            yield batch
+    def _runs(self, rows: list[Row]):
+        """``rows`` in order, as runs that fit the sequences and the cache together, each row
+        reserving its prompt and longest answer; a request's candidates may span runs."""
+        run: list[Row] = []
+        cells = 0
+        for row in rows:
+            need = len(row.request.prompt_ids) + row.request.sampling.max_output_tokens
+            if run and (len(run) == SEQUENCES or cells + need > self.model.kv_tokens):
+                yield run
+                run, cells = [], 0
+            run.append(row)
+            cells += need
+        if run:
+            yield run
 
     def _adapter(self, folder: Path) -> Path | None:
         """The GGUF file of ``folder``'s adapter; None when llama.cpp cannot take it (the
@@ -417,9 +420,9 @@ class LlamaBase:
             self._refused[folder] = str(e)
             return None
 
-    def _decode(self, requests: list[Request]) -> None:
-        """One sequence per candidate; finished ones leave the cache at once."""
-        rows = make_rows([(r, None) for r in requests])
+    def _decode(self, rows: list[Row], siblings: list[Row]) -> None:
+        """One sequence per row (a request's candidate); finished ones leave the cache at
+        once. ``siblings``: all rows of these requests, this run's and other runs'."""
         seqs = list(range(len(rows)))
         self.model.clear()
         logits = self.model.decode([(b, row.request.prompt_ids) for b, row in enumerate(rows)])
@@ -434,4 +437,4 @@ class LlamaBase:
                 seqs = [s for b, s in enumerate(seqs) if b in kept]
             return self.model.decode([(s, [t]) for s, t in zip(seqs, tokens, strict=True)])
 
-        stream_rows(rows, logits, step)
+        stream_rows(rows, logits, step, siblings)
