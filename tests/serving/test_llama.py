@@ -57,6 +57,10 @@ def test_llama_cpp_answers_as_pytorch_does(llama_server, tiny_model_dir, adapter
     ours = answers(llama_server, tiny_model_dir, adapters[:2], sampled)
     assert ours == answers(llama_server, tiny_model_dir, adapters[:2], sampled)
     assert all(len(set(pair)) == 2 for pair in ours)
+    # A request's candidates share its prompt's cells in llama.cpp's cache: each sees all of it.
+    expected = answers(reference, tiny_model_dir, adapters[:1], greedy(12))
+    three = answers(llama_server, tiny_model_dir, adapters[:1], greedy(12, candidate_count=3))
+    assert three == [candidates * 3 for candidates in expected]
     assert not llama_server.base(tiny_model_dir).torch_loaded  # no second copy of the base
 
 
@@ -157,7 +161,7 @@ def test_candidates_that_overflow_the_cache_together_decode_in_turn(
     base = llama_server.base(tiny_model_dir)
     assert base.llama is not None
     prompt = llama_server._encode(base, TEMPLATE.replace("{input}", "one two"))
-    base.llama.model.kv_tokens = 2 * (len(prompt) + 20)  # two candidates' worth
+    base.llama.model.kv_tokens = len(prompt) + 2 * 20  # the prompt, two answers
     runs: list[int] = []
     decode = base.llama._decode
     monkeypatch.setattr(base.llama, "_decode", lambda rows, all: [runs.append(len(rows)),

@@ -46,9 +46,9 @@ SEQUENCES = 16
 step reads the weights once for all of them."""
 KV_TOKENS = 2048
 """Cells of the KV cache the sequences share (F16: 48 MiB for the packaged base, allocated
-whole); a batch of sequences reserves each one's prompt and longest answer (six sequences of
-the default 256 tokens, a 100-token prompt each, decode together; a request's candidates that
-do not fit together decode in turn)."""
+whole); a batch of sequences reserves each one's longest answer and each request's prompt,
+which its candidates share (six requests of the default 256 tokens, a 100-token prompt each,
+decode together; a request's candidates that do not fit together decode in turn)."""
 CONTEXT_TOKENS = 2048
 """The llama.cpp context (prompt and answer) of a base, at most (less if the model was trained
 on less); its F16 KV cache is allocated whole (48 MiB for the packaged base). Longer requests
@@ -205,7 +205,7 @@ class LlamaModel:
             raise FailedPrecondition(f"llama.cpp cannot make a context for {gguf.name}")
         self.kv_tokens = params.n_ctx
         self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(PROMPT_BATCH, 0, 1)
+        self._batch = llama_cpp.llama_batch_init(PROMPT_BATCH, 0, SEQUENCES)
         self.vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self._model))
         self._lengths = [0] * SEQUENCES  # tokens each sequence holds
         # TUNESMITH_ADAPTER_CACHE's bounds, as on the PyTorch path (see .adapters): a loaded
@@ -270,25 +270,27 @@ class LlamaModel:
             if path not in (keep, self._active):
                 llama_cpp.llama_adapter_lora_free(self._adapters.pop(path)[0])
 
-    def decode(self, appended: list[tuple[int, list[int]]]):
-        """Append each ``(sequence, tokens)``'s tokens to its sequence; the logits after each
-        one's last token, a float32 array [len(appended), vocab]."""
+    def decode(self, appended: list[tuple[tuple[int, ...], list[int]]]):
+        """Append each ``(sequences, tokens)``'s tokens to each of those sequences (of equal
+        lengths: the candidates of one request share their prompt's cells, computed once);
+        the logits after each one's last token, a float32 array [len(appended), vocab]."""
         import llama_cpp
 
         out = np.empty((len(appended), self.vocab), dtype=np.float32)
         batch, filled, last = self._batch, 0, []  # last: (row, index in the batch)
         pending = [
-            (row, seq, token, i == len(tokens) - 1)
-            for row, (seq, tokens) in enumerate(appended)
+            (row, seqs, token, i == len(tokens) - 1)
+            for row, (seqs, tokens) in enumerate(appended)
             for i, token in enumerate(tokens)
         ]
-        for at, (row, seq, token, is_last) in enumerate(pending):
+        for at, (row, seqs, token, is_last) in enumerate(pending):
             batch.token[filled] = token
-            batch.pos[filled] = self._lengths[seq]
-            batch.seq_id[filled][0] = seq
-            batch.n_seq_id[filled] = 1
+            batch.pos[filled] = self._lengths[seqs[0]]
+            for j, seq in enumerate(seqs):
+                batch.seq_id[filled][j] = seq
+                self._lengths[seq] += 1
+            batch.n_seq_id[filled] = len(seqs)
             batch.logits[filled] = is_last
-            self._lengths[seq] += 1
             if is_last:
                 last.append((row, filled))
             filled += 1
@@ -394,17 +396,22 @@ class LlamaBase:
         )
 
     def _runs(self, rows: list[Row]):
-        """``rows`` in order, as runs that fit the sequences and the cache together, each row
-        reserving its prompt and longest answer; a request's candidates may span runs."""
+        """``rows`` in order, as runs that fit the sequences and the cache together: each row
+        reserves its longest answer, each request its prompt once (its rows in a run share
+        it); a request's candidates may span runs."""
         run: list[Row] = []
-        cells = 0
+        cells, prompted = 0, set[int]()
         for row in rows:
-            need = len(row.request.prompt_ids) + row.request.sampling.max_output_tokens
+            r = row.request
+            prompt = 0 if id(r) in prompted else len(r.prompt_ids)
+            need = prompt + r.sampling.max_output_tokens
             if run and (len(run) == SEQUENCES or cells + need > self.model.kv_tokens):
                 yield run
-                run, cells = [], 0
+                run, cells, prompted = [], 0, set()
+                need = len(r.prompt_ids) + r.sampling.max_output_tokens
             run.append(row)
             cells += need
+            prompted.add(id(r))
         if run:
             yield run
 
@@ -421,11 +428,19 @@ class LlamaBase:
             return None
 
     def _decode(self, rows: list[Row], siblings: list[Row]) -> None:
-        """One sequence per row (a request's candidate); finished ones leave the cache at
-        once. ``siblings``: all rows of these requests, this run's and other runs'."""
+        """One sequence per row (a request's candidate), a request's rows sharing the cells of
+        its prompt, evaluated once; finished rows leave the cache at once. ``siblings``: all
+        rows of these requests, this run's and other runs'."""
         seqs = list(range(len(rows)))
         self.model.clear()
-        logits = self.model.decode([(b, row.request.prompt_ids) for b, row in enumerate(rows)])
+        shared: dict[int, list[int]] = {}  # request -> its rows here, which share its prompt
+        for b, row in enumerate(rows):
+            shared.setdefault(id(row.request), []).append(b)
+        prompts = self.model.decode(
+            [(tuple(bs), rows[bs[0]].request.prompt_ids) for bs in shared.values()]
+        )
+        of_row = {b: k for k, bs in enumerate(shared.values()) for b in bs}
+        logits = prompts[[of_row[b] for b in range(len(rows))]]
 
         def step(tokens: list[int], keep):
             nonlocal seqs
@@ -435,6 +450,6 @@ class LlamaBase:
                     if b not in kept:
                         self.model.release(s)
                 seqs = [s for b, s in enumerate(seqs) if b in kept]
-            return self.model.decode([(s, [t]) for s, t in zip(seqs, tokens, strict=True)])
+            return self.model.decode([((s,), [t]) for s, t in zip(seqs, tokens, strict=True)])
 
         stream_rows(rows, logits, step, siblings)
