@@ -28,6 +28,7 @@ this same invocation, because the machine is shared and absolute timings drift.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -40,6 +41,10 @@ from pathlib import Path
 import torch
 
 from tunesmith.serving import DEFAULT_ADAPTER_CACHE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import describe  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ALL_RESIDENT = "64,4GiB"  # for comparison: no byte bound in practice, every adapter stays
@@ -450,7 +455,11 @@ def llama_cpp_in_turn(base: Path, cache: Path, jobs, tokens: int) -> tuple[float
     return time.perf_counter() - start, produced
 
 
-def engines_against_llama_cpp(base: Path, adapters: list[Path], folder: Path, tokens: int) -> None:
+def engines_against_llama_cpp(
+    base: Path, adapters: list[Path], folder: Path, tokens: int, rounds: int
+) -> None:
+    """Each N ``rounds`` times, the three servers in turn each round (a burst lasts seconds:
+    one run's ratio swings with the machine's noise, alternating shows how far)."""
     from tunesmith.serving import ModelServer
 
     models = adapters[:8]
@@ -464,7 +473,7 @@ def engines_against_llama_cpp(base: Path, adapters: list[Path], folder: Path, to
     for server in servers.values():  # warm: the base and the adapters loaded once
         for a in models:
             server.generate(base, TEMPLATE, PROMPTS[0], greedy(2), a)
-    for n in (8, 32):
+    for n, _round in itertools.product((8, 32), range(rounds)):
         jobs = [(models[i % len(models)], PROMPTS[i % len(PROMPTS)]) for i in range(n)]
         rates = {}
         for engine, server in servers.items():
@@ -493,7 +502,9 @@ def main() -> None:
     p.add_argument(
         "--engines", action="store_true", help="only single stream and throughput by engine"
     )
+    p.add_argument("--rounds", type=int, default=1, help="of throughput by engine, alternated")
     args = p.parse_args()
+    print(f"CPU: {describe()}")
 
     from tunesmith.serving import ModelServer
 
@@ -513,7 +524,7 @@ def main() -> None:
         except ImportError:
             print("throughput by engine: llama.cpp not installed (make llama-cpp)\n")
         else:
-            engines_against_llama_cpp(base, adapters, Path(tmp), args.tokens)
+            engines_against_llama_cpp(base, adapters, Path(tmp), args.tokens, args.rounds)
         if args.engines:
             return
 
