@@ -32,11 +32,12 @@ llama-cpp: setup
 demo: setup
 	$(PY) -m tunesmith.demo
 
+# --durations: the slowest tests end the log, for whoever trims the suite (CI has 90 minutes).
 test: setup llama-cpp
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=20
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
