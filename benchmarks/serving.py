@@ -192,7 +192,6 @@ def baseline_adapter_per_request(base: Path, jobs, tokens: int) -> tuple[float, 
 
 def share_with_tuning(server, base: Path, jobs, tokens: int, alone: float) -> dict:
     """Generation with a LoRA run training in a thread of this process, against each alone."""
-    sys.path.insert(0, str(Path(__file__).parent))
     from numbers_task import make_examples
 
     from tunesmith.engine import recipe

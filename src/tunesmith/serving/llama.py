@@ -75,8 +75,9 @@ def base_gguf(base_dir: Path, config, tokenizer, weights: str, cache_dir: Path) 
     """The model in ``base_dir`` (its ``config``: see
     :func:`~tunesmith.engine.export.gguf_file.folder_config`) as a GGUF file, written on first
     use. A base model tunesmith converted keeps it inside its folder (shared by every home of
-    the installation, so the packaged base converts once per machine); any other folder (a user's own model, a fully
-    tuned one) is left as it is, its copy going into ``cache_dir``, as does a read-only one's.
+    the installation, so the packaged base converts once per machine); any other folder (a
+    user's own model, a fully tuned one) is left as it is, its copy going into ``cache_dir``,
+    as does a read-only one's.
     Raises FailedPrecondition for an architecture the GGUF writer does not know."""
     from ..engine.base_models import COMPLETE
     from ..engine.export import gguf_file
@@ -224,7 +225,8 @@ class LlamaModel:
         return sum(size for _, size in self._adapters.values())
 
     def fits(self, prompt_tokens: int, max_new_tokens: int) -> bool:
-        return prompt_tokens + max_new_tokens <= self.context
+        """One sequence's prompt and longest answer fit its context and the shared cache."""
+        return prompt_tokens + max_new_tokens <= min(self.context, self.kv_tokens)
 
     def use(self, adapter: Path | None) -> None:
         """Decode with ``adapter`` (a GGUF LoRA file) over the base from now on; None: the
@@ -389,11 +391,7 @@ class LlamaBase:
         return rest
 
     def _fits(self, r: Request) -> bool:
-        """One candidate's prompt and longest answer fit the context and the cache."""
-        need = len(r.prompt_ids) + r.sampling.max_output_tokens
-        return self.model.fits(len(r.prompt_ids), r.sampling.max_output_tokens) and (
-            need <= self.model.kv_tokens
-        )
+        return self.model.fits(len(r.prompt_ids), r.sampling.max_output_tokens)
 
     def _runs(self, rows: list[Row]):
         """``rows`` in order, as runs that fit the sequences and the cache together: each row
