@@ -119,3 +119,30 @@ def test_a_stopped_run_still_returns_the_base_clean(tiny_model_dir, tmp_path):
     (base,) = models._cache.values()
     assert not any("lora" in name for name, _ in base.named_modules())
     assert models._in_use == set()
+
+
+def test_a_run_holds_the_machine_training_lock_until_it_ends(tiny_model_dir, tmp_path):
+    """Serving on the same cores decodes on fewer threads while any process trains
+    (tunesmith.engine.cores): another process sees the run, and nothing after it, even when
+    it was stopped."""
+    import subprocess
+    import sys
+
+    from tunesmith.engine import cores
+
+    def seen_from_another_process() -> bool:
+        code = "from tunesmith.engine.cores import training_now; print(training_now())"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        return out.stdout.strip() == "True"
+
+    assert not cores.training_now()
+    seen: list[bool] = []
+    recipe.run(
+        _recipe(tiny_model_dir, tmp_path / "a", epoch_count=1),
+        lambda _r: seen.append(cores.training_now() and seen_from_another_process()) or True,
+    )
+    assert seen and all(seen)
+    assert not cores.training_now() and not seen_from_another_process()
+    with pytest.raises(recipe.Stopped):
+        recipe.run(_recipe(tiny_model_dir, tmp_path / "b"), lambda _r: False)
+    assert not cores.training_now()

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from ..records.conversations import Conversation
-from . import checkpoint, memory, models, steps
+from . import checkpoint, cores, memory, models, steps
 from .batching import IGNORE, collate, plan_batches
 from .models import load_model
 from .prompting import PromptFormat
@@ -143,7 +143,13 @@ def conversation(example: tuple[str, str] | Conversation) -> Conversation:
 
 
 def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True) -> Path:
-    """Tune and save; returns ``recipe.output_dir``. Raises :class:`Stopped` if told to stop."""
+    """Tune and save; returns ``recipe.output_dir``. Raises :class:`Stopped` if told to stop.
+    Holds the machine's training lock meanwhile (see :mod:`.cores`)."""
+    with cores.training():
+        return _run(recipe, on_step)
+
+
+def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     _use_all_cores()
     torch.manual_seed(recipe.seed)
     tokenizer = load_tokenizer(recipe.base_dir)
@@ -265,11 +271,10 @@ class _Scorer:
 
 def _use_all_cores() -> None:
     """As many torch threads as cores this process may run on (unless OMP_NUM_THREADS says)."""
-    if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "sched_getaffinity"):
+    if "OMP_NUM_THREADS" in os.environ:
         return
-    cores = len(os.sched_getaffinity(0))
-    if torch.get_num_threads() != cores:
-        torch.set_num_threads(cores)
+    if torch.get_num_threads() != cores.usable():
+        torch.set_num_threads(cores.usable())
 
 
 def _warmup_cosine(steps: int, warmup_fraction: float) -> Callable[[int], float]:

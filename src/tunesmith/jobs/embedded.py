@@ -95,21 +95,6 @@ def hold_lock(path: Path, fd: int | None = None):
         yield HeldLock(fh)
 
 
-def held(path: Path) -> bool:
-    """Whether a process holds the lock at ``path`` now (by the time you act, it may not)."""
-    try:
-        fh = open(path)  # noqa: SIM115
-    except FileNotFoundError:
-        return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
-
-
 def spawn(lock: Path, module_args: list[str], log: Path, env: dict[str, str]) -> bool:
     """Start ``python -m MODULE ARGS --lock-fd N`` detached, unless a process holds ``lock``.
 

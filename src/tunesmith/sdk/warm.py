@@ -93,7 +93,8 @@ class GenerationServer:
     def _ask(self, ask):
         import httpx
 
-        from ..jobs.embedded import ensure_generation_server, generation_paths, held
+        from ..engine.cores import held
+        from ..jobs.embedded import ensure_generation_server, generation_paths
 
         deadline = time.monotonic() + START_SECONDS
         started = False
