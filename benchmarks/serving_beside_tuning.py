@@ -1,14 +1,15 @@
 """llama.cpp decoding while a tuning run trains in another process, as in a `tunesmith serve`
-whose worker is tuning: decode tokens/s on llama.cpp's two threads and on one, and the
-trainer's steps/s meanwhile.
+whose worker is tuning: decode tokens/s and the trainer's steps/s meanwhile, with tunesmith's
+thread policy (one thread while a run trains, :func:`tunesmith.serving.llama.decode_threads`)
+against llama.cpp on every core (what it had before that policy), and the ratio.
 
     .venv/bin/python benchmarks/serving_beside_tuning.py
 
 One greedy stream over a random rank-8 adapter on the packaged base (F16 GGUF); the trainer is
 the engine's LoRA run on the next-number task (400 examples, batch 8, eager) in a child
 process under the workers' OpenMP policy. The trainer's rate alone is read before and after
-the decode windows. Two threads beside a trainer can decode below one token a second, so a
-run takes several minutes.
+the decode windows; the two policies alternate, three windows each. Every core beside a
+trainer can decode below one token a second, so a run takes minutes.
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ def train(base: Path, counter: Path) -> None:
 
 
 def main() -> None:
-    import llama_cpp
     import numpy as np
     from machine import describe
 
     from serving import base_dir, make_adapters
+    from tunesmith.engine import cores
     from tunesmith.engine.export.gguf_file import folder_config
     from tunesmith.engine.tokenizer import load_tokenizer
     from tunesmith.serving import llama as engine
@@ -63,19 +64,21 @@ def main() -> None:
     prompt = tokenizer("What number comes after 100? Answer with the number only.")["input_ids"]
     model = engine.LlamaModel(gguf, 8)
 
-    def decode_rate(threads: int, tokens: int = 48) -> float:
-        llama_cpp.llama_set_n_threads(model._ctx, threads, threads)
+    policies = {"tunesmith": engine.decode_threads, "every core": cores.usable}
+
+    def decode_rate(policy: str, tokens: int = 96) -> float:
+        engine.decode_threads = policies[policy]  # what LlamaModel.decode follows
         model.use(adapter)
         model.clear()
+        time.sleep(engine.THREADS_CHECK_SECONDS)  # the next decode asks again
         logits = model.decode([((0,), prompt)])
         start = time.perf_counter()
         for _ in range(tokens):
             logits = model.decode([((0,), [int(np.argmax(logits[0]))])])
         return tokens / (time.perf_counter() - start)
 
-    for threads in (2, 1):
-        rate = max(decode_rate(threads) for _ in range(2))
-        print(f"decode alone, llama.cpp on {threads} thread(s): {rate:5.1f} tokens/s")
+    alone = max(decode_rate("tunesmith") for _ in range(2))
+    print(f"decode alone: {alone:5.1f} tokens/s on {model.threads} thread(s)")
 
     counter = tmp / "steps"
     child = subprocess.Popen(
@@ -90,26 +93,41 @@ def main() -> None:
         except (OSError, ValueError):
             return 0
 
-    def trainer_rate(window) -> float:
+    def trainer_steps(window) -> tuple[int, float]:
+        """The trainer's steps and the seconds while ``window`` runs."""
         s0, t0 = steps(), time.time()
         window()
-        return (steps() - s0) / (time.time() - t0)
+        return steps() - s0, time.time() - t0
+
+    def trainer_rate(window) -> float:
+        done, seconds = trainer_steps(window)
+        return done / seconds
 
     try:
         while steps() < 3:  # past loading the base and the first steps
             time.sleep(0.5)
         print(f"trainer alone: {trainer_rate(lambda: time.sleep(15)):.3f} steps/s")
-        for threads in (2, 1):
-            rates: list[float] = []
+        rates: dict[str, list[float]] = {p: [] for p in policies}
+        trainer: dict[str, list[tuple[int, float]]] = {p: [] for p in policies}
+        threads: dict[str, int] = {}
+        for _ in range(3):
+            for policy in policies:
 
-            def window(t: int = threads, into: list[float] = rates) -> None:
-                into.extend(decode_rate(t) for _ in range(3))
+                def window(p: str = policy) -> None:
+                    rates[p].append(decode_rate(p))
+                    threads[p] = model.threads
 
-            rate = trainer_rate(window)
+                trainer[policy].append(trainer_steps(window))
+        mean = {p: sum(r) / len(r) for p, r in rates.items()}
+        for policy in policies:
             print(
-                f"beside tuning, llama.cpp on {threads} thread(s): decode "
-                f"{sum(rates) / len(rates):5.1f} tokens/s, trainer {rate:.3f} steps/s"
+                f"beside tuning, {policy} ({threads[policy]} thread(s)): decode "
+                f"{mean[policy]:5.1f} tokens/s, trainer "
+                f"{sum(n for n, _ in trainer[policy]) / sum(t for _, t in trainer[policy]):.3f} "
+                "steps/s"
             )
+        ratio = mean["tunesmith"] / mean["every core"]
+        print(f"decode beside tuning, tunesmith / every core: {ratio:.2f}x")
         print(f"trainer alone: {trainer_rate(lambda: time.sleep(15)):.3f} steps/s")
     finally:
         child.kill()

@@ -180,6 +180,34 @@ def test_candidates_that_overflow_the_cache_together_decode_in_turn(
     assert not base.torch_loaded
 
 
+def test_llama_cpp_decodes_on_one_thread_while_a_run_trains(
+    llama_server, tiny_model_dir, adapters, tmp_path, monkeypatch
+):
+    """Beside a tuning run, llama.cpp's threads wait at every layer's barrier for a core the
+    run holds (decoding falls to a sixth or less, benchmarks/serving_beside_tuning.py): while
+    a run trains on this machine it decodes on one thread, then on every core again, giving
+    the same answers."""
+    from tunesmith.engine import cores, recipe
+
+    if cores.usable() < 2:
+        pytest.skip("one core: llama.cpp decodes on one thread anyway")
+    monkeypatch.setattr(llama, "THREADS_CHECK_SECONDS", 0.0)
+
+    def ask():
+        answer = llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[0])
+        model = llama_server.base(tiny_model_dir).llama
+        assert model is not None
+        return model.model.threads, answer
+
+    threads, before = ask()
+    assert threads == cores.usable()
+    during: list = []
+    run = recipe.Recipe(tiny_model_dir, [("1", "2")] * 4, tmp_path / "run", batch_size=2)
+    recipe.run(run, lambda _report: during.append(ask()) or True)
+    assert during and all(seen == (1, before) for seen in during)
+    assert ask() == (cores.usable(), before)
+
+
 def test_what_llama_cpp_cannot_serve_goes_to_pytorch(llama_server, tiny_model_dir, adapters):
     reference = torch_server()
     expected = reference.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[0])

@@ -30,6 +30,7 @@ import ctypes
 import logging
 import os
 import sys
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -64,11 +65,16 @@ def available() -> bool:
     return True
 
 
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+THREADS_CHECK_SECONDS = 0.5  # how often decoding asks whether a tuning run trains beside it
+
+
+def decode_threads() -> int:
+    """llama.cpp's threads now: one while a tuning run trains on this machine (more would
+    wait at every layer's barrier for a core the run holds, see
+    :mod:`tunesmith.engine.cores`), else one per core."""
+    from ..engine import cores
+
+    return 1 if cores.training_now() else cores.usable()
 
 
 def base_gguf(base_dir: Path, config, tokenizer, weights: str, cache_dir: Path) -> Path:
@@ -199,7 +205,7 @@ class LlamaModel:
         params.n_batch = params.n_ubatch = PROMPT_BATCH
         params.n_seq_max = SEQUENCES
         params.kv_unified = True  # the sequences share the cache's cells, whatever their lengths
-        params.n_threads = params.n_threads_batch = _threads()
+        params.n_threads = params.n_threads_batch = decode_threads()
         self._ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not self._ctx:
             llama_cpp.llama_model_free(self._model)
@@ -214,6 +220,27 @@ class LlamaModel:
         self.max_adapters, self.max_adapter_bytes = max(1, max_adapters), max_adapter_bytes
         self._adapters: OrderedDict[Path, tuple[object, int]] = OrderedDict()  # file -> handle
         self._active: Path | None = None
+        self._threads_checked = time.monotonic()
+
+    @property
+    def threads(self) -> int:
+        """The threads llama.cpp decodes on now (see :func:`decode_threads`)."""
+        import llama_cpp
+
+        return llama_cpp.llama_n_threads(self._ctx)
+
+    def _follow_threads(self) -> None:
+        """Take :func:`decode_threads`' count, asking at most every
+        :data:`THREADS_CHECK_SECONDS`: a run that starts mid-answer is noticed within that."""
+        import llama_cpp
+
+        now = time.monotonic()
+        if now - self._threads_checked < THREADS_CHECK_SECONDS:
+            return
+        self._threads_checked = now
+        threads = decode_threads()
+        if threads != self.threads:
+            llama_cpp.llama_set_n_threads(self._ctx, threads, threads)
 
     @property
     def adapters(self) -> list[Path]:
@@ -278,6 +305,7 @@ class LlamaModel:
         the logits after each one's last token, a float32 array [len(appended), vocab]."""
         import llama_cpp
 
+        self._follow_threads()
         out = np.empty((len(appended), self.vocab), dtype=np.float32)
         batch, filled, last = self._batch, 0, []  # last: (row, index in the batch)
         pending = [
