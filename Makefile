@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The packaged base model converted once into the venv's shared cache: every fresh
-# TUNESMITH_HOME reads it, so no user's first job converts it (tunesmith.engine.base_models).
+# TUNESMITH_HOME reads it, so no user's first job converts it (tunesmith.engine.base_models);
+# its layers compiled once there too, so no worker's first long run compiles them cold.
 $(VENV)/.base-models: $(VENV)/.installed
-	$(PY) -m tunesmith.jobs.prepare --shared
+	$(PY) -m tunesmith.jobs.prepare --shared --compile
 	touch $@
 
 setup: $(VENV)/.installed $(VENV)/.base-models

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +87,35 @@ def test_only_runs_long_enough_to_pay_compile_a_fresh_worker_s_layers(tiny_model
     again = models.prepare(r, False, tokens=1)
     assert models.compiled(again)
     models.release(again)
+
+
+LATER_WORKER = """
+import json, sys
+from pathlib import Path
+from torch._dynamo.utils import counters
+from tunesmith.engine import recipe
+pairs = [(str(i), str(i + 1)) for i in range(1, 13)]
+recipe.run(recipe.Recipe(Path(sys.argv[1]), pairs, Path(sys.argv[2]), batch_size=3, compile=True))
+print(json.dumps({"made": counters["inductor"]["fxgraph_cache_miss"],
+                  "loaded": counters["inductor"]["fxgraph_cache_hit"]
+                  + counters["aot_autograd"]["autograd_cache_hit"]}))
+"""
+
+
+@pytest.mark.slow
+def test_layers_compiled_ahead_are_loaded_by_a_later_worker(tiny_model_dir, tmp_path):
+    """`python -m tunesmith.jobs.prepare --compile` (make setup) keeps the compiled layers in
+    the installation's cache of compiled code; a later worker's first compiled run loads every
+    graph from there instead of compiling it cold."""
+    env = {**os.environ, "TUNESMITH_SHARED_BASE_MODELS": str(tmp_path / "shared")}
+    env["TUNESMITH_HOME"] = str(tmp_path / "home")
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)  # this process's own, set by tunesmith.engine
+    prepare = [sys.executable, "-m", "tunesmith.jobs.prepare", str(tiny_model_dir), "--compile"]
+    done = subprocess.run(prepare, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"kept in {tmp_path / 'shared' / '.compiled'}" in done.stdout
+    later = [sys.executable, "-c", LATER_WORKER, str(tiny_model_dir), str(tmp_path / "run")]
+    done = subprocess.run(later, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["made"] == 0 and report["loaded"] > 0

@@ -149,6 +149,36 @@ def run(recipe: Recipe, on_step: Callable[[StepReport], bool] = lambda _r: True)
         return _run(recipe, on_step)
 
 
+def compile_ahead(base_dir: Path, prompt_template: str | None = None) -> None:
+    """Compile the decoder layers of ``base_dir`` as a long LoRA run would, in a short run,
+    so that every later worker of this installation loads the compiled code from
+    :func:`.models.compile_cache` instead of compiling it anew. ``prompt_template``: the one
+    jobs on it use (how much of a batch's start rows share decides the graph's shapes)."""
+    import tempfile
+
+    # Batches of 5 rows: a count that equals one of the model's own sizes (8 heads, say) would
+    # make the compiler treat it as that constant, and later batches of other sizes miss.
+    examples: list[tuple[str, str] | Conversation] = [
+        (f"{i} {i + 1}", f"{i + 2}") for i in range(10)
+    ]
+    with tempfile.TemporaryDirectory() as out:
+        try:
+            out_dir = Path(out) / "adapter"
+            run(
+                Recipe(
+                    base_dir,
+                    examples,
+                    out_dir,
+                    epoch_count=1,
+                    batch_size=5,
+                    prompt_template=prompt_template,
+                    compile=True,
+                )
+            )
+        finally:
+            models.clear_cache()  # its compiled base is not kept for later jobs here
+
+
 def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     _use_all_cores()
     torch.manual_seed(recipe.seed)

@@ -11,6 +11,9 @@ to take its first jobs), run this once for the home (``TUNESMITH_HOME``, else
 ``--shared`` converts packaged models into the installation's shared cache instead (``make
 setup`` does it), which every home of this installation reads: a fresh home's first job
 then has nothing to convert at all (see :func:`tunesmith.engine.base_models.share`).
+``--compile`` also compiles each model's decoder layers as a long run would, into the
+installation's cache of compiled code (:func:`tunesmith.engine.models.compile_cache`), so no
+worker's first long run compiles them cold (``make setup`` does both).
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from ..errors import TunesmithError
 from ..settings import Settings, get_settings
 
 
-def prepare(settings: Settings, names: list[str], say=print, shared: bool = False) -> list[Path]:
+def prepare(
+    settings: Settings, names: list[str], say=print, shared: bool = False, compile: bool = False
+) -> list[Path]:
     """Materialise each named base model under ``settings``' home (``shared``: into the
-    installation's shared cache); their folders."""
+    installation's shared cache), and compile its layers ahead if ``compile``; their
+    folders."""
     folders = []
     for name in names or [settings.default_base_model]:
         spec = base_models.resolve(name, settings.default_base_model)
@@ -40,6 +46,13 @@ def prepare(settings: Settings, names: list[str], say=print, shared: bool = Fals
             say(f"{spec.name}: prepared in {time.monotonic() - started:.1f} s, in {folder}")
         else:
             say(f"{spec.name}: ready in {folder}")
+        if compile:
+            from ..engine import models, recipe
+
+            started = time.monotonic()
+            recipe.compile_ahead(folder, spec.prompt_template)
+            say(f"{spec.name}: compiled in {time.monotonic() - started:.1f} s, kept in "
+                f"{models.compile_cache()}")  # fmt: skip
         folders.append(folder)
     return folders
 
@@ -55,9 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="convert packaged models into this installation's shared cache, for every home",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also compile their layers as a long run would, for every later worker",
+    )
     args = parser.parse_args(argv)
     try:
-        prepare(get_settings(), args.base_models, shared=args.shared)
+        prepare(get_settings(), args.base_models, shared=args.shared, compile=args.compile)
     except TunesmithError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
