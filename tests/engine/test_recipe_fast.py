@@ -146,3 +146,14 @@ def test_a_run_holds_the_machine_training_lock_until_it_ends(tiny_model_dir, tmp
     with pytest.raises(recipe.Stopped):
         recipe.run(_recipe(tiny_model_dir, tmp_path / "b"), lambda _r: False)
     assert not cores.training_now()
+
+
+def test_a_run_trains_where_the_training_lock_cannot_be_taken(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    from tunesmith.engine import cores
+
+    monkeypatch.setattr(cores, "training_lock", lambda: tmp_path / "no-such-folder" / "lock")
+    out = recipe.run(_recipe(tiny_model_dir, tmp_path / "a", epoch_count=1))
+    assert (out / "adapter_model.safetensors").is_file()
+    assert not cores.training_now()

@@ -76,3 +76,19 @@ def test_a_shared_cache_it_cannot_write_is_a_clear_error(packaged, tmp_path, mon
     monkeypatch.setenv(base_models.SHARED_ENV, str(blocked / "cache"))
     with pytest.raises(FailedPrecondition, match=base_models.SHARED_ENV):
         base_models.share(packaged)
+
+
+def test_setup_goes_on_when_compiling_ahead_fails(packaged, home, monkeypatch):
+    """Compiling ahead only saves later jobs time: where it fails (no C++ compiler that
+    works, say), `make setup` reports it and keeps the converted base."""
+    from tunesmith.engine import recipe
+
+    def fail(*_args):
+        raise RuntimeError("no working C++ compiler")
+
+    monkeypatch.setattr(base_models, "resolve", lambda name, default, *a: packaged)
+    monkeypatch.setattr(recipe, "compile_ahead", fail)
+    said: list[str] = []
+    (folder,) = prepare.prepare(get_settings(), [packaged.name], said.append, True, True)
+    assert folder == base_models.shared_copy(packaged)
+    assert "not compiled ahead (RuntimeError: no working C++ compiler)" in said[-1]

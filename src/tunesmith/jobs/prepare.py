@@ -47,14 +47,24 @@ def prepare(
         else:
             say(f"{spec.name}: ready in {folder}")
         if compile:
-            from ..engine import models, recipe
-
-            started = time.monotonic()
-            recipe.compile_ahead(folder, spec.prompt_template)
-            say(f"{spec.name}: compiled in {time.monotonic() - started:.1f} s, kept in "
-                f"{models.compile_cache()}")  # fmt: skip
+            _compile(spec, folder, say)
         folders.append(folder)
     return folders
+
+
+def _compile(spec: base_models.BaseModelSpec, folder: Path, say) -> None:
+    """Compile ``folder``'s layers ahead; a failure is reported, not raised: jobs then
+    compile them when they need to, as without this step."""
+    from ..engine import models, recipe
+
+    started = time.monotonic()
+    try:
+        recipe.compile_ahead(folder, spec.prompt_template)
+    except Exception as e:  # an optimisation: setup goes on without it
+        say(f"{spec.name}: not compiled ahead ({type(e).__name__}: {e}); jobs compile it")
+        return
+    say(f"{spec.name}: compiled in {time.monotonic() - started:.1f} s, kept in "
+        f"{models.compile_cache()}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
