@@ -121,18 +121,23 @@ def test_a_stopped_run_still_returns_the_base_clean(tiny_model_dir, tmp_path):
     assert models._in_use == set()
 
 
-def test_a_run_holds_the_machine_training_lock_until_it_ends(tiny_model_dir, tmp_path):
+def test_a_run_holds_the_machine_training_lock_until_it_ends(tiny_model_dir, tmp_path, monkeypatch):
     """Serving on the same cores decodes on fewer threads while any process trains
     (tunesmith.engine.cores): another process sees the run, and nothing after it, even when
-    it was stopped."""
+    it was stopped. (The lock's file is this test's own: other runs on the machine stay out.)"""
     import subprocess
     import sys
 
     from tunesmith.engine import cores
 
+    lock = tmp_path / "training.lock"
+    monkeypatch.setattr(cores, "training_lock", lambda: lock)
+
     def seen_from_another_process() -> bool:
-        code = "from tunesmith.engine.cores import training_now; print(training_now())"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        code = "import sys; from tunesmith.engine.cores import held; print(held(sys.argv[1]))"
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(lock)], capture_output=True, text=True
+        )
         return out.stdout.strip() == "True"
 
     assert not cores.training_now()

@@ -192,6 +192,8 @@ def test_llama_cpp_decodes_on_one_thread_while_a_run_trains(
     if cores.usable() < 2:
         pytest.skip("one core: llama.cpp decodes on one thread anyway")
     monkeypatch.setattr(llama, "THREADS_CHECK_SECONDS", 0.0)
+    # The lock's file is this test's own: runs elsewhere on the machine stay out of it.
+    monkeypatch.setattr(cores, "training_lock", lambda: tmp_path / "training.lock")
 
     def ask():
         answer = llama_server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[0])
