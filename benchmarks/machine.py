@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 from pathlib import Path
+
+from tunesmith.engine import cores  # imports no torch
 
 # The instruction sets that decide matmul speed here (float32, bf16, int8, AMX tiles).
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
@@ -41,13 +42,6 @@ def cpu_flags() -> str:
     return " ".join(f for f in FLAGS if f in flags) or "none of avx2/avx512/amx"
 
 
-def cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def describe() -> str:
     """``MODEL (flags), N cores``."""
-    return f"{cpu_model()} ({cpu_flags()}), {cores()} cores"
+    return f"{cpu_model()} ({cpu_flags()}), {cores.usable()} cores"

@@ -303,8 +303,9 @@ def _use_all_cores() -> None:
     """As many torch threads as cores this process may run on (unless OMP_NUM_THREADS says)."""
     if "OMP_NUM_THREADS" in os.environ:
         return
-    if torch.get_num_threads() != cores.usable():
-        torch.set_num_threads(cores.usable())
+    usable = cores.usable()
+    if torch.get_num_threads() != usable:
+        torch.set_num_threads(usable)
 
 
 def _warmup_cosine(steps: int, warmup_fraction: float) -> Callable[[int], float]:
