@@ -1,11 +1,12 @@
-"""llama.cpp decoding while a tuning run trains in another process, as in a `tunesmith serve`
-whose worker is tuning: decode tokens/s and the trainer's steps/s meanwhile, with tunesmith's
-thread policy (one thread while a run trains, :func:`tunesmith.serving.llama.decode_threads`)
-against llama.cpp on every core (what it had before that policy), and the ratio.
+"""Decoding while a tuning run trains in another process, as in a `tunesmith serve` whose
+worker is tuning: decode tokens/s and the trainer's steps/s meanwhile, with tunesmith's thread
+policy (one thread while a run trains, :mod:`tunesmith.serving.threads`) against decoding on
+every core (what both engines did before that policy), and the ratio.
 
-    .venv/bin/python benchmarks/serving_beside_tuning.py
+    .venv/bin/python benchmarks/serving_beside_tuning.py [--engine llama.cpp|torch]
 
-One greedy stream over a random rank-8 adapter on the packaged base (F16 GGUF); the trainer is
+One greedy stream over a random rank-8 adapter on the packaged base: llama.cpp on its F16 GGUF
+(the default engine), or the PyTorch engine through the generation server; the trainer is
 the engine's LoRA run on the next-number task (400 examples, batch 8, eager) in a child
 process under the workers' OpenMP policy. The trainer's rate alone is read before and after
 the decode windows; the two policies alternate, three windows each. Every core beside a
@@ -14,6 +15,7 @@ trainer can decode below one token a second, so a run takes minutes.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -46,39 +48,88 @@ def train(base: Path, counter: Path) -> None:
     recipe.run(r, on_step)
 
 
-def main() -> None:
-    import numpy as np
-    from machine import describe
+PROMPT = "What number comes after 100? Answer with the number only."
 
-    from serving import base_dir, make_adapters
-    from tunesmith.engine import cores
+
+def llama_decoder(base: Path, adapter: Path, tmp: Path):
+    """``decode(tokens) -> tokens/s`` on llama.cpp (decoding steps only), and its threads."""
+    import numpy as np
+
     from tunesmith.engine.export.gguf_file import folder_config
     from tunesmith.engine.tokenizer import load_tokenizer
-    from tunesmith.serving import llama as engine
+    from tunesmith.serving import llama
 
-    print(f"CPU: {describe()}")
-    base, tmp = base_dir(), Path(tempfile.mkdtemp())
     config, tokenizer = folder_config(base), load_tokenizer(base)
-    gguf = engine.base_gguf(base, config, tokenizer, "float16", tmp / "serving")
-    adapter = engine.adapter_gguf(make_adapters(base, tmp, 1)[0], config, tmp / "serving")
-    prompt = tokenizer("What number comes after 100? Answer with the number only.")["input_ids"]
-    model = engine.LlamaModel(gguf, 8)
+    gguf = llama.base_gguf(base, config, tokenizer, "float16", tmp / "serving")
+    adapter_file = llama.adapter_gguf(adapter, config, tmp / "serving")
+    prompt = tokenizer(PROMPT)["input_ids"]
+    model = llama.LlamaModel(gguf, 8)
 
-    policies = {"tunesmith": engine.decode_threads, "every core": cores.usable}
-
-    def decode_rate(policy: str, tokens: int = 96) -> float:
-        engine.decode_threads = policies[policy]  # what LlamaModel.decode follows
-        model.use(adapter)
+    def decode(tokens: int) -> float:
+        model.use(adapter_file)
         model.clear()
-        time.sleep(engine.THREADS_CHECK_SECONDS)  # the next decode asks again
         logits = model.decode([((0,), prompt)])
         start = time.perf_counter()
         for _ in range(tokens):
             logits = model.decode([((0,), [int(np.argmax(logits[0]))])])
         return tokens / (time.perf_counter() - start)
 
+    return decode, lambda: model.threads
+
+
+def torch_decoder(base: Path, adapter: Path):
+    """``decode(tokens) -> tokens/s`` through a generation server on the PyTorch engine (the
+    whole answer: a short prompt, then its tokens), and its threads (torch's count is the
+    decoding thread's own, so read there)."""
+    import torch
+
+    from tunesmith.serving import ModelServer, Sampling, pytorch
+
+    server = ModelServer("8", engine="torch")
+    seen = [0]
+    forward = pytorch._forward
+
+    def counted(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        seen[0] = torch.get_num_threads()
+        return out
+
+    pytorch._forward = counted
+
+    def decode(tokens: int) -> float:
+        greedy = Sampling(max_output_tokens=tokens, temperature=0.0, top_p=1.0, top_k=0,
+                          candidate_count=1)  # fmt: skip
+        start = time.perf_counter()
+        answer = server.generate(base, None, PROMPT, greedy, adapter)
+        return answer.candidates[0].token_count / (time.perf_counter() - start)
+
+    return decode, lambda: seen[0]
+
+
+def main(engine: str) -> None:
+    from machine import describe
+
+    from serving import base_dir, make_adapters
+    from tunesmith.engine import cores
+    from tunesmith.serving import threads as policy_module
+
+    print(f"CPU: {describe()}; engine {engine}")
+    base, tmp = base_dir(), Path(tempfile.mkdtemp())
+    adapter = make_adapters(base, tmp, 1)[0]
+    if engine == "llama.cpp":
+        decode, decoding_threads = llama_decoder(base, adapter, tmp)
+    else:
+        decode, decoding_threads = torch_decoder(base, adapter)
+
+    policies = {"tunesmith": policy_module.decode_threads, "every core": cores.usable}
+
+    def decode_rate(policy: str, tokens: int = 96) -> float:
+        policy_module.decode_threads = policies[policy]  # what each engine's Follower asks
+        time.sleep(policy_module.CHECK_SECONDS)  # the next decode asks again
+        return decode(tokens)
+
     alone = max(decode_rate("tunesmith") for _ in range(2))
-    print(f"decode alone: {alone:5.1f} tokens/s on {model.threads} thread(s)")
+    print(f"decode alone: {alone:5.1f} tokens/s on {decoding_threads()} thread(s)")
 
     counter = tmp / "steps"
     child = subprocess.Popen(
@@ -115,7 +166,7 @@ def main() -> None:
 
                 def window(p: str = policy) -> None:
                     rates[p].append(decode_rate(p))
-                    threads[p] = model.threads
+                    threads[p] = decoding_threads()
 
                 trainer[policy].append(trainer_steps(window))
         mean = {p: sum(r) / len(r) for p, r in rates.items()}
@@ -137,4 +188,6 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--train":
         train(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
-        main()
+        parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+        parser.add_argument("--engine", choices=["llama.cpp", "torch"], default="llama.cpp")
+        main(parser.parse_args().engine)

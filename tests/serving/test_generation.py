@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from tunesmith.serving import Delta, Sampling
+import pytest
+import torch
+
+from tunesmith.serving import Delta, Sampling, pytorch, threads
 from tunesmith.serving.batcher import Request, run_batch
 from tunesmith.types import Generation
 
-from .conftest import TEMPLATE, greedy
+from .conftest import TEMPLATE, greedy, torch_server
 
 PROMPTS = ["one two", "hello world the quick brown", "0 1 2 3 4 5 6 7 8 9", "ten"]
 
@@ -90,3 +93,43 @@ def test_stream_yields_text_as_it_is_made(server, tiny_model_dir, adapters):
     assert len(deltas) > 2 and all(all(t for t in d.texts.values()) for d in deltas)
     for i, c in enumerate(final.candidates):
         assert "".join(d.texts.get(i, "") for d in deltas) == c.output
+
+
+def test_pytorch_decodes_on_one_thread_while_a_run_trains(
+    tiny_model_dir, adapters, tmp_path, monkeypatch
+):
+    """As llama.cpp (tests/serving/test_llama.py): beside a tuning run the PyTorch engine's
+    threads would wait for cores the run holds, so it decodes on one thread while a run trains,
+    then on every core again, with the same answers. torch keeps the count per thread: a run in
+    a thread of the serving process (this test's, as ``tunesmith serve``'s thread worker) keeps
+    every core."""
+    from tunesmith.engine import cores, recipe
+
+    if cores.usable() < 2:
+        pytest.skip("one core: PyTorch decodes on one thread anyway")
+    monkeypatch.setattr(threads, "CHECK_SECONDS", 0.0)
+    # The lock's file is this test's own: runs elsewhere on the machine stay out of it.
+    monkeypatch.setattr(cores, "training_lock", lambda: tmp_path / "training.lock")
+    decoded_on: list[int] = []  # the generation thread's count at each decoding step
+    forward = pytorch._forward
+
+    def counted(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        decoded_on.append(torch.get_num_threads())
+        return out
+
+    monkeypatch.setattr(pytorch, "_forward", counted)
+    server = torch_server()
+
+    def ask():
+        decoded_on.clear()
+        answer = server.generate(tiny_model_dir, TEMPLATE, "one two", greedy(12), adapters[0])
+        return set(decoded_on), answer
+
+    counts, before = ask()
+    assert counts == {cores.usable()}
+    during: list = []
+    run = recipe.Recipe(tiny_model_dir, [("1", "2")] * 4, tmp_path / "run", batch_size=2)
+    recipe.run(run, lambda _r: during.append((ask(), torch.get_num_threads())) or True)
+    assert during and all(seen == (({1}, before), cores.usable()) for seen in during)
+    assert ask() == ({cores.usable()}, before)

@@ -14,7 +14,7 @@ import pytest
 
 from tiny_models import tiny_model_of_architecture
 from tunesmith.errors import FailedPrecondition
-from tunesmith.serving import ModelServer, Sampling, llama
+from tunesmith.serving import ModelServer, Sampling, llama, threads
 from tunesmith.serving.batcher import Request, run_batch
 
 from .conftest import TEMPLATE, greedy, make_adapter, need_llama_cpp, torch_server
@@ -191,7 +191,7 @@ def test_llama_cpp_decodes_on_one_thread_while_a_run_trains(
 
     if cores.usable() < 2:
         pytest.skip("one core: llama.cpp decodes on one thread anyway")
-    monkeypatch.setattr(llama, "THREADS_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(threads, "CHECK_SECONDS", 0.0)
     # The lock's file is this test's own: runs elsewhere on the machine stay out of it.
     monkeypatch.setattr(cores, "training_lock", lambda: tmp_path / "training.lock")
 
@@ -201,8 +201,8 @@ def test_llama_cpp_decodes_on_one_thread_while_a_run_trains(
         assert model is not None
         return model.model.threads, answer
 
-    threads, before = ask()
-    assert threads == cores.usable()
+    count, before = ask()
+    assert count == cores.usable()
     during: list = []
     run = recipe.Recipe(tiny_model_dir, [("1", "2")] * 4, tmp_path / "run", batch_size=2)
     recipe.run(run, lambda _report: during.append(ask()) or True)

@@ -30,7 +30,6 @@ import ctypes
 import logging
 import os
 import sys
-import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import numpy as np
 from ..errors import FailedPrecondition, TunesmithError
 from .adapters import adapter_name
 from .batcher import Request, Row, internal, make_rows, stream_rows
+from .threads import Follower, decode_threads
 
 log = logging.getLogger("tunesmith.serving")
 
@@ -63,18 +63,6 @@ def available() -> bool:
     except ImportError:
         return False
     return True
-
-
-THREADS_CHECK_SECONDS = 0.5  # how often decoding asks whether a tuning run trains beside it
-
-
-def decode_threads() -> int:
-    """llama.cpp's threads now: one while a tuning run trains on this machine (more would
-    wait at every layer's barrier for a core the run holds, see
-    :mod:`tunesmith.engine.cores`), else one per core."""
-    from ..engine import cores
-
-    return 1 if cores.training_now() else cores.usable()
 
 
 def base_gguf(base_dir: Path, config, tokenizer, weights: str, cache_dir: Path) -> Path:
@@ -220,27 +208,17 @@ class LlamaModel:
         self.max_adapters, self.max_adapter_bytes = max(1, max_adapters), max_adapter_bytes
         self._adapters: OrderedDict[Path, tuple[object, int]] = OrderedDict()  # file -> handle
         self._active: Path | None = None
-        self._threads_checked = time.monotonic()
+        self._follow_threads = Follower(
+            lambda: self.threads,
+            lambda n: llama_cpp.llama_set_n_threads(self._ctx, n, n),
+        )  # called before every decode: one thread while a run trains (see .threads)
 
     @property
     def threads(self) -> int:
-        """The threads llama.cpp decodes on now (see :func:`decode_threads`)."""
+        """The threads llama.cpp decodes on now (see :mod:`.threads`)."""
         import llama_cpp
 
         return llama_cpp.llama_n_threads(self._ctx)
-
-    def _follow_threads(self) -> None:
-        """Take :func:`decode_threads`' count, asking at most every
-        :data:`THREADS_CHECK_SECONDS`: a run that starts mid-answer is noticed within that."""
-        import llama_cpp
-
-        now = time.monotonic()
-        if now - self._threads_checked < THREADS_CHECK_SECONDS:
-            return
-        self._threads_checked = now
-        threads = decode_threads()
-        if threads != self.threads:
-            llama_cpp.llama_set_n_threads(self._ctx, threads, threads)
 
     @property
     def adapters(self) -> list[Path]:

@@ -5,7 +5,9 @@
   own LoRA (:mod:`.lora`, none for rows on the plain base), so the base's weights are read
   once per step for everyone;
 * prompts are left-padded, with position ids counted from each row's first real token, and
-  one KV cache serves the batch; rows that finish leave the batch and its cache at once.
+  one KV cache serves the batch; rows that finish leave the batch and its cache at once;
+* every step decodes on :mod:`.threads`' count: one thread while a tuning run trains. torch
+  keeps that count per thread (a trainer in a thread of this process keeps its own).
 
 The decoding loop itself (sampling, stop sequences, streaming) is :func:`.batcher.stream_rows`,
 which both engines run.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 
 import numpy as np
 import torch
@@ -22,8 +25,10 @@ import torch
 from ..errors import FailedPrecondition
 from .batcher import LoadedBase, Request, make_rows, stream_rows
 from .lora import AdapterWeights
+from .threads import Follower
 
 log = logging.getLogger("tunesmith.serving")
+_local = threading.local()  # each decoding thread's own Follower: torch's count is per thread
 
 
 def run(base: LoadedBase, requests: list[Request]) -> None:
@@ -94,11 +99,19 @@ def _decode_rows(base: LoadedBase, ready: list[tuple[Request, AdapterWeights | N
 
 
 def _forward(base: LoadedBase, ids, mask, positions, kv, **kwargs) -> np.ndarray:
+    _follow_threads()
     kwargs[_cache_keyword(type(base.model))] = kv
     out = base.model(
         input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs
     )
     return out.logits[:, -1, :].float().numpy()
+
+
+def _follow_threads() -> None:
+    follow = getattr(_local, "follow", None)
+    if follow is None:
+        follow = _local.follow = Follower(torch.get_num_threads, torch.set_num_threads)
+    follow()
 
 
 _CACHE_KEYWORDS: dict[type, str] = {}
