@@ -1,5 +1,5 @@
 """Exports of a tuned tiny model, proved by the consumers: transformers, peft, and the gguf
-package's reader (llama.cpp itself runs on the packaged model, in test_llama_cpp.py)."""
+package's reader (llama.cpp itself runs on the packaged model, in test_real_model_exports.py)."""
 
 from __future__ import annotations
 

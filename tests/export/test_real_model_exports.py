@@ -101,8 +101,24 @@ def llama_cpp():
 
 
 def _llama(llama_cpp, model: Path, lora: Path | None = None):
+    """llama.cpp on ``model``, loaded as tunesmith's engine loads a base (serving/llama.py):
+    without its extra buffer types. Their AMX kernels for Q8_0 die of an illegal instruction
+    (``tilezero`` in libggml-cpu) on the AMX Xeon with llama-cpp-python 0.3.36, killing the
+    test process; what is checked here is the exported file, not those kernels."""
     kwargs = {"lora_path": str(lora)} if lora else {}
-    return llama_cpp.Llama(str(model), n_ctx=512, seed=0, verbose=False, **kwargs)
+    low = llama_cpp.llama_cpp  # the module Llama takes its default model parameters from
+    defaults = low.llama_model_default_params
+
+    def without_extra_buffers():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    low.llama_model_default_params = without_extra_buffers
+    try:
+        return llama_cpp.Llama(str(model), n_ctx=512, seed=0, verbose=False, **kwargs)
+    finally:
+        low.llama_model_default_params = defaults
 
 
 def _greedy(llm, prompt: str) -> tuple[list[int], str]:
