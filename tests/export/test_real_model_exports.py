@@ -101,20 +101,16 @@ def llama_cpp():
 
 
 def _llama(llama_cpp, model: Path, lora: Path | None = None):
-    """llama.cpp on ``model``, loaded as tunesmith's engine loads a base (serving/llama.py):
-    without its extra buffer types. Their AMX kernels for Q8_0 die of an illegal instruction
-    (``tilezero`` in libggml-cpu) on the AMX Xeon with llama-cpp-python 0.3.36, killing the
-    test process; what is checked here is the exported file, not those kernels."""
+    """llama.cpp on ``model``, loaded as tunesmith's engine loads a base: without its extra
+    buffer types, whose AMX kernels for Q8_0 kill the test process on an AMX Xeon
+    (:func:`tunesmith.serving.llama.without_extra_buffers`); what is checked here is the
+    exported file, not those kernels."""
+    from tunesmith.serving.llama import without_extra_buffers
+
     kwargs = {"lora_path": str(lora)} if lora else {}
     low = llama_cpp.llama_cpp  # the module Llama takes its default model parameters from
     defaults = low.llama_model_default_params
-
-    def without_extra_buffers():
-        params = defaults()
-        params.use_extra_bufts = False
-        return params
-
-    low.llama_model_default_params = without_extra_buffers
+    low.llama_model_default_params = lambda: without_extra_buffers(defaults())
     try:
         return llama_cpp.Llama(str(model), n_ctx=512, seed=0, verbose=False, **kwargs)
     finally:

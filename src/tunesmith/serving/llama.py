@@ -65,6 +65,17 @@ def available() -> bool:
     return True
 
 
+def without_extra_buffers(model_params):
+    """llama.cpp's model parameters ``model_params`` with its extra buffer types off. They
+    repack weights for a CPU's matrix units (AMX): on the AMX Xeon a second copy of the F16
+    base (+263 MiB RSS) that decoded no faster (55 tokens/s either way), a stderr line for
+    every LoRA tensor of every tuned model loaded (210 for the packaged base), which those
+    buffers cannot hold, and, for quantized files, kernels that died of an illegal instruction
+    (``tilezero``) with llama-cpp-python 0.3.36."""
+    model_params.use_extra_bufts = False
+    return model_params
+
+
 def base_gguf(base_dir: Path, config, tokenizer, weights: str, cache_dir: Path) -> Path:
     """The model in ``base_dir`` (its ``config``: see
     :func:`~tunesmith.engine.export.gguf_file.folder_config`) as a GGUF file, written on first
@@ -183,12 +194,7 @@ class LlamaModel:
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
         _start_backend()
         self.context = context  # tokens of prompt and answer, per sequence
-        model_params = llama_cpp.llama_model_default_params()
-        # llama.cpp's extra buffer types repack weights for a CPU's matrix units (AMX): on the
-        # AMX Xeon a second copy of the F16 base (+263 MiB RSS) that decoded no faster (55
-        # tokens/s either way), and a stderr line for every LoRA tensor of every tuned model
-        # loaded (210 for the packaged base), which those buffers cannot hold.
-        model_params.use_extra_bufts = False
+        model_params = without_extra_buffers(llama_cpp.llama_model_default_params())
         self._model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), model_params)
         if not self._model:
             raise FailedPrecondition(f"llama.cpp cannot load {gguf.name}")
