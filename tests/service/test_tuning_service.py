@@ -202,6 +202,9 @@ def test_a_hub_model_that_cannot_be_fetched_fails_with_the_reason(service, monke
     assert Worker(service.settings, service.store).run_once()
     op = service.tuning.get_operation(op.name)
     assert op.done and op.error is not None and "someorg/some-llm" in op.error.message
+    # Offline is read when the run starts, not when huggingface_hub was imported: the cache
+    # alone is looked in (not ~45 s of retried connections), and the message says why.
+    assert "HF_HUB_OFFLINE is set" in op.error.message
     model = service.tuning.get_tuned_model("tunedModels/from-hub")
     assert model.state is TunedModelState.FAILED and "someorg/some-llm" in model.error
 

@@ -41,6 +41,7 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from . import hub
 
 _REGISTRY = Path(__file__).with_name("base_models.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -336,8 +337,11 @@ def _convert_with_transformers(spec: BaseModelSpec, out: Path, workdir: Path) ->
 
     kind = spec.source["kind"]
     if kind == "hub":
-        # A hub repository with pickle weights only is refused, never unpickled.
-        location, kwargs, weights = spec.source["repo_id"], {}, {"use_safetensors": True}
+        # A hub repository with pickle weights only is refused, never unpickled. Offline as
+        # tunesmith reads it (the variable now, not when huggingface_hub was imported): the
+        # local cache only, rather than ~45 s of retried connections before the same failure.
+        location, weights = spec.source["repo_id"], {"use_safetensors": True}
+        kwargs: dict = {"local_files_only": True} if hub.offline() else {}
     else:
         gguf = _gguf_path(spec, workdir)
         location, kwargs, weights = str(gguf.parent), {"gguf_file": gguf.name}, {}
@@ -346,6 +350,8 @@ def _convert_with_transformers(spec: BaseModelSpec, out: Path, workdir: Path) ->
         model = AutoModelForCausalLM.from_pretrained(location, dtype="float32", **kwargs, **weights)
     except OSError as e:
         hint = " (tunesmith loads safetensors weights only)" if "safetensors" in str(e) else ""
+        if kwargs.get("local_files_only"):
+            hint += " (HF_HUB_OFFLINE is set: only the local Hugging Face cache was looked in)"
         raise FailedPrecondition(f"cannot load base model {spec.name}: {e}{hint}") from None
     # A model loaded from GGUF keeps its quantizer and refuses save_pretrained otherwise.
     model.hf_quantizer = None  # type: ignore[assignment]  # torch: Tensor | Module only
