@@ -33,6 +33,7 @@ import datetime as dt
 import enum
 import json
 from collections.abc import Callable
+from typing import overload
 
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker, undefer
@@ -79,6 +80,17 @@ class IllegalTransition(RuntimeError):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def move(op: OperationRow, to: JobStatus) -> None:
@@ -392,7 +404,7 @@ class JobQueue:
         workers on machines whose clocks disagree still agree on leases), else this one's."""
         if is_sqlite(self.url):
             return utcnow()
-        now = _utc(s.scalar(select(func.now())))
+        now = as_utc(s.scalar(select(func.now())))
         assert now is not None  # now() is never NULL
         return now
 
@@ -449,7 +461,7 @@ def _told_to_stop(op: OperationRow) -> bool:
 
 
 def _lease_over(op: OperationRow, now: dt.datetime) -> bool:
-    lease = _utc(op.lease_expires_at)
+    lease = as_utc(op.lease_expires_at)
     return lease is None or lease < now
 
 
@@ -495,10 +507,3 @@ def _held(s: Session, operation_id: str, worker_id: str) -> OperationRow | None:
     if op is None or op.lease_owner != worker_id or op.status != JobStatus.RUNNING.value:
         return None
     return op
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import datetime as dt
 import zlib
-from typing import overload
 
 from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +33,7 @@ from ..types import (
 )
 from .db import make_engine, migrate, write_session
 from .permissions import Visibility, visible_clause
-from .queue import JobQueue, JobStatus, examples_to_json, finish, utcnow
+from .queue import JobQueue, JobStatus, as_utc, examples_to_json, finish, utcnow
 from .tables import (
     FineTuningJobRow,
     OperationRow,
@@ -61,17 +59,6 @@ class StoredWeights:
     @property
     def is_adapter(self) -> bool:
         return self.method == "lora"
-
-
-@overload
-def _utc(value: dt.datetime) -> dt.datetime: ...
-@overload
-def _utc(value: None) -> None: ...
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 @dataclasses.dataclass
@@ -369,7 +356,7 @@ class Store:
         rows = s.scalars(
             select(table).where(table.tuned_model_id == model_id).order_by(table.step)
         ).all()
-        return [TuningSnapshot(r.step, r.epoch, r.mean_loss, _utc(r.compute_time)) for r in rows]
+        return [TuningSnapshot(r.step, r.epoch, r.mean_loss, as_utc(r.compute_time)) for r in rows]
 
     def _record(self, s, row: TunedModelRow, snapshots=None) -> TunedModel:
         return TunedModel(
@@ -383,11 +370,11 @@ class Store:
             top_p=row.top_p,
             top_k=row.top_k,
             state=TunedModelState(row.state),
-            create_time=_utc(row.create_time),
-            update_time=_utc(row.update_time),
+            create_time=as_utc(row.create_time),
+            update_time=as_utc(row.update_time),
             tuning_task=TuningTask(
-                start_time=_utc(row.start_time),
-                complete_time=_utc(row.complete_time),
+                start_time=as_utc(row.start_time),
+                complete_time=as_utc(row.complete_time),
                 snapshots=snapshots if snapshots is not None else self._snapshots(s, row.id),
                 hyperparameters=Hyperparameters(
                     epoch_count=row.epoch_count,
