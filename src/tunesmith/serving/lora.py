@@ -27,19 +27,12 @@ from pathlib import Path
 
 import torch
 
+from ..engine.export.weights import check_lora_config
 from ..errors import FailedPrecondition
 from .adapters import CONFIG_FILE, WEIGHTS_FILE
 from .weights import is_linear
 
 _PREFIX = "base_model.model."  # peft's prefix on saved keys
-# Features of peft's LoraConfig that change the arithmetic above; their "off" values.
-_UNSUPPORTED: dict[str, object] = {
-    "use_dora": False,
-    "fan_in_fan_out": False,
-    "modules_to_save": None,
-    "alpha_pattern": {},
-    "trainable_token_indices": None,
-}
 
 
 @dataclasses.dataclass
@@ -64,11 +57,7 @@ def read_adapter(folder: Path, name: str) -> AdapterWeights:
         tensors = load_file(folder / WEIGHTS_FILE)
     except (OSError, ValueError) as e:
         raise FailedPrecondition(f"adapter {folder.name}: cannot read it ({e})") from e
-    if config.get("peft_type", "LORA") != "LORA":
-        raise FailedPrecondition(f"adapter {folder.name}: {config['peft_type']} is not LoRA")
-    for key, off in _UNSUPPORTED.items():
-        if config.get(key) not in (off, None, {}, [], False):
-            raise FailedPrecondition(f"adapter {folder.name}: LoRA option {key} is not served")
+    check_lora_config(config, folder, "served")
     alpha = float(config.get("lora_alpha", 8))
     layers = {}
     for key, a in tensors.items():

@@ -32,7 +32,6 @@ _UNSUPPORTED: dict[str, object] = {
     "fan_in_fan_out": False,
     "modules_to_save": None,
     "alpha_pattern": {},
-    "rank_pattern": {},
     "trainable_token_indices": None,
 }
 
@@ -53,6 +52,18 @@ class LoraWeights:
         return self.scale * self.rank
 
 
+def check_lora_config(config: dict, folder: Path, use: str, *, one_rank: bool = False) -> None:
+    """Refuse an adapter that is not plain LoRA: its weights would be ``use``d (served,
+    exported) with the wrong arithmetic. ``one_rank``: the reader keeps one rank and scale for
+    the whole adapter (llama.cpp's GGUF LoRA), so per-layer ranks are refused too."""
+    if config.get("peft_type", "LORA") != "LORA":
+        raise FailedPrecondition(f"adapter {folder.name}: {config['peft_type']} is not LoRA")
+    refused = {**_UNSUPPORTED, "rank_pattern": {}} if one_rank else _UNSUPPORTED
+    for key, off in refused.items():
+        if config.get(key) not in (off, None, {}, [], False):
+            raise FailedPrecondition(f"adapter {folder.name}: LoRA option {key} is not {use}")
+
+
 def read_lora(folder: Path) -> LoraWeights:
     """The adapter in ``folder`` as float32 numpy arrays (read without torch: the llama.cpp
     serving path converts adapters in a process that never imports it)."""
@@ -62,11 +73,7 @@ def read_lora(folder: Path) -> LoraWeights:
         tensors = _read_float32(folder / ADAPTER_WEIGHTS)
     except (OSError, ValueError, SafetensorError) as e:
         raise FailedPrecondition(f"adapter {folder.name}: cannot read it ({e})") from e
-    if config.get("peft_type", "LORA") != "LORA":
-        raise FailedPrecondition(f"adapter {folder.name}: {config['peft_type']} is not LoRA")
-    for key, off in _UNSUPPORTED.items():
-        if config.get(key) not in (off, None, {}, [], False):
-            raise FailedPrecondition(f"adapter {folder.name}: LoRA option {key} is not exported")
+    check_lora_config(config, folder, "exported", one_rank=True)
     layers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key, a in tensors.items():
         if not key.endswith(".lora_A.weight"):
