@@ -117,9 +117,7 @@ def test_every_variable_the_code_reads_is_documented():
 
 
 @pytest.mark.parametrize("field", dataclasses.fields(Settings), ids=lambda f: f.name)
-def test_each_variable_sets_its_setting_and_its_documented_default_is_the_default(
-    field, clean_env
-):
+def test_each_variable_sets_its_setting_and_its_documented_default_is_the_default(field, clean_env):
     variable = _variable(field)
     row = configuration()[variable]
     default = get_settings()

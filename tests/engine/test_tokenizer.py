@@ -40,7 +40,8 @@ def test_a_folder_naming_another_class_goes_through_autotokenizer(tiny_model_dir
     config["tokenizer_class"] = "PreTrainedTokenizerFast"  # AutoTokenizer resolves it
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
     tok = load_tokenizer(folder)
-    assert tok("hello world")["input_ids"] == load_tokenizer(tiny_model_dir)("hello world")[
-        "input_ids"
-    ]
+    assert (
+        tok("hello world")["input_ids"]
+        == load_tokenizer(tiny_model_dir)("hello world")["input_ids"]
+    )
     assert tok.pad_token is not None

@@ -107,7 +107,10 @@ def test_gguf_loads_back_in_transformers_with_the_same_logits(tuned_tiny, export
         text = TEMPLATE.replace("{input}", prompt)
         assert gguf_tokenizer(text)["input_ids"] == tokenizer(text)["input_ids"]
         torch.testing.assert_close(
-            _logits(loaded, tokenizer, prompt), _logits(merged, tokenizer, prompt), rtol=0, atol=1e-5
+            _logits(loaded, tokenizer, prompt),
+            _logits(merged, tokenizer, prompt),
+            rtol=0,
+            atol=1e-5,
         )
     assert hf_greedy(loaded, gguf_tokenizer) == served(tuned_tiny)
     q8 = exported[("gguf", "Q8_0")]

@@ -82,7 +82,9 @@ def test_an_adapter_that_does_not_fit_is_refused_naming_why(service, tiny_model_
     imports = service.imports
     wide = other_model(tmp_path / "wide", tiny_model_dir)
     misfit = peft_adapter(wide, tmp_path / "for-wide")
-    with pytest.raises(InvalidArgument, match=r"adapter: model.layers.0.mlp.down_proj is \[32, 64\]"):
+    with pytest.raises(
+        InvalidArgument, match=r"adapter: model.layers.0.mlp.down_proj is \[32, 64\]"
+    ):
         imports.import_adapter(misfit, str(tiny_model_dir), "misfit")
     with pytest.raises(InvalidArgument, match="is not a peft adapter folder"):
         imports.import_adapter(tmp_path / "nothing-here", str(tiny_model_dir), "empty")
