@@ -142,3 +142,26 @@ def test_cancel_and_delete_ask_first(page, keyed_server, tiny_model_dir, artifac
     assert page.locator("tr[data-model=long-one]").count() == 0
     gone = httpx.get(f"{server.url}/v1beta/tunedModels/long-one", headers={"x-goog-api-key": key})
     assert gone.status_code == 404
+
+
+def test_a_late_unauthenticated_answer_keeps_the_key_being_typed(browser, keyed_server):
+    """The list page's requests fail together without a key; an answer that comes after the
+    dialog is open (and the user typing) must not wipe the input."""
+    server, key = keyed_server
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    try:
+        pg.goto(server.url + "/")
+        pg.wait_for_selector("#key-dialog[open]")
+        pg.fill("#key-input", key)
+        pg.evaluate(
+            """() => window.dispatchEvent(new CustomEvent("tunesmith:unauthenticated",
+                   { detail: { message: "API key not valid" } }))"""
+        )
+        assert pg.input_value("#key-input") == key
+        pg.click("#key-dialog button[value=save]")
+        pg.wait_for_function("document.getElementById('key-state').textContent === 'set'")
+        pg.wait_for_selector("h1:has-text('Tuned models')")
+    finally:
+        context.close()

@@ -77,10 +77,13 @@ function showKeyState() {
 }
 
 function openKeyDialog(message) {
-  keyInput.value = apiKey.get();
   keyMessage.textContent = typeof message === "string" ? message : "";
   keyMessage.hidden = typeof message !== "string";
-  if (!dialog.open) dialog.showModal();
+  // A page's requests fail together (each answers 401): only the first opens the dialog, the
+  // others must not reset what the user has begun to type.
+  if (dialog.open) return;
+  keyInput.value = apiKey.get();
+  dialog.showModal();
   keyInput.focus();
 }
 
