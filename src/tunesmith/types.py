@@ -12,7 +12,19 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
+
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored or received time as an aware one: a naive datetime (SQLite hands them back,
+    some answers leave the zone out) is UTC, as everything tunesmith stores is."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 class TunedModelState(enum.IntEnum):

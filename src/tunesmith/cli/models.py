@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..types import TunedModel, TunedModelState
+from ..types import TunedModel, TunedModelState, as_utc
 from ._common import (
     FAILED,
     USAGE,
@@ -249,9 +249,7 @@ def sparkline(values: list[float], width: int = 40) -> str:
 def _when(value: dt.datetime | None) -> str:
     if value is None:
         return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return as_utc(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _took(start: dt.datetime | None, end: dt.datetime | None) -> str:

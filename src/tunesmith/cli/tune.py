@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from .. import errors
 from ..sdk.clients import keep_running
-from ..types import Phase
+from ..types import Phase, as_utc
 from ._common import (
     FAILED,
     INTERRUPTED,
@@ -159,7 +159,7 @@ def follow(op, client, *, json_out: bool = False, started: dt.datetime | None = 
                     task,
                     **_progress_line(meta, done),
                     loss=f"{snaps[-1].mean_loss:.4f}" if snaps else "-",
-                    elapsed=_clock((dt.datetime.now(dt.UTC) - _aware(started)).total_seconds()),
+                    elapsed=_clock((dt.datetime.now(dt.UTC) - as_utc(started)).total_seconds()),
                     eta="0:00" if done else _eta(meta),
                 )
                 if done:
@@ -248,10 +248,6 @@ def _clock(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def register(app: typer.Typer) -> None:

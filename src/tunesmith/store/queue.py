@@ -33,14 +33,13 @@ import datetime as dt
 import enum
 import json
 from collections.abc import Callable
-from typing import overload
 
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from ..errors import FailedPrecondition, NotFound
 from ..records.conversations import Conversation
-from ..types import Phase, TunedModel, TunedModelState, TuningExample, TuningSnapshot
+from ..types import Phase, TunedModel, TunedModelState, TuningExample, TuningSnapshot, as_utc
 from .db import is_sqlite, write_session
 from .tables import OperationRow, SnapshotRow, TunedModelRow, ValidationLossRow
 
@@ -80,17 +79,6 @@ class IllegalTransition(RuntimeError):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@overload
-def as_utc(value: dt.datetime) -> dt.datetime: ...
-@overload
-def as_utc(value: None) -> None: ...
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def move(op: OperationRow, to: JobStatus) -> None:

@@ -30,10 +30,11 @@ from ..types import (
     TuningSnapshot,
     TuningTask,
     ValidationLosses,
+    as_utc,
 )
 from .db import make_engine, migrate, write_session
 from .permissions import Visibility, visible_clause
-from .queue import JobQueue, JobStatus, as_utc, examples_to_json, finish, utcnow
+from .queue import JobQueue, JobStatus, examples_to_json, finish, utcnow
 from .tables import (
     FineTuningJobRow,
     OperationRow,

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ..errors import InvalidArgument
-from ..types import TunedModelState
+from ..types import TunedModelState, as_utc
 
 # -- keys, numbers, times ----------------------------------------------------------------
 
@@ -33,9 +33,7 @@ def snake_keys(value: Any) -> Any:
 def timestamp(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return as_utc(value).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_timestamp(value: str | None) -> dt.datetime | None:
