@@ -234,8 +234,9 @@ def _print_operation(op) -> None:
 
 
 def _eta(meta) -> str:
-    """Time left, from the pace of the snapshots so far (unknown before two of them)."""
-    snaps = meta.snapshots
+    """Time left, from the pace of the snapshots so far (unknown before two of them that
+    carry a compute time: a server may leave ``computeTime`` out)."""
+    snaps = [s for s in meta.snapshots if s.compute_time is not None]
     if len(snaps) < 2 or snaps[-1].step <= snaps[0].step:
         return "-"
     seconds = (snaps[-1].compute_time - snaps[0].compute_time).total_seconds()
