@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -75,34 +76,52 @@ def test_compiled_runs_train_like_eager_ones_and_compile_once_per_worker(tiny_mo
     assert _graphs_compiled() == graphs
 
 
-def test_only_runs_long_enough_to_pay_compile_a_fresh_worker_s_layers(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    "bf16, threshold",
+    [(True, models.COMPILE_MIN_TOKENS), (False, models.COMPILE_MIN_TOKENS_FP32)],
+    ids=["bf16", "float32"],
+)
+def test_only_runs_long_enough_to_pay_compile_a_fresh_worker_s_layers(
+    tiny_model_dir, tmp_path, bf16, threshold
+):
     r = recipe.Recipe(base_dir=tiny_model_dir, examples=EXAMPLES, output_dir=tmp_path)
-    short = models.prepare(r, False, tokens=models.COMPILE_MIN_TOKENS - 1)
+    short = models.prepare(r, bf16, tokens=threshold - 1)
     assert not models.compiled(short)
     models.release(short)
-    long = models.prepare(r, False, tokens=models.COMPILE_MIN_TOKENS)
+    long = models.prepare(r, bf16, tokens=threshold)
     assert models.compiled(long)
     models.release(long)
     # Once compiled, the worker's base serves short runs compiled too: the cost is paid.
-    again = models.prepare(r, False, tokens=1)
+    again = models.prepare(r, bf16, tokens=1)
     assert models.compiled(again)
     models.release(again)
 
 
+X86 = pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64"), reason="the instruction sets checked are x86's"
+)
+
 LATER_WORKER = """
 import json, sys
 from pathlib import Path
+from unittest import mock
 from torch._dynamo.utils import counters
+from torch._inductor.cpu_vec_isa import VecISA
 from tunesmith.engine import recipe
 pairs = [(str(i), str(i + 1)) for i in range(1, 13)]
-recipe.run(recipe.Recipe(Path(sys.argv[1]), pairs, Path(sys.argv[2]), batch_size=3, compile=True))
+# The CPU's vector instruction sets: inductor probes each of them in a new Python process.
+with mock.patch.object(VecISA, "_probe_load", autospec=True, side_effect=VecISA._probe_load) as probe:
+    recipe.run(recipe.Recipe(Path(sys.argv[1]), pairs, Path(sys.argv[2]), batch_size=3,
+                             compile=True))
 print(json.dumps({"made": counters["inductor"]["fxgraph_cache_miss"],
                   "loaded": counters["inductor"]["fxgraph_cache_hit"]
-                  + counters["aot_autograd"]["autograd_cache_hit"]}))
+                  + counters["aot_autograd"]["autograd_cache_hit"],
+                  "probed": sorted({str(call.args[0]) for call in probe.call_args_list})}))
 """
 
 
 @pytest.mark.slow
+@X86
 def test_layers_compiled_ahead_are_loaded_by_a_later_worker(tiny_model_dir, tmp_path):
     """`python -m tunesmith.jobs.prepare --compile` (make setup) keeps the compiled layers in
     the installation's cache of compiled code; a later worker's first compiled run loads every
@@ -119,3 +138,19 @@ def test_layers_compiled_ahead_are_loaded_by_a_later_worker(tiny_model_dir, tmp_
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["made"] == 0 and report["loaded"] > 0
+    # Inductor checks each vector instruction set the CPU reports in a new Python process
+    # (0.3 s each); those that passed at setup are trusted. AVX2, which it checks no further:
+    assert "avx2" not in report["probed"]
+
+
+@X86
+def test_a_cpu_whose_instruction_set_fails_the_check_is_checked_every_time(tmp_path, monkeypatch):
+    from torch._inductor import config, cpu_vec_isa
+
+    monkeypatch.setattr(config.cpp, "vec_isa_ok", None)
+    checks = []
+    monkeypatch.setattr(cpu_vec_isa, "valid_vec_isa_list", lambda: checks.append(1) or [])
+    for _ in range(2):
+        models._trust_vector_isas(tmp_path)
+    assert len(checks) == 2 and list(tmp_path.iterdir()) == []
+    assert config.cpp.vec_isa_ok is None  # inductor keeps checking, and picks no vector code

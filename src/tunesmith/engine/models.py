@@ -30,15 +30,17 @@
   layer runs eagerly (:func:`_layers_to_compile`), so all the others share one graph. The compiled
   layers belong to the cached base, so they are compiled once per worker and every later job
   on that base reuses them without recompiling (the LoRA layers peft adds are graph inputs,
-  not constants). A run compiles only if its tokens make that pay (:data:`COMPILE_MIN_TOKENS`)
-  or the base already is compiled; other runs take the eager path with :mod:`.fused_lora`
-  (whose regrouping confuses the compiler, and which inductor's own fusion makes unnecessary).
+  not constants). A run compiles only if its tokens make that pay (:data:`COMPILE_MIN_TOKENS`,
+  :data:`COMPILE_MIN_TOKENS_FP32`) or the base already is compiled; other runs take the eager
+  path with :mod:`.fused_lora` (whose regrouping confuses the compiler, and which inductor's
+  own fusion makes unnecessary).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import threading
@@ -58,14 +60,19 @@ _PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_
 
 EAGER_ATTENTION_MAX_LEN = 256
 
-COMPILE_MIN_TOKENS = 30_000
-"""Real tokens (all epochs) from which a run compiles the layers of a base not yet compiled.
-Compiled steps saved 0.3-0.9 ms per token on the 2-core benchmark machines, so a run this long
-saves 9-27 s: one to five warm compiles. A cold one (once per machine while inductor's cache
-lasts) costs a minute or more; the runs after it get it back. At the speed benchmark's 17,500
-tokens a fresh worker with the cache warm gained nothing by compiling (56 s against 55 s); on
-the AVX512-BF16 EPYC, with the first layer eager and compiling a 2-step job adding 0.6-0.9 s,
-200 examples x 3 epochs (11,700 tokens) ran 37.0-39.0 s compiled against 37.1-37.4 s eager."""
+COMPILE_MIN_TOKENS = 10_000
+"""Real tokens (all epochs) from which a bf16 run compiles the layers of a base not yet compiled.
+With the code compiled ahead at setup, compiling costs a fresh worker 2.5-3 s at its first step
+on the AMX Xeon; compiled steps there save about 0.5 ms a token. Whole runs in a fresh process
+(AMX Xeon, packaged base): 100 examples x 3 epochs (5,900 tokens) 19.3 s compiled against
+18.8 s eager, 200 x 3 (11,700) 31.1 s against 33.3 s, 900 x 1 (17,500) 41.7 s against 49.1 s.
+On the AVX512-BF16 EPYC 200 x 3 ran 37.0-39.0 s compiled against 37.1-37.4 s eager when
+compiling cost a second more (before :func:`_trust_vector_isas`)."""
+
+COMPILE_MIN_TOKENS_FP32 = 30_000
+"""The same for a run in float32 (a CPU without fast bf16), where compiled steps gained
+nothing measurable on the AVX2 EPYC (171 tokens/s compiled, 176 eager) and a long run pays
+a compile (a minute or more cold) in case they do elsewhere."""
 
 # peft asks transformers a deprecated question each time it wraps a model; the warning reaches
 # users' terminals on every generation and says nothing they can act on.
@@ -136,7 +143,7 @@ def prepare(
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()  # master weights in fp32 even over a bf16 base
     # torch types Module.__setattr__'s value as Tensor | Module; this is a plain flag.
-    compiled = _wants_compile(recipe.compile, base, tokens)
+    compiled = _wants_compile(recipe.compile, base, tokens, bf16)
     model._tunesmith_runs_compiled = compiled  # type: ignore[assignment]
     if model._tunesmith_runs_compiled:
         _compile_layers(base)
@@ -170,12 +177,12 @@ def eager(model):
             layer._compiled_call_impl = call
 
 
-def _wants_compile(choice: bool | None, base, tokens: int) -> bool:
+def _wants_compile(choice: bool | None, base, tokens: int, bf16: bool) -> bool:
     if getattr(base, "_tunesmith_layers_compiled", False):
         return choice is not False  # already paid for by an earlier job on this worker
     if choice is False or not _layers_to_compile(base) or not _can_compile():
         return False
-    return choice or tokens >= COMPILE_MIN_TOKENS
+    return choice or tokens >= (COMPILE_MIN_TOKENS if bf16 else COMPILE_MIN_TOKENS_FP32)
 
 
 def _can_compile() -> bool:
@@ -192,7 +199,9 @@ def _compile_layers(base) -> None:
     recompiled for the second length seen. Layers share one compiled graph."""
     if getattr(base, "_tunesmith_layers_compiled", False):
         return
-    _use_compile_cache()
+    cache = _use_compile_cache()
+    if cache is not None:
+        _trust_vector_isas(cache)
     # The layers' float attributes (peft's LoRA scaling, the norms' epsilon, dropout rates) are
     # constants. Under dynamic=True dynamo first traces them as symbolic floats, fails, and
     # traces the layer again: half of a warm compile (9 s instead of 16 s here).
@@ -220,16 +229,63 @@ def compile_cache() -> Path:
     return shared_dir() / ".compiled"
 
 
-def _use_compile_cache() -> None:
+def _use_compile_cache() -> Path | None:
     """Point inductor at :func:`compile_cache` (it reads the variable whenever it looks in
-    its cache), unless that folder cannot be written: then inductor's own default."""
+    its cache) and return it, unless that folder cannot be written: then inductor's own
+    default, and None."""
     folder = compile_cache()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    return folder
+
+
+_VECTOR_ISAS_CHECKED = "vector-isas.json"
+
+
+def _trust_vector_isas(cache: Path) -> None:
+    """Skip inductor's check of the CPU's vector instruction sets once it has passed here.
+
+    Every process that compiles builds a probe for each instruction set the CPU reports and
+    loads it in a new Python process, even when all its code comes from the cache: four such
+    processes, 1.3 s of a 3.5 s warm compile on the AMX Xeon. The first compiling process of
+    an installation runs the check; if every set passes, it says so in ``cache`` for this CPU
+    and torch, and it and every later process tell inductor the sets are fine
+    (``cpp.vec_isa_ok``). That setting is part of inductor's cache key, so the code compiled
+    ahead at setup and a worker's lookups agree. Where a set fails, nothing is recorded and
+    every process checks, as inductor does by default."""
+    import platform
+
+    try:
+        from torch._inductor import config as inductor_config
+        from torch._inductor import cpu_vec_isa
+    except ImportError:  # another torch's layout: inductor checks as usual
         return
-    if os.access(folder, os.W_OK):
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return
+    # The sets inductor would probe: those whose flags the CPU reports (its own filter).
+    flags = cpu_vec_isa.x86_isa_checker()
+    reported = sorted(
+        str(isa)
+        for isa in cpu_vec_isa.supported_vec_isa_list
+        if all(flag in flags for flag in str(isa).split())
+    )
+    seen = {"torch": torch.__version__, "passed": reported}
+    record = cache / _VECTOR_ISAS_CHECKED
+    try:
+        known = json.loads(record.read_text()) == seen
+    except (OSError, ValueError):
+        known = False
+    if not known:
+        if sorted(str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()) != reported:
+            return
+        with contextlib.suppress(OSError):
+            record.write_text(json.dumps(seen))
+    inductor_config.cpp.vec_isa_ok = True
 
 
 def _decoder_layers(base) -> list[torch.nn.Module]:
