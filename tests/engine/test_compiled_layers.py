@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -76,25 +77,43 @@ def test_compiled_runs_train_like_eager_ones_and_compile_once_per_worker(tiny_mo
     assert _graphs_compiled() == graphs
 
 
-@pytest.mark.parametrize(
-    "bf16, threshold",
-    [(True, models.COMPILE_MIN_TOKENS), (False, models.COMPILE_MIN_TOKENS_FP32)],
-    ids=["bf16", "float32"],
-)
+@pytest.mark.parametrize("bf16", [True, False], ids=["bf16", "float32"])
 def test_only_runs_long_enough_to_pay_compile_a_fresh_worker_s_layers(
-    tiny_model_dir, tmp_path, bf16, threshold
+    tiny_model_dir, tmp_path, bf16
 ):
     r = recipe.Recipe(base_dir=tiny_model_dir, examples=EXAMPLES, output_dir=tmp_path)
-    short = models.prepare(r, bf16, tokens=threshold - 1)
+    short = models.prepare(r, bf16, longest=8, tokens=models.COMPILE_MIN_TOKENS - 1)
     assert not models.compiled(short)
     models.release(short)
-    long = models.prepare(r, bf16, tokens=threshold)
+    long = models.prepare(r, bf16, longest=8, tokens=models.COMPILE_MIN_TOKENS)
     assert models.compiled(long)
     models.release(long)
     # Once compiled, the worker's base serves short runs compiled too: the cost is paid.
     again = models.prepare(r, bf16, tokens=1)
     assert models.compiled(again)
     models.release(again)
+
+
+def test_shorter_bf16_runs_compile_what_setup_compiled_ahead(tiny_model_dir, tmp_path, monkeypatch):
+    """Where setup compiled a run's layers ahead, compiling only loads them: a bf16 run pays
+    for that from fewer tokens. Anything setup did not compile keeps the higher bar."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "compiled"))
+    tokens = models.COMPILE_MIN_TOKENS_AHEAD
+    r = recipe.Recipe(base_dir=tiny_model_dir, examples=EXAMPLES, output_dir=tmp_path)
+
+    def compiles(job=r, bf16=True, longest=8) -> bool:
+        model = models.prepare(job, bf16, longest=longest, tokens=tokens)
+        models.release(model)
+        models.clear_cache()  # the next question is a fresh worker's again
+        return models.compiled(model)
+
+    assert not compiles()  # nothing compiled ahead yet
+    models.note_compiled_ahead(r, bf16=True)
+    assert compiles()
+    assert not compiles(bf16=False)
+    assert not compiles(longest=models.EAGER_ATTENTION_MAX_LEN + 1)  # another attention
+    assert not compiles(job=replace(r, lora_rank=16))
+    assert not compiles(job=replace(r, prompt_template="<s>{text_input}</s>"))
 
 
 X86 = pytest.mark.skipif(

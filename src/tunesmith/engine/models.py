@@ -31,7 +31,7 @@
   layers belong to the cached base, so they are compiled once per worker and every later job
   on that base reuses them without recompiling (the LoRA layers peft adds are graph inputs,
   not constants). A run compiles only if its tokens make that pay (:data:`COMPILE_MIN_TOKENS`,
-  :data:`COMPILE_MIN_TOKENS_FP32`) or the base already is compiled; other runs take the eager
+  :data:`COMPILE_MIN_TOKENS_AHEAD`) or the base already is compiled; other runs take the eager
   path with :mod:`.fused_lora` (whose regrouping confuses the compiler, and which inductor's
   own fusion makes unnecessary).
 """
@@ -60,19 +60,23 @@ _PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_
 
 EAGER_ATTENTION_MAX_LEN = 256
 
-COMPILE_MIN_TOKENS = 10_000
-"""Real tokens (all epochs) from which a bf16 run compiles the layers of a base not yet compiled.
-With the code compiled ahead at setup, compiling costs a fresh worker 2.5-3 s at its first step
-on the AMX Xeon; compiled steps there save about 0.5 ms a token. Whole runs in a fresh process
-(AMX Xeon, packaged base): 100 examples x 3 epochs (5,900 tokens) 19.3 s compiled against
-18.8 s eager, 200 x 3 (11,700) 31.1 s against 33.3 s, 900 x 1 (17,500) 41.7 s against 49.1 s.
-On the AVX512-BF16 EPYC 200 x 3 ran 37.0-39.0 s compiled against 37.1-37.4 s eager when
-compiling cost a second more (before :func:`_trust_vector_isas`)."""
+COMPILE_MIN_TOKENS = 30_000
+"""Real tokens (all epochs) from which a run compiles the layers of a base not yet compiled,
+where the compiled code may not be in the cache yet. Compiled steps saved 0.3-0.9 ms per
+token on the 2-core benchmark machines, so a run this long saves 9-27 s: one to five warm
+compiles. A cold one (once per machine while inductor's cache lasts: a new base, a prompt
+template or LoRA rank not compiled before, examples long enough for another attention)
+costs a minute or more; the runs after it get it back."""
 
-COMPILE_MIN_TOKENS_FP32 = 30_000
-"""The same for a run in float32 (a CPU without fast bf16), where compiled steps gained
-nothing measurable on the AVX2 EPYC (171 tokens/s compiled, 176 eager) and a long run pays
-a compile (a minute or more cold) in case they do elsewhere."""
+COMPILE_MIN_TOKENS_AHEAD = 10_000
+"""The same for a bf16 run that setup compiled ahead (:func:`note_compiled_ahead`: the same
+base, prompt template and LoRA rank, examples short enough for plain attention), where
+compiling loads the code: 2.5-3 s at the first step on the AMX Xeon, where compiled steps
+save about 0.5 ms a token. Whole runs in a fresh process there (packaged base): 100 examples
+x 3 epochs (5,900 tokens) 19.3 s compiled against 18.8 s eager, 200 x 3 (11,700) 31.1 s
+against 33.3 s, 900 x 1 (17,500) 41.7 s against 49.1 s. Not in float32 (a CPU without fast
+bf16), where compiled steps gained nothing measurable on the AVX2 EPYC (171 tokens/s
+compiled, 176 eager)."""
 
 # peft asks transformers a deprecated question each time it wraps a model; the warning reaches
 # users' terminals on every generation and says nothing they can act on.
@@ -143,7 +147,7 @@ def prepare(
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()  # master weights in fp32 even over a bf16 base
     # torch types Module.__setattr__'s value as Tensor | Module; this is a plain flag.
-    compiled = _wants_compile(recipe.compile, base, tokens, bf16)
+    compiled = _wants_compile(recipe.compile, base, tokens, lambda: _ahead(recipe, bf16, longest))
     model._tunesmith_runs_compiled = compiled  # type: ignore[assignment]
     if model._tunesmith_runs_compiled:
         _compile_layers(base)
@@ -177,12 +181,56 @@ def eager(model):
             layer._compiled_call_impl = call
 
 
-def _wants_compile(choice: bool | None, base, tokens: int, bf16: bool) -> bool:
+def _wants_compile(choice: bool | None, base, tokens: int, ahead: Callable[[], bool]) -> bool:
     if getattr(base, "_tunesmith_layers_compiled", False):
         return choice is not False  # already paid for by an earlier job on this worker
     if choice is False or not _layers_to_compile(base) or not _can_compile():
         return False
-    return choice or tokens >= (COMPILE_MIN_TOKENS if bf16 else COMPILE_MIN_TOKENS_FP32)
+    if choice or tokens >= COMPILE_MIN_TOKENS:
+        return True
+    return tokens >= COMPILE_MIN_TOKENS_AHEAD and ahead()
+
+
+_COMPILED_AHEAD = "compiled-ahead.json"
+
+
+def _ahead_key(recipe) -> dict:
+    return {
+        "base": str(Path(recipe.base_dir).resolve()),
+        "prompt_template": recipe.prompt_template,
+        "lora_rank": recipe.lora_rank,
+        "torch": torch.__version__,
+    }
+
+
+def note_compiled_ahead(recipe, bf16: bool) -> None:
+    """Record that the layers a bf16 run like ``recipe`` compiles are in :func:`compile_cache`
+    (setup compiled them ahead, with short examples), so that shorter runs compile them too
+    (:data:`COMPILE_MIN_TOKENS_AHEAD`)."""
+    if not bf16:
+        return
+    record = compile_cache() / _COMPILED_AHEAD
+    key = _ahead_key(recipe)
+    with contextlib.suppress(OSError, ValueError):
+        record.parent.mkdir(parents=True, exist_ok=True)
+        known = json.loads(record.read_text()) if record.exists() else []
+        known = known if isinstance(known, list) else []
+        if key not in known:
+            record.write_text(json.dumps([*known, key], indent=1))
+
+
+def _ahead(recipe, bf16: bool, longest: int | None) -> bool:
+    """Whether setup compiled this run's layers ahead (:func:`note_compiled_ahead`). Not for a
+    run that goes on from an adapter, whose rank is the adapter's own."""
+    if not bf16 or longest is None or longest > EAGER_ATTENTION_MAX_LEN:
+        return False
+    if recipe.init_adapter_dir is not None:
+        return False
+    try:
+        known = json.loads((compile_cache() / _COMPILED_AHEAD).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(known, list) and _ahead_key(recipe) in known
 
 
 def _can_compile() -> bool:

@@ -128,6 +128,12 @@ def bf16_supported() -> bool:
         return False
 
 
+def _uses_bf16(recipe: Recipe) -> bool:
+    return recipe.mixed_precision == "bf16" or (
+        recipe.mixed_precision == "auto" and bf16_supported()
+    )
+
+
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -163,18 +169,17 @@ def compile_ahead(base_dir: Path, prompt_template: str | None = None) -> None:
     ]
     with tempfile.TemporaryDirectory() as out:
         try:
-            out_dir = Path(out) / "adapter"
-            run(
-                Recipe(
-                    base_dir,
-                    examples,
-                    out_dir,
-                    epoch_count=1,
-                    batch_size=5,
-                    prompt_template=prompt_template,
-                    compile=True,
-                )
+            job = Recipe(
+                base_dir,
+                examples,
+                Path(out) / "adapter",
+                epoch_count=1,
+                batch_size=5,
+                prompt_template=prompt_template,
+                compile=True,
             )
+            run(job)
+            models.note_compiled_ahead(job, _uses_bf16(job))
         finally:
             models.clear_cache()  # its compiled base is not kept for later jobs here
 
@@ -188,9 +193,7 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     held_out = [fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.validation_examples]
     lengths = [len(ids) for ids, _ in rows]
     plan = plan_batches(len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed, lengths)
-    use_bf16 = recipe.mixed_precision == "bf16" or (
-        recipe.mixed_precision == "auto" and bf16_supported()
-    )
+    use_bf16 = _uses_bf16(recipe)
     memory.check(
         recipe.base_dir,
         recipe.method,
