@@ -209,14 +209,20 @@ def note_compiled_ahead(recipe, bf16: bool) -> None:
     (:data:`COMPILE_MIN_TOKENS_AHEAD`)."""
     if not bf16:
         return
-    record = compile_cache() / _COMPILED_AHEAD
-    key = _ahead_key(recipe)
-    with contextlib.suppress(OSError, ValueError):
-        record.parent.mkdir(parents=True, exist_ok=True)
-        known = json.loads(record.read_text()) if record.exists() else []
-        known = known if isinstance(known, list) else []
-        if key not in known:
-            record.write_text(json.dumps([*known, key], indent=1))
+    known, key = _compiled_ahead(), _ahead_key(recipe)
+    if key not in known:
+        with contextlib.suppress(OSError):
+            compile_cache().mkdir(parents=True, exist_ok=True)
+            (compile_cache() / _COMPILED_AHEAD).write_text(json.dumps([*known, key], indent=1))
+
+
+def _compiled_ahead() -> list:
+    """What :func:`note_compiled_ahead` recorded; nothing if the record is missing or unreadable."""
+    try:
+        known = json.loads((compile_cache() / _COMPILED_AHEAD).read_text())
+    except (OSError, ValueError):
+        return []
+    return known if isinstance(known, list) else []
 
 
 def _ahead(recipe, bf16: bool, longest: int | None) -> bool:
@@ -224,13 +230,7 @@ def _ahead(recipe, bf16: bool, longest: int | None) -> bool:
     run that goes on from an adapter, whose rank is the adapter's own."""
     if not bf16 or longest is None or longest > EAGER_ATTENTION_MAX_LEN:
         return False
-    if recipe.init_adapter_dir is not None:
-        return False
-    try:
-        known = json.loads((compile_cache() / _COMPILED_AHEAD).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(known, list) and _ahead_key(recipe) in known
+    return recipe.init_adapter_dir is None and _ahead_key(recipe) in _compiled_ahead()
 
 
 def _can_compile() -> bool:
