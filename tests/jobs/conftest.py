@@ -64,3 +64,19 @@ def procs(tmp_path, monkeypatch):
     p = Processes(tmp_path / "logs")
     yield p
     p.cleanup()
+
+
+def running(home: Path, module: str) -> set[int]:
+    """Processes of ``module`` serving ``home`` (Linux: read from /proc)."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone, or not ours
+        if module.encode() in argv and f"TUNESMITH_HOME={home}".encode() in env:
+            pids.add(int(proc.name))
+    return pids

@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from .conftest import wait_until
+from .conftest import running, wait_until
 
 CALLERS = 6
 
@@ -40,22 +39,6 @@ CASES = {
         r"listening on|another generation server serves",
     ),
 }
-
-
-def running(home: Path, module: str) -> set[int]:
-    """Processes of ``module`` serving ``home`` (Linux: read from /proc)."""
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            env = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone, or not ours
-        if module.encode() in argv and f"TUNESMITH_HOME={home}".encode() in env:
-            pids.add(int(proc.name))
-    return pids
 
 
 @pytest.mark.parametrize("which", list(CASES))

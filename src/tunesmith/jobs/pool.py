@@ -13,6 +13,7 @@ itself is killed, each worker is sent SIGTERM by the kernel (Linux) and does the
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import threading
 import time
 
 from ..settings import Settings
+from .embedded import worker_env
 from .signals import on_stop_signals
 from .supervisor import die_with_parent
 
@@ -40,6 +42,7 @@ class LocalPool:
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "tunesmith.jobs.worker"],
+            env=worker_env(dict(os.environ)),
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
             process_group=0,  # Ctrl-C reaches the pool only; the pool tells each worker
         )

@@ -35,7 +35,7 @@ import time
 from ..errors import DeadlineExceeded
 from ..settings import Settings
 from ..store import JobStatus, Store
-from .embedded import SETTINGS_ENV, openmp_env, settings_to_json
+from .embedded import SETTINGS_ENV, settings_to_json, worker_env
 
 log = logging.getLogger("tunesmith.supervisor")
 
@@ -149,7 +149,7 @@ class SupervisedWorker:
         report_r, report_w = os.pipe()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
-        env = openmp_env(dict(os.environ))
+        env = worker_env(dict(os.environ))
         env[SETTINGS_ENV] = settings_to_json(self.settings)
         args = ["--supervised", str(report_w), "--wake-fd", str(wake_r)]
         try:
