@@ -26,7 +26,7 @@ from machine import describe  # noqa: E402
 from tunesmith.jobs.embedded import worker_env  # noqa: E402
 
 MEASURE = """
-import json, sys, tempfile, time
+import json, resource, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from numbers_task import default_base_model, make_examples
@@ -41,19 +41,21 @@ with tempfile.TemporaryDirectory() as out:
     total = time.perf_counter() - started
 maps = Path("/proc/self/maps").read_text()
 step = (ends[-1] - ends[0]) / max(1, len(ends) - 1)
-print(json.dumps([total, step, "jemalloc" in maps]))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+print(json.dumps([total, step, peak, "jemalloc" in maps]))
 """
 
 
-def measure(env: dict[str, str], examples: int, epochs: int) -> tuple[float, float, bool]:
-    """(run seconds, mean step seconds, whether jemalloc was loaded) in a fresh process."""
+def measure(env: dict[str, str], examples: int, epochs: int) -> tuple[float, float, float, bool]:
+    """(run seconds, mean step seconds, peak RSS MiB, whether jemalloc was loaded) in a fresh
+    process."""
     bench = str(Path(__file__).resolve().parent)
     out = subprocess.run([sys.executable, "-c", MEASURE, bench, str(examples), str(epochs)],
                          env=env, capture_output=True, text=True, check=False)  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
-    total, step, jemalloc = json.loads(out.stdout.strip().splitlines()[-1])
-    return total, step, jemalloc
+    total, step, peak, jemalloc = json.loads(out.stdout.strip().splitlines()[-1])
+    return total, step, peak, jemalloc
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,14 +69,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {describe()}")
     print(f"{args.examples} examples x {args.epochs} epochs, batch 8; "
           f"worker preload: {setups['worker'].get('LD_PRELOAD') or 'none (glibc)'}")  # fmt: skip
-    results: dict[str, list[tuple[float, float, bool]]] = {name: [] for name in setups}
+    results: dict[str, list[tuple[float, float, float, bool]]] = {name: [] for name in setups}
     for _ in range(args.rounds):
         for name, env in setups.items():
             results[name].append(measure(env, args.examples, args.epochs))
-    print(f"\n{'allocator':>10}{'run':>9}{'step':>9}  jemalloc loaded")
+    print(f"\n{'allocator':>10}{'run':>9}{'step':>9}{'peak RSS':>13}  jemalloc loaded")
     for name, runs in results.items():
-        for total, step, jemalloc in runs:
-            print(f"{name:>10}{total:8.1f}s{step:8.3f}s  {jemalloc}")
+        for total, step, peak, jemalloc in runs:
+            print(f"{name:>10}{total:8.1f}s{step:8.3f}s{peak:9.0f} MiB  {jemalloc}")
     mean = {n: [sum(r[i] for r in runs) / len(runs) for i in (0, 1)] for n, runs in results.items()}
     print(f"\nworker / glibc: run {mean['glibc'][0] / mean['worker'][0]:.2f}x faster, "
           f"steps {mean['glibc'][1] / mean['worker'][1]:.2f}x")  # fmt: skip
