@@ -26,9 +26,11 @@ alternate and the ratios are what to read):
   per target token; counted over the positions each side computes (tunesmith runs a batch's
   shared start, its chat template's system prompt say, once: ``models.shared_start``), so the
   share says how well the arithmetic that is done uses the machine;
-* what a user waits for: wall time from ``create_tuned_model`` to ACTIVE through the embedded
-  SDK, on a fresh home and a worker process that has not run a job before (it starts with
-  the call: its imports, loading the base, tuning, saving), against the plain loop's wall
+* what a user waits for: wall time from ``create_tuned_model`` to ACTIVE on a fresh home and a
+  worker process that has not run a job before: the embedded SDK's, which starts with the call
+  (its imports, loading the base, tuning, saving), and ``tunesmith serve``'s, started before
+  and readied (the default base and its compiled layers loaded while it waited; the SDK
+  calls the server), against the plain loop's wall
   time for the same job in this process (loading the base, training, saving the adapter; its
   imports already paid, which favours the baseline), with both models' held-out exact match
   and how long the first step took to end (the fresh worker's fixed part, plus one step).
@@ -45,9 +47,11 @@ run under one policy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -225,19 +229,24 @@ print(json.dumps([time.perf_counter() - started, first_step, model.state.name]))
 
 
 def create_to_active(base_models_dir: Path, base_dir: Path, train, epochs: int, batch: int, heldout,
-                     template):  # fmt: skip
-    """Seconds from ``create_tuned_model`` to ACTIVE in a fresh script on a fresh home (its
-    worker process starts with the call), seconds from the call to the end of the first step
-    (the fresh worker's fixed part and one step), and the tuned model's held-out exact match."""
+                     template, server: bool = False):  # fmt: skip
+    """Seconds from ``create_tuned_model`` to ACTIVE in a fresh script on a fresh home, seconds
+    from the call to the end of the first step, and the tuned model's held-out exact match.
+    The job runs on a worker that has not run a job before: the embedded worker, which starts
+    with the call, or (``server``) the worker of a ``tunesmith serve`` started on that home
+    beforehand, once it has readied itself (``TUNESMITH_WORKER_READY``)."""
     home = Path(tempfile.mkdtemp(prefix="tunesmith-wait-"))
     (home / "base-models").symlink_to(base_models_dir.resolve(), target_is_directory=True)
     env = {**os.environ, "TUNESMITH_HOME": str(home), "TUNESMITH_WORKER_IDLE_SECONDS": "2"}
     for var in ("TUNESMITH_DATABASE_URL", "TUNESMITH_API_ENDPOINT", "TUNESMITH_API_KEY"):
         env.pop(var, None)
     args = [json.dumps(train), str(epochs), str(batch), str(recipe.LORA_LEARNING_RATE)]
-    try:
+    with contextlib.ExitStack() as stack:
+        if server:
+            env["TUNESMITH_API_ENDPOINT"] = stack.enter_context(readied_server(home, env))
         out = subprocess.run([sys.executable, "-c", CREATE, *args], env=env, capture_output=True,
                              text=True, check=False)  # fmt: skip
+    try:
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-3000:])
         secs, first_step, state = json.loads(out.stdout.strip().splitlines()[-1])
@@ -249,15 +258,45 @@ def create_to_active(base_models_dir: Path, base_dir: Path, train, epochs: int, 
         shutil.rmtree(home, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def readied_server(home: Path, env: dict, timeout: float = 600):
+    """``tunesmith serve`` on ``home`` and a free loopback port, once its worker has said it
+    is ready; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = home / "serve.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tunesmith.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while b" ready in " not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server's worker did not get ready:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+WORKERS = {"embedded": False, "server": True}  # create_to_active's ``server``
+
+
 def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
-    """create -> ACTIVE on a fresh worker against the plain loop's load + train + save."""
+    """create -> ACTIVE on a worker that has not run a job before, against the plain loop's
+    load + train + save: the embedded worker the call starts, and a server's readied one."""
     from tunesmith.settings import get_settings
 
     sizes = [200, 900] if args.full else args.wait_sizes
     epochs_list = [1, 3] if args.full else args.wait_epochs
-    print(f"\nwhat a user waits for, batch {args.batch_size} (fresh home and worker process):")
-    print(f"{'examples':>9}{'epochs':>7}{'plain loop':>12}{'tunesmith':>11}{'first step':>12}{'ratio':>7}"
-          f"{'exact (plain / tunesmith)':>28}"
+    print(f"\nwhat a user waits for, batch {args.batch_size} (fresh home; a worker's first job: "
+          "embedded = the SDK's worker, started by the call; server = tunesmith serve's, readied)")  # fmt: skip
+    print(f"{'examples':>9}{'epochs':>7}{'plain loop':>12}{'worker':>10}{'tunesmith':>11}{'first step':>12}"
+          f"{'ratio':>7}{'exact (plain / tunesmith)':>28}"
           + "".join(f"{'of ' + name + ' peak':>18}" for name in peak))  # fmt: skip
     for size in sizes:
         train = examples[:size]
@@ -267,15 +306,16 @@ def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
                 *_, plain_acc, rows, plain = run_trainer(
                     base_dir, template, train, heldout, job, Path(tmp)
                 )
-            ours, first_step, ours_acc = create_to_active(
-                get_settings().base_models_dir, base_dir, train, epochs, args.batch_size,
-                heldout, template,
-            )  # fmt: skip
             flops = useful_flops(base_dir, rows, epochs, 8, args.batch_size, args.seed)
-            rate = flops / ours  # over all it waited for
-            print(f"{size:9}{epochs:7}{plain:11.0f}s{ours:10.0f}s{first_step:11.1f}s{plain / ours:6.2f}x"
-                  f"{plain_acc:16.1%} / {ours_acc:.1%}"
-                  + "".join(f"{rate / p:18.0%}" for p in peak.values()), flush=True)  # fmt: skip
+            for worker in args.workers:
+                ours, first_step, ours_acc = create_to_active(
+                    get_settings().base_models_dir, base_dir, train, epochs, args.batch_size,
+                    heldout, template, server=WORKERS[worker],
+                )  # fmt: skip
+                rate = flops / ours  # over all it waited for
+                print(f"{size:9}{epochs:7}{plain:11.0f}s{worker:>10}{ours:10.0f}s{first_step:11.1f}s"
+                      f"{plain / ours:6.2f}x{plain_acc:16.1%} / {ours_acc:.1%}"
+                      + "".join(f"{rate / p:18.0%}" for p in peak.values()), flush=True)  # fmt: skip
 
 
 def _final(losses: list[float]) -> float:
@@ -357,6 +397,12 @@ def main(argv: list[str] | None = None) -> None:
         "--full",
         action="store_true",
         help="create -> ACTIVE for 200 and 900 examples x 1 and 3 epochs",
+    )
+    parser.add_argument(
+        "--workers",
+        type=lambda t: t.split(","),
+        default=list(WORKERS),
+        help="create -> ACTIVE on which first-job workers: embedded, server (comma-separated)",
     )
     parser.add_argument(
         "--skip-throughput",

@@ -80,6 +80,7 @@ OTHER = {
     "adapter_cache": "3,1MiB",
     "serving_weights": "float32",
     "serving_engine": "torch",
+    "worker_ready": "0",
 }
 
 

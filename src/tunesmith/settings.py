@@ -42,6 +42,10 @@ class Settings:
     api_key: str | None = None
     worker_idle_seconds: float = 60.0
     """An embedded background worker leaves after this long without work."""
+    worker_ready: bool = True
+    """A worker of ``tunesmith serve`` or ``tunesmith worker`` that finds no job when it starts
+    loads the default base model (and its compiled layers) meanwhile, so its first job starts
+    training at once; it then holds that model's memory while idle."""
     lease_seconds: float = 60.0
     """A claimed job whose heartbeat is older than this is taken to be abandoned."""
     seed: int = 0
@@ -160,6 +164,7 @@ def get_settings(**overrides) -> Settings:
         api_endpoint=env.get("TUNESMITH_API_ENDPOINT") or None,
         api_key=env.get("TUNESMITH_API_KEY") or None,
         worker_idle_seconds=float(env.get("TUNESMITH_WORKER_IDLE_SECONDS", 60)),
+        worker_ready=parse_flag(env.get("TUNESMITH_WORKER_READY", "1"), "TUNESMITH_WORKER_READY"),
         lease_seconds=float(env.get("TUNESMITH_LEASE_SECONDS", 60)),
         seed=int(env.get("TUNESMITH_SEED", 0)),
         max_attempts=int(env.get("TUNESMITH_MAX_ATTEMPTS", 3)),
@@ -202,6 +207,12 @@ def parse_choice(text: str, choices: tuple[str, ...], where: str) -> str:
     if text.strip().lower() not in choices:
         raise ValueError(f"{where}: {text!r} is not one of {', '.join(choices)}")
     return text.strip().lower()
+
+
+def parse_flag(text: str, where: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+    choice = parse_choice(text, ("1", "true", "yes", "on", "0", "false", "no", "off"), where)
+    return choice in ("1", "true", "yes", "on")
 
 
 def parse_base_models(entries, where: str) -> tuple[tuple[str, str], ...]:

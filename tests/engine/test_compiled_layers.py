@@ -88,10 +88,14 @@ def test_only_runs_long_enough_to_pay_compile_a_fresh_worker_s_layers(
     long = models.prepare(r, bf16, longest=8, tokens=models.COMPILE_MIN_TOKENS)
     assert models.compiled(long)
     models.release(long)
-    # Once compiled, the worker's base serves short runs compiled too: the cost is paid.
-    again = models.prepare(r, bf16, tokens=1)
+    # Once compiled, the worker's base serves short runs of that kind compiled too: the cost
+    # is paid. Longer examples take another attention, which would compile the layers anew.
+    again = models.prepare(r, bf16, longest=8, tokens=1)
     assert models.compiled(again)
     models.release(again)
+    longer = models.prepare(r, bf16, longest=1 + models.EAGER_ATTENTION_MAX_LEN, tokens=1)
+    assert not models.compiled(longer)
+    models.release(longer)
 
 
 def test_shorter_bf16_runs_compile_what_setup_compiled_ahead(tiny_model_dir, tmp_path, monkeypatch):
@@ -114,6 +118,39 @@ def test_shorter_bf16_runs_compile_what_setup_compiled_ahead(tiny_model_dir, tmp
     assert not compiles(longest=models.EAGER_ATTENTION_MAX_LEN + 1)  # another attention
     assert not compiles(job=replace(r, lora_rank=16))
     assert not compiles(job=replace(r, prompt_template="<s>{text_input}</s>"))
+
+
+@pytest.mark.slow
+def test_a_readied_worker_s_first_job_runs_the_layers_compiled_ahead(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """A worker waiting for its first job readies itself (``recipe.ready``): it loads the base
+    and, where setup compiled the layers ahead, their code, so that job, however short, runs
+    compiled without compiling or loading anything more. A job of another kind (longer
+    examples, another attention) runs eagerly rather than recompile."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "compiled"))
+    monkeypatch.setattr(recipe, "bf16_supported", lambda: True)  # setup compiles bf16 runs
+    loads: list[Path] = []
+    monkeypatch.setattr(recipe, "load_model", lambda d: loads.append(d) or models.load_model(d))
+
+    assert not recipe.ready(tiny_model_dir)  # nothing compiled ahead: the base is loaded
+    recipe.compile_ahead(tiny_model_dir)
+    assert recipe.ready(tiny_model_dir)
+    loaded, graphs = len(loads), _graphs_compiled()
+
+    short = recipe.Recipe(tiny_model_dir, EXAMPLES[:4], tmp_path / "first", epoch_count=1)
+    first = models.prepare(short, True, recipe.load_model, longest=8, tokens=10)
+    assert models.compiled(first)
+    models.release(first)
+    other = models.prepare(
+        short, True, recipe.load_model, longest=1 + models.EAGER_ATTENTION_MAX_LEN
+    )
+    assert not models.compiled(other)
+    models.release(other)
+
+    recipe.run(short)
+    assert (tmp_path / "first" / "adapter_model.safetensors").is_file()
+    assert (len(loads), _graphs_compiled()) == (loaded, graphs)
 
 
 X86_64 = platform.machine() in ("x86_64", "AMD64")  # the instruction sets checked are x86's

@@ -31,14 +31,15 @@
   layers belong to the cached base, so they are compiled once per worker and every later job
   on that base reuses them without recompiling (the LoRA layers peft adds are graph inputs,
   not constants). A run compiles only if its tokens make that pay (:data:`COMPILE_MIN_TOKENS`,
-  :data:`COMPILE_MIN_TOKENS_AHEAD`) or the base already is compiled; other runs take the eager
-  path with :mod:`.fused_lora` (whose regrouping confuses the compiler, and which inductor's
-  own fusion makes unnecessary).
+  :data:`COMPILE_MIN_TOKENS_AHEAD`) or the base's layers already are compiled for its kind of
+  run (attention and LoRA rank); other runs take the eager path with :mod:`.fused_lora` (whose
+  regrouping confuses the compiler, and which inductor's own fusion makes unnecessary).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -146,11 +147,15 @@ def prepare(
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()  # master weights in fp32 even over a bf16 base
+    lora = model.peft_config["default"]  # also a continued adapter's, whose rank is its own
+    run = (base.config._attn_implementation, lora.r if isinstance(lora, LoraConfig) else None)
+    ahead = functools.partial(compiled_ahead, recipe, bf16, longest)
+    compiled = _wants_compile(recipe.compile, base, tokens, ahead, run)
     # torch types Module.__setattr__'s value as Tensor | Module; this is a plain flag.
-    compiled = _wants_compile(recipe.compile, base, tokens, lambda: _ahead(recipe, bf16, longest))
     model._tunesmith_runs_compiled = compiled  # type: ignore[assignment]
     if model._tunesmith_runs_compiled:
         _compile_layers(base)
+        base._tunesmith_compiled_for = {*getattr(base, "_tunesmith_compiled_for", ()), run}
     else:
         with eager(base):  # the probe forward must not compile layers an earlier job compiled
             fused_lora.fuse(model, torch.zeros((1, 4), dtype=torch.long, device=base.device))
@@ -181,12 +186,16 @@ def eager(model):
             layer._compiled_call_impl = call
 
 
-def _wants_compile(choice: bool | None, base, tokens: int, ahead: Callable[[], bool]) -> bool:
-    if getattr(base, "_tunesmith_layers_compiled", False):
-        return choice is not False  # already paid for by an earlier job on this worker
+def _wants_compile(choice: bool | None, base, tokens: int, ahead: Callable[[], bool], run) -> bool:
+    """``run``: the (attention, LoRA rank) it trains with. Layers an earlier run on this worker
+    compiled (or the worker's readying, :func:`..recipe.ready`) serve any later run of the same
+    kind for free; one of another kind would recompile them, so it is judged as on a fresh
+    worker."""
     if choice is False or not _layers_to_compile(base) or not _can_compile():
         return False
     if choice or tokens >= COMPILE_MIN_TOKENS:
+        return True
+    if run in getattr(base, "_tunesmith_compiled_for", ()):
         return True
     return tokens >= COMPILE_MIN_TOKENS_AHEAD and ahead()
 
@@ -209,14 +218,14 @@ def note_compiled_ahead(recipe, bf16: bool) -> None:
     (:data:`COMPILE_MIN_TOKENS_AHEAD`)."""
     if not bf16:
         return
-    known, key = _compiled_ahead(), _ahead_key(recipe)
+    known, key = _ahead_record(), _ahead_key(recipe)
     if key not in known:
         with contextlib.suppress(OSError):
             compile_cache().mkdir(parents=True, exist_ok=True)
             (compile_cache() / _COMPILED_AHEAD).write_text(json.dumps([*known, key], indent=1))
 
 
-def _compiled_ahead() -> list:
+def _ahead_record() -> list:
     """What :func:`note_compiled_ahead` recorded; nothing if the record is missing or unreadable."""
     try:
         known = json.loads((compile_cache() / _COMPILED_AHEAD).read_text())
@@ -225,12 +234,12 @@ def _compiled_ahead() -> list:
     return known if isinstance(known, list) else []
 
 
-def _ahead(recipe, bf16: bool, longest: int | None) -> bool:
+def compiled_ahead(recipe, bf16: bool, longest: int | None) -> bool:
     """Whether setup compiled this run's layers ahead (:func:`note_compiled_ahead`). Not for a
     run that goes on from an adapter, whose rank is the adapter's own."""
     if not bf16 or longest is None or longest > EAGER_ATTENTION_MAX_LEN:
         return False
-    return recipe.init_adapter_dir is None and _ahead_key(recipe) in _compiled_ahead()
+    return recipe.init_adapter_dir is None and _ahead_key(recipe) in _ahead_record()
 
 
 def _can_compile() -> bool:

@@ -283,9 +283,12 @@ class Worker:
         idle_exit: float | None = None,
         exit_on_hang: bool = False,
         reporter: Reporter | None = None,
+        ready: bool = False,
     ):
         """``reporter``: the supervisor that watches this worker's runs (then the worker
-        leaves a hung run to it, see :mod:`tunesmith.jobs.supervisor`)."""
+        leaves a hung run to it, see :mod:`tunesmith.jobs.supervisor`). ``ready``: if the
+        queue is empty when it starts, prepare the default base model meanwhile
+        (:meth:`ready`)."""
         self.settings = settings
         self.store = store or Store(settings.database_url)
         self.worker_id = new_worker_id()
@@ -296,6 +299,34 @@ class Worker:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.shutting_down = threading.Event()
+        self.readied = not ready
+
+    def ready(self) -> None:
+        """Load the default base model (and the layers setup compiled ahead for it) as a
+        first job would, while there is no job: that job then starts training at once
+        (:func:`tunesmith.engine.recipe.ready`). An optimisation: whatever goes wrong is
+        logged, and the job does the work itself."""
+        s, started = self.settings, time.monotonic()
+        try:
+            spec = base_models.resolve(
+                s.default_base_model, s.default_base_model, dict(s.base_models)
+            )
+            base_dir = base_models.materialize(spec, s.base_models_dir)
+            compiled = recipe.ready(
+                base_dir, spec.prompt_template, lambda _r: not self.stopping.is_set()
+            )
+        except recipe.Stopped:
+            return
+        except Exception as e:  # noqa: BLE001 - never a reason for the worker to fail
+            log.warning("worker %s not readied (%s: %s)", self.worker_id, type(e).__name__, e)
+            return
+        log.info(
+            "worker %s ready in %.1f s: %s loaded%s",
+            self.worker_id,
+            time.monotonic() - started,
+            spec.name,
+            ", its layers compiled" if compiled else "",
+        )
 
     def run_once(self) -> bool:
         s = self.settings
@@ -337,7 +368,12 @@ class Worker:
             try:
                 if self.run_once():
                     idle_since, swept = time.monotonic(), False  # sweep after each busy spell
+                    self.readied = True  # the job left its base loaded
                     continue
+                if not self.readied:
+                    self.readied = True
+                    self.ready()
+                    continue  # a job may have come meanwhile
                 if not swept:
                     self.sweep_checkpoints()
                     swept = True
@@ -381,7 +417,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     reporter = Reporter(args.supervised) if args.supervised is not None else None
     worker = Worker(
-        settings, idle_exit=args.idle_exit, exit_on_hang=reporter is None, reporter=reporter
+        settings,
+        idle_exit=args.idle_exit,
+        exit_on_hang=reporter is None,
+        reporter=reporter,
+        # An embedded worker starts for a job already queued; it has nothing to wait for.
+        ready=settings.worker_ready and not args.embedded,
     )
     if args.wake_fd is not None:
         listen_for_wakes(args.wake_fd, worker.wake)
