@@ -78,10 +78,7 @@ def build_recipe(
     ``on_prepare`` hears how far a first run's conversion of the base model is.
     """
     model = job.model
-    spec = base_models.resolve(
-        model.base_model, settings.default_base_model, dict(settings.base_models)
-    )
-    base_dir = base_models.materialize(spec, settings.base_models_dir, on_prepare)
+    spec, base_dir = _base_model(settings, model.base_model, on_prepare)
     init_adapter = None
     if model.tuned_model_source:
         parent_id = model.tuned_model_source.removeprefix("tunedModels/")
@@ -113,6 +110,14 @@ def build_recipe(
         epoch_checkpoint_dir=settings.served_checkpoint_dir(model.id),
         validation_examples=[_example(e) for e in job.validation_examples],
     )
+
+
+def _base_model(
+    settings: Settings, name: str, on_prepare: base_models.Progress | None = None
+) -> tuple[base_models.BaseModelSpec, Path]:
+    """The base model ``name`` names here, and its folder (converted on first use)."""
+    spec = base_models.resolve(name, settings.default_base_model, dict(settings.base_models))
+    return spec, base_models.materialize(spec, settings.base_models_dir, on_prepare)
 
 
 def _example(e):
@@ -308,10 +313,7 @@ class Worker:
         logged, and the job does the work itself."""
         s, started = self.settings, time.monotonic()
         try:
-            spec = base_models.resolve(
-                s.default_base_model, s.default_base_model, dict(s.base_models)
-            )
-            base_dir = base_models.materialize(spec, s.base_models_dir)
+            spec, base_dir = _base_model(s, s.default_base_model)
             compiled = recipe.ready(
                 base_dir, spec.prompt_template, lambda _r: not self.stopping.is_set()
             )
