@@ -133,9 +133,9 @@ def test_a_readied_worker_s_first_job_runs_the_layers_compiled_ahead(
     loads: list[Path] = []
     monkeypatch.setattr(recipe, "load_model", lambda d: loads.append(d) or models.load_model(d))
 
-    assert not recipe.ready(tiny_model_dir)  # nothing compiled ahead: the base is loaded
+    assert not recipe.ready(tiny_model_dir, None, tmp_path / "a")  # nothing compiled ahead yet
     recipe.compile_ahead(tiny_model_dir)
-    assert recipe.ready(tiny_model_dir)
+    assert recipe.ready(tiny_model_dir, None, tmp_path / "b")
     loaded, graphs = len(loads), _graphs_compiled()
 
     short = recipe.Recipe(tiny_model_dir, EXAMPLES[:4], tmp_path / "first", epoch_count=1)

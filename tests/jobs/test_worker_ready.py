@@ -4,12 +4,14 @@ job trains exactly as on a worker that did not."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
 
 from .conftest import wait_until
 from .test_crash_resume import _assert_same_model, _wait_done
+from .test_supervised_worker import HOOK
 
 READY = " ready in "  # the worker's log line
 
@@ -33,3 +35,22 @@ def test_an_idle_worker_readies_the_default_base_and_trains_its_first_job_the_sa
     log = procs.output(readied)
     assert log.index(READY) < log.index(f"running {name.split('/')[-1]}")
     _assert_same_model(job_service, name, reference)
+
+
+def test_a_worker_told_to_stop_while_readying_leaves_at_once_and_leaves_nothing(
+    job_service, procs, tmp_path
+):
+    """Readying is throwaway work: a worker stopped during it (``tunesmith serve`` shut down
+    just after starting) does not first finish loading. Here the readying run hangs after its
+    first step (the test hook), so only leaving at once lets the worker go."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    path = os.pathsep.join(filter(None, [str(HOOK), os.environ.get("PYTHONPATH")]))
+    worker = procs.worker(
+        PYTHONPATH=path, TUNESMITH_TEST_HANG_WORD="0 1", TMPDIR=str(scratch)
+    )  # the readying run's first example is "0 1"
+    wait_until(lambda: list(scratch.glob("tunesmith-ready-*")), what="the readying run")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    assert "stopped while readying" in procs.output(worker)
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("tunesmith-ready-")] == []

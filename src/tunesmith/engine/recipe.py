@@ -160,8 +160,11 @@ def compile_ahead(base_dir: Path, prompt_template: str | None = None) -> None:
     so that every later worker of this installation loads the compiled code from
     :func:`.models.compile_cache` instead of compiling it anew. ``prompt_template``: the one
     jobs on it use (how much of a batch's start rows share decides the graph's shapes)."""
+    import tempfile
+
     try:
-        job = _short_run(base_dir, prompt_template, compile=True)
+        with tempfile.TemporaryDirectory() as out:
+            job = _short_run(base_dir, prompt_template, True, Path(out))
         models.note_compiled_ahead(job, _uses_bf16(job))
     finally:
         models.clear_cache()  # its compiled base is not kept for later jobs here
@@ -169,19 +172,20 @@ def compile_ahead(base_dir: Path, prompt_template: str | None = None) -> None:
 
 def ready(
     base_dir: Path,
-    prompt_template: str | None = None,
+    prompt_template: str | None,
+    scratch: Path,
     on_step: Callable[[StepReport], bool] = lambda _r: True,
 ) -> bool:
     """Make this process's next LoRA job on ``base_dir`` start training at once: a short run
     loads the base into the worker's cache, wraps, trains and unwraps it (the first forward
     and backward set up code and memory that later runs reuse), and, where setup compiled the
     layers ahead, loads the compiled code too, so a later run of that kind runs compiled
-    whatever its length. Returns whether the layers are now compiled. ``on_step`` may say
-    stop (:class:`Stopped`)."""
+    whatever its length. Returns whether the layers are now compiled. The thrown-away adapter
+    goes to ``scratch``, an empty folder; ``on_step`` may say stop (:class:`Stopped`)."""
     # Its examples are a few tokens each: the plain attention setup compiled for.
     probe = Recipe(base_dir, [], Path(), prompt_template=prompt_template)
     compile = models.compiled_ahead(probe, _uses_bf16(probe), models.EAGER_ATTENTION_MAX_LEN)
-    _short_run(base_dir, prompt_template, compile, on_step)
+    _short_run(base_dir, prompt_template, compile, scratch, on_step)
     return compile
 
 
@@ -189,27 +193,25 @@ def _short_run(
     base_dir: Path,
     prompt_template: str | None,
     compile: bool,
+    out: Path,
     on_step: Callable[[StepReport], bool] = lambda _r: True,
 ) -> Recipe:
-    """Two steps of LoRA on ten tiny examples, their adapter thrown away."""
-    import tempfile
-
+    """Two steps of LoRA on ten tiny examples, their adapter saved under ``out``."""
     # Batches of 5 rows: a count that equals one of the model's own sizes (8 heads, say) would
     # make the compiler treat it as that constant, and later batches of other sizes miss.
     examples: list[tuple[str, str] | Conversation] = [
         (f"{i} {i + 1}", f"{i + 2}") for i in range(10)
     ]
-    with tempfile.TemporaryDirectory() as out:
-        job = Recipe(
-            base_dir,
-            examples,
-            Path(out) / "adapter",
-            epoch_count=1,
-            batch_size=5,
-            prompt_template=prompt_template,
-            compile=compile,
-        )
-        run(job, on_step)
+    job = Recipe(
+        base_dir,
+        examples,
+        out / "adapter",
+        epoch_count=1,
+        batch_size=5,
+        prompt_template=prompt_template,
+        compile=compile,
+    )
+    run(job, on_step)
     return job
 
 

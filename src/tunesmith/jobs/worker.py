@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -305,6 +307,7 @@ class Worker:
         self.stopping = threading.Event()
         self.shutting_down = threading.Event()
         self.readied = not ready
+        self.readying: Path | None = None  # the scratch folder of a readying in progress
 
     def ready(self) -> None:
         """Load the default base model (and the layers setup compiled ahead for it) as a
@@ -314,9 +317,20 @@ class Worker:
         s, started = self.settings, time.monotonic()
         try:
             spec, base_dir = _base_model(s, s.default_base_model)
-            compiled = recipe.ready(
-                base_dir, spec.prompt_template, lambda _r: not self.stopping.is_set()
-            )
+            log.info("worker %s readying %s", self.worker_id, spec.name)
+            with tempfile.TemporaryDirectory(prefix="tunesmith-ready-") as scratch:
+                self.readying = Path(scratch)
+                try:
+                    if self.stopping.is_set():  # told to stop before it could know to leave
+                        raise recipe.Stopped
+                    compiled = recipe.ready(
+                        base_dir,
+                        spec.prompt_template,
+                        self.readying,
+                        lambda _r: not self.stopping.is_set(),
+                    )
+                finally:
+                    self.readying = None
         except recipe.Stopped:
             return
         except Exception as e:  # noqa: BLE001 - never a reason for the worker to fail
@@ -428,7 +442,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.wake_fd is not None:
         listen_for_wakes(args.wake_fd, worker.wake)
-    on_stop_signals(worker.shutdown)
+
+    def stop() -> None:
+        scratch = worker.readying
+        if scratch is not None:  # only throwaway work in flight: leave now, not seconds later
+            log.info("worker %s stopped while readying", worker.worker_id)
+            shutil.rmtree(scratch, ignore_errors=True)
+            logging.shutdown()
+            os._exit(0)
+        worker.shutdown()
+
+    on_stop_signals(stop)
     log.info("worker %s started", worker.worker_id)
     if not args.embedded:
         worker.run()
