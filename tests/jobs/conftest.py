@@ -11,6 +11,13 @@ from pathlib import Path
 
 import pytest
 
+HANG_HOOK = Path(__file__).parent / "hang_hook"
+
+
+def hang_hook_path() -> str:
+    """A PYTHONPATH that puts ``hang_hook`` (a run that hangs on a word) before the user's."""
+    return os.pathsep.join(filter(None, [str(HANG_HOOK), os.environ.get("PYTHONPATH")]))
+
 
 def wait_until(check: Callable[[], object], timeout: float = 120, what: str = "condition"):
     """Poll ``check`` until it returns something truthy; generous timeouts, no timing asserts."""

@@ -17,7 +17,8 @@ import httpx
 
 from tunesmith_server import Server, server_env, wait_done
 
-HOOK = Path(__file__).parent / "hang_hook"
+from .conftest import hang_hook_path
+
 STALL_SECONDS = 40  # well past loading the tiny model on a loaded machine
 
 
@@ -52,11 +53,10 @@ def worker_pids(server_pid: int) -> set[int]:
 def test_a_hung_run_is_failed_its_worker_replaced_and_the_server_keeps_serving(
     tmp_path, tiny_model_dir
 ):
-    path = os.pathsep.join(filter(None, [str(HOOK), os.environ.get("PYTHONPATH")]))
     env = server_env(
         tmp_path,
         str(tiny_model_dir),
-        PYTHONPATH=path,
+        PYTHONPATH=hang_hook_path(),
         TUNESMITH_TEST_HANG_WORD="hangs",
         TUNESMITH_PROGRESS_TIMEOUT_SECONDS=str(STALL_SECONDS),
         TUNESMITH_LEASE_SECONDS="2",  # the heartbeat keeps a hung run's lease all the same

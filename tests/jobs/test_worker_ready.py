@@ -4,14 +4,12 @@ job trains exactly as on a worker that did not."""
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
 
-from .conftest import wait_until
+from .conftest import hang_hook_path, wait_until
 from .test_crash_resume import _assert_same_model, _wait_done
-from .test_supervised_worker import HOOK
 
 READY = " ready in "  # the worker's log line
 
@@ -45,9 +43,8 @@ def test_a_worker_told_to_stop_while_readying_leaves_at_once_and_leaves_nothing(
     first step (the test hook), so only leaving at once lets the worker go."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    path = os.pathsep.join(filter(None, [str(HOOK), os.environ.get("PYTHONPATH")]))
     worker = procs.worker(
-        PYTHONPATH=path, TUNESMITH_TEST_HANG_WORD="0 1", TMPDIR=str(scratch)
+        PYTHONPATH=hang_hook_path(), TUNESMITH_TEST_HANG_WORD="0 1", TMPDIR=str(scratch)
     )  # the readying run's first example is "0 1"
     wait_until(lambda: list(scratch.glob("tunesmith-ready-*")), what="the readying run")
     worker.send_signal(signal.SIGTERM)

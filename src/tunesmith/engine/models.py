@@ -154,8 +154,7 @@ def prepare(
     # torch types Module.__setattr__'s value as Tensor | Module; this is a plain flag.
     model._tunesmith_runs_compiled = compiled  # type: ignore[assignment]
     if model._tunesmith_runs_compiled:
-        _compile_layers(base)
-        base._tunesmith_compiled_for = {*getattr(base, "_tunesmith_compiled_for", ()), run}
+        _compile_layers(base, run)
     else:
         with eager(base):  # the probe forward must not compile layers an earlier job compiled
             fused_lora.fuse(model, torch.zeros((1, 4), dtype=torch.long, device=base.device))
@@ -249,12 +248,15 @@ def _can_compile() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
 
 
-def _compile_layers(base) -> None:
-    """Compile each decoder layer in place (once: later jobs on this base reuse the code).
+def _compile_layers(base, run) -> None:
+    """Compile each decoder layer in place (once: later jobs on this base reuse the code), and
+    record that they serve runs of kind ``run`` (see :func:`_wants_compile`).
 
     Lengths vary from batch to batch, so shapes are dynamic from the start rather than
     recompiled for the second length seen. Layers share one compiled graph."""
-    if getattr(base, "_tunesmith_layers_compiled", False):
+    kinds: set[tuple] = getattr(base, "_tunesmith_compiled_for", set())
+    base._tunesmith_compiled_for = {*kinds, run}
+    if kinds:
         return
     cache = _use_compile_cache()
     if cache is not None:
@@ -265,7 +267,6 @@ def _compile_layers(base) -> None:
     torch._dynamo.config.specialize_float = True
     for layer in _layers_to_compile(base):
         layer.compile(dynamic=True)
-    base._tunesmith_layers_compiled = True
 
 
 def compile_cache() -> Path:
