@@ -37,7 +37,7 @@ def _public(cls) -> set[str]:
 
 def test_the_contract_is_what_the_sdk_calls():
     assert "generate" in CONTRACT and "keep_running" not in CONTRACT
-    assert len(CONTRACT) == 21
+    assert len(CONTRACT) == 22
 
 
 @pytest.mark.parametrize("client", [EmbeddedClient, RemoteClient])
@@ -102,6 +102,7 @@ CALLS = {
     "delete_tuned_model": [("tunedModels/m",)],
     "get_validation_losses": [("tunedModels/m",)],
     "get_operation": [("tunedModels/m/operations/o",)],
+    "wait_operation": [("tunedModels/m/operations/o", 2.0)],
     "list_operations": [("tunedModels/m",), (None,)],
     "cancel_operation": [("tunedModels/m/operations/o",)],
     "list_models": [()],

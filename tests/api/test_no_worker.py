@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import sys
 import time
@@ -69,3 +70,45 @@ def test_a_separate_worker_process_runs_the_queued_jobs(idle, idle_server):
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_wait_answers_a_queued_operation_as_it_is_after_the_timeout(idle):
+    op = idle.post("/v1beta/tunedModels", params={"tunedModelId": "wait-queued"}, json=BODY).json()
+    r = idle.post(f"/v1beta/{op['name']}:wait", json={"timeout": "0.2s"})
+    assert r.status_code == 200
+    assert r.json()["name"] == op["name"] and not r.json().get("done")
+    assert r.json()["metadata"]["phase"]["name"] == "QUEUED"
+
+
+def test_wait_answers_when_the_operation_ends_not_at_the_timeout(idle, idle_server):
+    op = idle.post("/v1beta/tunedModels", params={"tunedModelId": "wait-ends"}, json=BODY).json()
+    # The wait asks for a minute; the client gives up after 20 s. It is answered only if the
+    # server answers when the operation ends (cancelled from another connection meanwhile).
+    with httpx.Client(base_url=idle_server.url, timeout=20) as waiter:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                waiter.post, f"/v1beta/{op['name']}:wait", json={"timeout": "60s"}
+            )
+            time.sleep(0.5)
+            assert not waiting.done()
+            idle.post(f"/v1beta/{op['name']}:cancel")
+            answer = waiting.result()
+    assert answer.status_code == 200
+    assert answer.json()["done"] is True and answer.json()["error"]["code"] == 1
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [({"timeout": "soon"}, "timeout"), ({"timeout": "-1s"}, "timeout"), ([1], "body")],
+)
+def test_wait_with_a_bad_timeout_is_invalid_argument_naming_it(idle, body, field):
+    ops = idle.get("/v1beta/operations").json()["operations"]
+    r = idle.post(f"/v1beta/{ops[0]['name']}:wait", json=body)
+    assert r.status_code == 400
+    assert r.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert r.json()["error"]["message"].startswith(f"{field}:")
+
+
+def test_waiting_for_an_operation_that_does_not_exist_is_not_found(idle):
+    r = idle.post("/v1beta/tunedModels/nobody/operations/nothing:wait", json={})
+    assert r.status_code == 404

@@ -125,10 +125,11 @@ def test_polling_an_operation_does_not_spend_the_keys_budget():
     assert codes(run(app, [("k", "GET", OPERATION)])) == [200]
 
 
-def test_operation_lists_are_reads_and_cancelling_is_a_call():
+def test_operation_lists_and_waits_are_reads_and_cancelling_is_a_call():
     clock = Clock()
     app = guard(clock, rpm=60)
     reads = ["/v1beta/operations", "/v1beta/tunedModels/m/operations", "/v1/" + OPERATION[8:]]
+    assert set(codes(run(app, [("k", "POST", OPERATION + ":wait")] * 70))) == {200}  # paced
     assert set(codes(run(app, [("k", "GET", path) for path in reads * 40]))) == {200}
     cancel = ("k", "POST", OPERATION + ":cancel")
     assert codes(run(app, [cancel] * 61)) == [200] * 60 + [429]

@@ -3,8 +3,10 @@ version."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -62,3 +64,13 @@ ApiVersion = Annotated[str, Depends(api_version)]
 async def call(fn, *args, **kwargs):
     """Run a (blocking) service method off the event loop."""
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+# Calls that wait (``:wait``) hold a thread each for seconds: their own limiter keeps many
+# waiting callers from taking the threads every other call runs on.
+_WAITING = anyio.CapacityLimiter(1000)
+
+
+async def call_waiting(fn, *args, **kwargs):
+    """:func:`call` for a service method that waits."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=_WAITING)

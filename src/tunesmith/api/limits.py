@@ -11,7 +11,8 @@ jobs per user) is the service's. Here, before any route runs:
   bucket refilled evenly over the minute; past it the answer is 429 RESOURCE_EXHAUSTED with
   ``Retry-After`` in seconds. Requests without a key are not counted: a server without keys
   listens on loopback only, and one with keys answers them 401.
-* reading operations (``GET`` of ``.../operations/ID`` or of an operations list, and of an
+* reading operations (``GET`` of ``.../operations/ID`` or of an operations list, its
+  ``POST .../operations/ID:wait``, and of an
   OpenAI fine-tuning job or its events, which OpenAI's client polls) draws on a
   bucket of its own per key instead, at the same rate but holding only a second's worth
   (``POLL_BURST_SECONDS``): polling never spends the key's budget for its other calls.
@@ -57,6 +58,12 @@ _OPERATION_READ = re.compile(
     r"^(?:/v1[a-z0-9]*/(?:tunedModels/[^/]+/)?operations(?:/[^/:]+)?"
     r"|/openai/v1/fine_tuning/jobs/[^/]+(?:/events)?)$"
 )
+_OPERATION_WAIT = re.compile(r"^/v1[a-z0-9]*/tunedModels/[^/]+/operations/[^/:]+:wait$")
+
+
+def _reads_operation(scope) -> bool:
+    pattern = {"GET": _OPERATION_READ, "POST": _OPERATION_WAIT}.get(scope["method"])
+    return pattern is not None and pattern.match(scope["path"]) is not None
 
 
 def redact(text: str) -> str:
@@ -171,7 +178,7 @@ class GuardMiddleware:
         """Count the caller's request: None to go ahead (after pacing it), else a 429."""
         buckets, reads = self.buckets, self.reads
         assert buckets is not None and reads is not None  # called only when limits are on
-        if scope["method"] == "GET" and _OPERATION_READ.match(scope["path"]):
+        if _reads_operation(scope):
             wait = reads.take(name, pace_up_to=self.pace)
             if wait <= self.pace:
                 if wait:

@@ -167,7 +167,7 @@ def follow(op, client, *, json_out: bool = False, started: dt.datetime | None = 
                 if time.monotonic() - last_nudge > KEEP_RUNNING_SECONDS:
                     keep_running(client)
                     last_nudge = time.monotonic()
-                time.sleep(POLL_SECONDS)
+                op.update(wait=POLL_SECONDS)
     except KeyboardInterrupt:
         err_console.print(
             f"left the progress bar; tunedModels/{model_id} keeps tuning.\n"

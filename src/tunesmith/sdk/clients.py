@@ -89,6 +89,9 @@ class Client(Protocol):
         self, name: str, opts: RequestOptions | None = None
     ) -> ValidationLosses: ...
     def get_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord: ...
+    def wait_operation(
+        self, name: str, timeout: float, opts: RequestOptions | None = None
+    ) -> OperationRecord: ...
     def list_operations(
         self, name: str | None, opts: RequestOptions | None = None
     ) -> list[OperationRecord]: ...
@@ -222,6 +225,11 @@ class EmbeddedClient:
 
     def get_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord:
         return self.service.tuning.get_operation(name)
+
+    def wait_operation(
+        self, name: str, timeout: float, opts: RequestOptions | None = None
+    ) -> OperationRecord:
+        return self.service.tuning.wait_operation(name, timeout)
 
     def list_operations(
         self, name: str | None, opts: RequestOptions | None = None

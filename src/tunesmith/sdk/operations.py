@@ -28,7 +28,12 @@ from ..types import (
 )
 from .clients import Client, RequestOptions, keep_running
 
+# How long the progress bar waits for the operation to end before it shows it again.
 POLL_SECONDS = 0.5
+# How long one wait asks the service to hold its answer for an operation still running: the
+# answer comes as soon as the operation ends, so this only sets how often the call is renewed
+# (short: a server told to stop finishes answering its waits first).
+WAIT_SECONDS = 2.0
 # How often a waiting caller makes sure a worker is alive to run the job.
 KEEP_RUNNING_SECONDS = 5.0
 
@@ -61,9 +66,13 @@ class CreateTunedModelOperation:
     def operation(self) -> OperationRecord:
         return self._record
 
-    def update(self) -> CreateTunedModelMetadata:
-        """Fetch the operation's current state; returns its metadata."""
-        self._record = self._client.get_operation(self.name, self._opts)
+    def update(self, wait: float = 0.0) -> CreateTunedModelMetadata:
+        """Fetch the operation's current state; returns its metadata. With ``wait`` (seconds,
+        tunesmith's own), the state once the operation ends, if it does within that time."""
+        if wait > 0:
+            self._record = self._client.wait_operation(self.name, wait, self._opts)
+        else:
+            self._record = self._client.get_operation(self.name, self._opts)
         return self._record.metadata
 
     def done(self) -> bool:
@@ -74,7 +83,7 @@ class CreateTunedModelOperation:
     def wait(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         last_nudge = 0.0
-        while not self.done():
+        while not self._record.done:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise errors.DeadlineExceeded(
@@ -84,7 +93,9 @@ class CreateTunedModelOperation:
             if now - last_nudge > KEEP_RUNNING_SECONDS:
                 keep_running(self._client)
                 last_nudge = now
-            time.sleep(POLL_SECONDS)
+            self.update(
+                wait=WAIT_SECONDS if deadline is None else min(WAIT_SECONDS, deadline - now)
+            )
 
     def result(self, timeout: float | None = None) -> TunedModel:
         """Wait for the tuning to end; the tuned model, or the typed error it failed with."""
@@ -141,8 +152,8 @@ class CreateTunedModelOperation:
         last_nudge = 0.0
         preparing = False
         try:
+            done = self.done()
             while True:
-                done = self.done()
                 meta = self.metadata
                 preparing = _show_phase(bar, meta, preparing, steps_look)
                 if meta.snapshots:
@@ -153,7 +164,8 @@ class CreateTunedModelOperation:
                 if time.monotonic() - last_nudge > KEEP_RUNNING_SECONDS:
                     keep_running(self._client)
                     last_nudge = time.monotonic()
-                time.sleep(POLL_SECONDS)
+                self.update(wait=POLL_SECONDS)
+                done = self._record.done
         finally:
             bar.close()
 

@@ -156,6 +156,16 @@ class RemoteClient:
     def get_operation(self, name: str, opts: RequestOptions | None = None) -> OperationRecord:
         return wire.operation_from_json(self._request("GET", _path(name), opts))
 
+    def wait_operation(
+        self, name: str, timeout: float, opts: RequestOptions | None = None
+    ) -> OperationRecord:
+        # The server holds the answer up to ``timeout``: leave the connection time to spare.
+        limit = (opts.timeout if opts and opts.timeout is not None else DEFAULT_TIMEOUT) / 2
+        body = wire.wait_request_to_json(min(timeout, limit))
+        return wire.operation_from_json(
+            self._request("POST", f"{_path(name)}:wait", opts, json=body)
+        )
+
     def list_operations(
         self, name: str | None, opts: RequestOptions | None = None
     ) -> list[OperationRecord]:

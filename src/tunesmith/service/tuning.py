@@ -13,6 +13,7 @@ import re
 import secrets
 import shutil
 import string
+import time
 from collections.abc import Callable, Sequence
 
 from .. import data
@@ -45,6 +46,11 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 64
 METHODS = ("lora", "full")
 DEFAULT_PAGE_SIZE = 50
+# wait_operation: the longest one call waits, and how often it looks at the operation meanwhile
+# (one read of the store; a worker in another process ends the job, so there is nothing to
+# be told by).
+MAX_WAIT_SECONDS = 10.0
+WAIT_POLL_SECONDS = 0.05
 # Fields of a TunedModel a user may change; everything else is output-only or immutable.
 UPDATABLE = ("display_name", "description", "temperature", "top_p", "top_k")
 
@@ -329,6 +335,22 @@ class TuningService:
         model_id, op_id = parse_operation_name(name)
         self.access.require(caller, model_id, Role.READER)
         return self.store.get_operation(model_id, op_id)
+
+    def wait_operation(
+        self, name: str, timeout: float, caller: Caller | str | None = None
+    ) -> OperationRecord:
+        """The operation once it is done, or as it is after ``timeout`` seconds (at most
+        :data:`MAX_WAIT_SECONDS`), whichever comes first: Google's ``WaitOperation``. A caller
+        waiting for a job learns that it ended within :data:`WAIT_POLL_SECONDS` instead of at
+        its next poll."""
+        if not is_number(timeout) or timeout < 0:
+            raise InvalidArgument(f"timeout: expected a duration of 0 s or more, got {timeout!r}")
+        deadline = time.monotonic() + min(timeout, MAX_WAIT_SECONDS)
+        op = self.get_operation(name, caller)
+        while not op.done and time.monotonic() < deadline:
+            time.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            op = self.get_operation(name, caller)
+        return op
 
     def list_operations(
         self, name: str | None = None, caller: Caller | str | None = None

@@ -41,6 +41,8 @@ from .tuning import (
     update_to_json,
     validation_losses_from_json,
     validation_losses_to_json,
+    wait_request_to_json,
+    wait_timeout_from_json,
 )
 
 __all__ = [
@@ -79,4 +81,6 @@ __all__ = [
     "update_to_json",
     "validation_losses_from_json",
     "validation_losses_to_json",
+    "wait_request_to_json",
+    "wait_timeout_from_json",
 ]

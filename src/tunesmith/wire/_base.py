@@ -44,6 +44,21 @@ def parse_timestamp(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text)
 
 
+def duration(seconds: float) -> str:
+    """A ``google.protobuf.Duration`` in proto-JSON: ``"2.5s"``."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+
+
+def parse_duration(value: Any, field: str) -> float:
+    """Seconds from a proto-JSON ``Duration`` (``"2.5s"``; a bare number of seconds too)."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and re.fullmatch(r"-?(\d+(\.\d*)?|\.\d+)s", text):
+        return float(text[:-1])
+    if isinstance(text, (int, float)) and not isinstance(text, bool) and abs(text) < 1e300:
+        return float(text)
+    raise InvalidArgument(f'{field}: expected a duration such as "2.5s", got {value!r}')
+
+
 def proto_int(value: Any) -> Any:
     """An int from a number or numeric string (proto-JSON allows both); else as given."""
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):

@@ -23,8 +23,10 @@ from ..types import (
 from ._base import (
     camel,
     compact,
+    duration,
     json_object,
     model_state,
+    parse_duration,
     parse_timestamp,
     proto_float,
     proto_int,
@@ -356,6 +358,17 @@ def operation_to_json(op: OperationRecord, version: str = "v1beta", *, phase: bo
             **tuned_model_to_json(op.response),
         }
     return out
+
+
+def wait_request_to_json(timeout: float) -> dict:
+    """The body of ``:wait`` (``google.longrunning.WaitOperationRequest``)."""
+    return {"timeout": duration(timeout)}
+
+
+def wait_timeout_from_json(body: Any, default: float) -> float:
+    """Seconds from a ``:wait`` body's ``timeout``; ``default`` when it has none."""
+    value = json_object(body, "body").get("timeout")
+    return default if value is None else parse_duration(value, "timeout")
 
 
 def operation_from_json(d: dict) -> OperationRecord:

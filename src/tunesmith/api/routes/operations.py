@@ -1,11 +1,12 @@
-"""Tuning operations: get (cheap: ``wait_bar`` polls it without sleeping), list, cancel."""
+"""Tuning operations: get (cheap: ``wait_bar`` polls it without sleeping), wait, list, cancel."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from ... import wire
-from ..deps import ApiVersion, CallerDep, ServiceDep, TunesmithFields, call
+from ...service.tuning import MAX_WAIT_SECONDS
+from ..deps import ApiVersion, Body, CallerDep, ServiceDep, TunesmithFields, call, call_waiting
 from ..docs import OPERATION, returns
 
 router = APIRouter(tags=["operations"])
@@ -34,6 +35,28 @@ async def get_operation(
 ):
     name = f"tunedModels/{model_id}/operations/{operation_id}"
     op = await call(service.tuning.get_operation, name, caller)
+    return wire.operation_to_json(op, version, phase=extended)
+
+
+@router.post(
+    "/tunedModels/{model_id}/operations/{operation_id}:wait",
+    summary="Wait for a tuning operation to end (tunesmith's own; Google's WaitOperation)",
+    description="Answers the operation once it is done, or as it is after the body's "
+    f'`timeout` (a Duration such as `"5s"`; at most and by default {MAX_WAIT_SECONDS:g} s).',
+    responses=returns(OPERATION),
+)
+async def wait_operation(
+    model_id: str,
+    operation_id: str,
+    body: Body,
+    service: ServiceDep,
+    caller: CallerDep,
+    version: ApiVersion,
+    extended: TunesmithFields,
+):
+    name = f"tunedModels/{model_id}/operations/{operation_id}"
+    timeout = wire.wait_timeout_from_json(body, MAX_WAIT_SECONDS)
+    op = await call_waiting(service.tuning.wait_operation, name, timeout, caller)
     return wire.operation_to_json(op, version, phase=extended)
 
 
