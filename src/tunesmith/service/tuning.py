@@ -47,8 +47,8 @@ MAX_BATCH_SIZE = 64
 METHODS = ("lora", "full")
 DEFAULT_PAGE_SIZE = 50
 # wait_operation: the longest one call waits, and how often it looks at the operation meanwhile
-# (one read of the store; a worker in another process ends the job, so there is nothing to
-# be told by).
+# (one column of one row: on a 2-core machine the worker needs the cores more than a waiter;
+# a worker in another process ends the job, so there is nothing to be told by).
 MAX_WAIT_SECONDS = 10.0
 WAIT_POLL_SECONDS = 0.05
 # Fields of a TunedModel a user may change; everything else is output-only or immutable.
@@ -347,9 +347,13 @@ class TuningService:
             raise InvalidArgument(f"timeout: expected a duration of 0 s or more, got {timeout!r}")
         deadline = time.monotonic() + min(timeout, MAX_WAIT_SECONDS)
         op = self.get_operation(name, caller)
+        model_id, op_id = parse_operation_name(name)
         while not op.done and time.monotonic() < deadline:
             time.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-            op = self.get_operation(name, caller)
+            if self.store.operation_done(model_id, op_id):
+                op = self.store.get_operation(model_id, op_id)
+        if not op.done:
+            op = self.store.get_operation(model_id, op_id)  # its progress meanwhile
         return op
 
     def list_operations(

@@ -305,6 +305,19 @@ class Store:
             row = self._row(s, model_id)
             return self._operation(s, op, row)
 
+    def operation_done(self, model_id: str, operation_id: str) -> bool:
+        """Whether the operation has ended: one column of one row, cheap enough to ask often
+        (:meth:`get_operation` reads every snapshot)."""
+        with self._sessions() as s:
+            status = s.scalar(
+                select(OperationRow.status).where(
+                    OperationRow.id == operation_id, OperationRow.tuned_model_id == model_id
+                )
+            )
+        if status is None:
+            raise NotFound(f"tunedModels/{model_id}/operations/{operation_id} not found")
+        return JobStatus(status).finished
+
     def list_operations(self, model_id: str) -> list[OperationRecord]:
         with self._sessions() as s:
             row = self._row(s, model_id)
