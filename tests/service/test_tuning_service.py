@@ -180,6 +180,18 @@ def test_cancel_a_queued_operation(service):
     assert not Worker(service.settings, service.store).run_once()  # nothing left to run
 
 
+def test_wait_answers_a_queued_operation_at_its_timeout_and_an_ended_one_as_it_ended(service):
+    op = service.tuning.create_tuned_model(request(id="waited"))
+    assert not service.tuning.wait_operation(op.name, 0).done  # zero: no wait at all
+    assert not service.tuning.wait_operation(op.name, 0.1).done
+    with pytest.raises(InvalidArgument, match="^timeout:"):
+        service.tuning.wait_operation(op.name, -1)
+    Worker(service.settings, service.store).run_once()
+    ended = service.tuning.wait_operation(op.name, 10)
+    assert ended.done and ended.response is not None
+    assert ended.metadata.completed_steps == ended.metadata.total_steps
+
+
 def test_base_models_and_aliases(service, tiny_model_dir):
     from tunesmith.settings import DEFAULT_BASE_MODEL
 

@@ -347,14 +347,14 @@ class TuningService:
             raise InvalidArgument(f"timeout: expected a duration of 0 s or more, got {timeout!r}")
         deadline = time.monotonic() + min(timeout, MAX_WAIT_SECONDS)
         op = self.get_operation(name, caller)
+        if op.done or timeout == 0:
+            return op
         model_id, op_id = parse_operation_name(name)
-        while not op.done and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             time.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             if self.store.operation_done(model_id, op_id):
-                op = self.store.get_operation(model_id, op_id)
-        if not op.done:
-            op = self.store.get_operation(model_id, op_id)  # its progress meanwhile
-        return op
+                break
+        return self.store.get_operation(model_id, op_id)  # ended, or its progress meanwhile
 
     def list_operations(
         self, name: str | None = None, caller: Caller | str | None = None
