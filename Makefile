@@ -18,8 +18,8 @@ $(VENV)/.installed: pyproject.toml
 # The packaged base model converted once into the venv's shared cache: every fresh
 # TUNESMITH_HOME reads it, so no user's first job converts it (tunesmith.engine.base_models);
 # its layers compiled once there too, so no worker's first long run compiles them cold (again
-# when models.py, which says how they are compiled, changes).
-$(VENV)/.base-models: $(VENV)/.installed src/tunesmith/engine/models.py
+# when models.py or fused_lora.py, which say how they are compiled, change).
+$(VENV)/.base-models: $(VENV)/.installed src/tunesmith/engine/models.py src/tunesmith/engine/fused_lora.py
 	$(PY) -m tunesmith.jobs.prepare --shared --compile
 	touch $@
 

@@ -63,3 +63,32 @@ def test_grouped_weights_are_views_not_copies(tiny_model_dir):
     q, v = attention.q_proj.base_layer.weight, attention.v_proj.base_layer.weight
     assert q.untyped_storage().data_ptr() == v.untyped_storage().data_ptr()  # one block
     assert torch.equal(q, before["q_proj"]) and torch.equal(v, before["v_proj"])
+
+
+def test_compiled_layers_group_the_low_rank_products_to_the_same_outputs_and_gradients(
+    tiny_model_dir,
+):
+    plain = _lora_model(tiny_model_dir)
+    grouped = copy.deepcopy(plain)
+    linears: list[int] = []
+
+    def backend(graph_module, example_inputs):  # the pass alone, the graph run as traced
+        fused_lora.GroupLoRAPass()(graph_module.graph)
+        graph_module.recompile()
+        nodes = graph_module.graph.nodes
+        linears.append(sum(n.target is torch._C._nn.linear for n in nodes))
+        return graph_module.forward
+
+    for layer in grouped.get_base_model().model.layers:
+        layer.compile(backend=backend, dynamic=True)
+    ids = torch.randint(3, 300, (3, 9))
+    expected_logits, expected = _loss_and_grads(plain, ids)
+    logits, grads = _loss_and_grads(grouped, ids)
+    # A layer's 7 frozen products stay apart; of its 14 low-rank ones, q/k/v's six and
+    # gate/up's four become two each; o's and down's two stay: 7 + 2 + 2 + 2 + 2.
+    assert linears and set(linears) == {15}
+    torch.testing.assert_close(logits, expected_logits, rtol=1e-4, atol=_rounding(expected_logits))
+    assert grads.keys() == expected.keys()
+    for name, grad in grads.items():
+        want = expected[name]
+        torch.testing.assert_close(grad, want, rtol=1e-4, atol=_rounding(want), msg=name)

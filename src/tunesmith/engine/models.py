@@ -12,7 +12,8 @@
   the residual stream between layers keeps float32 precision (a bf16 one measurably trained
   worse on the speed benchmark: final loss 0.05 against 0.008).
 * **Fewer, larger operations for LoRA.** Projections that read the same input (q/k/v, gate/up)
-  run as one autograd node with their LoRA matrices stacked (:mod:`.fused_lora`).
+  run as one autograd node with their LoRA matrices stacked (:mod:`.fused_lora`); compiled
+  layers get the same grouping of the low-rank products from a pass over the compiler's graph.
 * **Plain attention for short examples.** For a few dozen tokens the fused CPU attention's
   backward costs more than the matmuls it replaces; ``eager`` attention is used up to
   :data:`EAGER_ATTENTION_MAX_LEN` tokens, the model's own choice beyond.
@@ -32,8 +33,9 @@
   on that base reuses them without recompiling (the LoRA layers peft adds are graph inputs,
   not constants). A run compiles only if its tokens make that pay (:data:`COMPILE_MIN_TOKENS`,
   :data:`COMPILE_MIN_TOKENS_AHEAD`) or the base's layers already are compiled for its kind of
-  run (attention and LoRA rank); other runs take the eager path with :mod:`.fused_lora` (whose
-  regrouping confuses the compiler, and which inductor's own fusion makes unnecessary).
+  run (attention and LoRA rank); other runs take the eager path with :mod:`.fused_lora`'s
+  autograd node, whose state between calls would break the compiler's graph: compiled layers
+  regroup in the graph instead (:class:`.fused_lora.GroupLoRAPass`).
 """
 
 from __future__ import annotations
@@ -265,8 +267,9 @@ def _compile_layers(base, run) -> None:
     # constants. Under dynamic=True dynamo first traces them as symbolic floats, fails, and
     # traces the layer again: half of a warm compile (9 s instead of 16 s here).
     torch._dynamo.config.specialize_float = True
+    options = {"pre_grad_custom_pass": fused_lora.GroupLoRAPass()}
     for layer in _layers_to_compile(base):
-        layer.compile(dynamic=True)
+        layer.compile(dynamic=True, options=options)
 
 
 def compile_cache() -> Path:
