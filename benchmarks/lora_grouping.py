@@ -7,7 +7,9 @@ where the CPU is fast at bf16, plain attention, rank 8 on every linear layer, th
 layers but the first compiled): one compiled with :class:`tunesmith.engine.fused_lora.
 GroupLoRAPass` (what workers do), one without. Each step is one packed batch of ``--tokens``
 tokens (8 short examples with a shared start pack to about 160), the second half of them
-targets; the two models' steps alternate, so the machine's drift reaches both alike.
+targets; the two models' steps alternate, so the machine's drift reaches both alike. Then
+each model's gradients of one such step against a float32 eager model's (the LoRA B matrices
+start random here, not at peft's zeros, so every gradient is there to compare).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from tunesmith.engine import fused_lora, models  # noqa: E402
 from tunesmith.engine.recipe import bf16_supported  # noqa: E402
 
 
-def lora_model(base_dir: Path, bf16: bool, grouped: bool):
+def lora_model(base_dir: Path, bf16: bool, grouped: bool | None):
+    """``grouped`` None: not compiled."""
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
@@ -40,9 +43,13 @@ def lora_model(base_dir: Path, bf16: bool, grouped: bool):
     base.set_attn_implementation("eager")
     config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear")
     model = get_peft_model(base, config)
-    for p in model.parameters():
+    for name, p in model.named_parameters():
         if p.requires_grad:
             p.data = p.data.float()
+        if "lora_B" in name:
+            p.data.normal_(0, 0.02)
+    if grouped is None:
+        return model
     options = {"pre_grad_custom_pass": fused_lora.GroupLoRAPass()} if grouped else None
     torch._dynamo.config.specialize_float = True
     for layer in models._layers_to_compile(base):
@@ -64,13 +71,16 @@ def main() -> None:
     labels[:, : args.tokens // 2] = -100
     mask = torch.ones_like(ids)
 
-    def step(model) -> float:
+    def step(model, autocast: bool = bf16) -> float:
         started = time.perf_counter()
-        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
             loss = models.target_loss(model, ids, mask, labels)
         loss.backward()
-        model.zero_grad(set_to_none=True)
         return time.perf_counter() - started
+
+    def grads(model) -> list[torch.Tensor]:  # of the last step
+        return [p.grad for p in model.parameters() if p.requires_grad]
 
     runs = {
         "ungrouped": lora_model(base_dir, bf16, False),
@@ -90,6 +100,13 @@ def main() -> None:
         )
     ratio = statistics.median(times["ungrouped"]) / statistics.median(times["grouped"])
     print(f"grouped: {ratio:.2f}x the ungrouped steps' speed (medians)")
+    reference = lora_model(base_dir, False, None)
+    step(reference, autocast=False)
+    want = torch.cat([g.flatten() for g in grads(reference)])
+    for name, model in runs.items():
+        got = torch.cat([g.flatten() for g in grads(model)])
+        error = float((got - want).norm() / want.norm())
+        print(f"  {name:10} gradients' relative error against float32 eager: {error:.2%}")
 
 
 if __name__ == "__main__":
