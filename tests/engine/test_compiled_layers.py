@@ -118,6 +118,9 @@ def test_shorter_bf16_runs_compile_what_setup_compiled_ahead(tiny_model_dir, tmp
     assert not compiles(longest=models.EAGER_ATTENTION_MAX_LEN + 1)  # another attention
     assert not compiles(job=replace(r, lora_rank=16))
     assert not compiles(job=replace(r, prompt_template="<s>{text_input}</s>"))
+    # tunesmith upgraded (models.py or the grouping pass changed) without setup compiling again
+    monkeypatch.setattr(models, "_compiling_code", lambda: "another version")
+    assert not compiles()
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -210,7 +211,18 @@ def _ahead_key(recipe) -> dict:
         "prompt_template": recipe.prompt_template,
         "lora_rank": recipe.lora_rank,
         "torch": torch.__version__,
+        "code": _compiling_code(),
     }
+
+
+@functools.cache
+def _compiling_code() -> str:
+    """The source that decides what the layers compile to (this module and the LoRA grouping
+    pass): after an upgrade that changes it, setup's record no longer vouches for the cache
+    and shorter runs keep the higher bar until setup compiles ahead again."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(Path(fused_lora.__file__).read_bytes())
+    return digest.hexdigest()
 
 
 def note_compiled_ahead(recipe, bf16: bool) -> None:
