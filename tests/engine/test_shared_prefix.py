@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tunesmith.engine import models, recipe
-from tunesmith.engine.batching import IGNORE, collate
+from tunesmith.engine.batching import IGNORE, collate, plan_batches
 from tunesmith.engine.prompting import PromptFormat
 
 TEMPLATE = "Question, answered with the next number: {input}\nAnswer: "
@@ -106,3 +106,36 @@ def test_long_batches_are_not_packed(tiny_model_dir, lora_model, monkeypatch):
     assert models.pack_shared_prefix(ids, mask, labels, config)[0].shape[1] == packed_length
     monkeypatch.setattr(models, "PACKED_MAX_TOKENS", packed_length - 1)
     assert models.pack_shared_prefix(ids, mask, labels, config) is None
+
+
+def test_runs_whose_batches_pack_keep_them_mixed(tiny_model_dir):
+    """Length grouping saves padding; packed batches have none, and batches of like lengths are
+    batches of like examples (here: digits or words). A run whose batches all pack keeps each
+    epoch's seeded order; one whose batches would pad (no shared start, or attention that
+    takes no packed mask) groups them by length."""
+    pairs = [(str(i), str(i + 1)) for i in range(10)] + [("twenty two", "twenty three")] * 6
+    tok = recipe.load_tokenizer(tiny_model_dir)
+    r = recipe.Recipe(
+        base_dir=tiny_model_dir, examples=pairs, output_dir=tiny_model_dir / "x", batch_size=4,
+        epoch_count=2, seed=3,
+    )  # fmt: skip
+    args = (len(pairs), r.epoch_count, r.batch_size, r.seed)
+
+    def plan(template, longest=32):
+        fmt = PromptFormat(template, tok)
+        rows = [recipe.encode(tok, fmt, i, o, 64) for i, o in pairs]
+        model = models.prepare(r, bf16=False, longest=longest)
+        try:
+            chosen = recipe._plan(r, rows, model, tok.pad_token_id)
+        finally:
+            models.release(model)
+        return chosen, plan_batches(*args, [len(ids) for ids, _ in rows])
+
+    mixed = plan_batches(*args)
+    chosen, grouped = plan(TEMPLATE)
+    assert grouped != mixed  # the two orders differ on these examples
+    assert chosen == mixed
+    chosen, grouped = plan("{input} = ")  # no shared start: the rows would pad
+    assert chosen == grouped
+    chosen, grouped = plan(TEMPLATE, longest=models.EAGER_ATTENTION_MAX_LEN + 1)
+    assert chosen == grouped

@@ -13,7 +13,8 @@ covers the same number of examples and ends at the same epoch count, and a batch
 its own longest example, which then differs little from its shortest. (A batch whose rows
 share their start is packed into one sequence without padding, see
 :func:`.models.pack_shared_prefix`; grouping serves the batches that are not: long ones, or
-attention that does not take its block mask.)
+attention that does not take its block mask. A run whose batches all pack keeps the plain
+seeded order, whose batches mix examples of every kind: :func:`.recipe._plan`.)
 """
 
 from __future__ import annotations

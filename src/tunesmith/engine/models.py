@@ -470,6 +470,24 @@ def target_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
     return F.cross_entropy(logits.float(), targets[keep])
 
 
+def runs_packed(model, batches) -> bool:
+    """Whether :func:`target_loss` runs every one of ``batches`` (collated ``(ids, labels,
+    mask)``) of ``model`` without padding: packed (:func:`pack_shared_prefix`), or one row."""
+    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not _packs(core.config):
+        return False
+    return all(ids.shape[0] < 2 or shared_start(ids, mask, labels) for ids, labels, mask in batches)
+
+
+def _packs(config) -> bool:
+    """Whether :func:`target_loss` packs batches for this model: its own loss path (a plain
+    vocabulary head) and eager attention, which takes the packed batch's additive mask."""
+    return (
+        getattr(config, "model_type", None) in _PLAIN_HEAD
+        and config._attn_implementation == "eager"
+    )
+
+
 SHARED_PREFIX_MIN_TOKENS = 4
 """Shorter common starts are not worth a packed batch."""
 
@@ -505,7 +523,7 @@ def pack_shared_prefix(input_ids, attention_mask, labels, config):
     Returns ``(ids, position_ids, 4-D additive mask, targets)``, ``targets[0, i]`` the label
     predicted at packed position ``i``.
     """
-    if config._attn_implementation != "eager":
+    if not _packs(config):
         return None  # the mask below is eager attention's additive one
     start = shared_start(input_ids, attention_mask, labels)
     if not start:

@@ -2,9 +2,9 @@
 
     setup()   render each conversation with the base's chat template (:mod:`.prompting`),
               tokenise with everything but the learned model turns masked out of the
-              loss, plan length-grouped batches,
-              check the run fits in memory, take the worker's cached base and wrap it in a
-              fresh LoRA adapter (or load a private copy and unfreeze it for full tuning)
+              loss, check the run fits in memory, take the worker's cached base and wrap
+              it in a fresh LoRA adapter (or load a private copy and unfreeze it for full
+              tuning), plan the batches (length-grouped where they would pad)
     train()   for each planned batch: forward (bf16 autocast where the CPU has it),
               loss on output tokens only, backward, clip, AdamW step, warm-up + cosine lr;
               report (step, epoch, mean_loss) to the caller, who may say stop; after a
@@ -16,8 +16,9 @@
 Steps follow Google's count: the examples of all epochs form one stream (each epoch in its own
 seeded order) cut into batches, so ``total_steps = ceil(epochs * examples / batch_size)`` and
 a batch may span an epoch boundary. A snapshot's ``epoch`` is the number of epochs completed
-when its step ends, as in Google's snapshots. Within that contract examples of similar length
-share a batch (see :mod:`.batching`), so little compute goes to padding.
+when its step ends, as in Google's snapshots. Within that contract, where batches in seeded
+order would pad, examples of similar length share a batch (see :mod:`.batching`), so little
+compute goes to padding (:func:`_plan`).
 
 Speed (see :mod:`.models`): the frozen base is loaded once per worker process and reused
 across jobs, its linear weights kept in bf16 where the processor is fast at it (trainable
@@ -223,7 +224,6 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     rows = [fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.examples]
     held_out = [fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.validation_examples]
     lengths = [len(ids) for ids, _ in rows]
-    plan = plan_batches(len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed, lengths)
     use_bf16 = _uses_bf16(recipe)
     memory.check(
         recipe.base_dir,
@@ -238,6 +238,7 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
         recipe, use_bf16, load_model, max(lengths, default=1), sum(lengths) * recipe.epoch_count
     )
     try:
+        plan = _plan(recipe, rows, model, tokenizer.pad_token_id)
         scorer = _Scorer(held_out, recipe.batch_size, tokenizer.pad_token_id, use_bf16)
         with contextlib.nullcontext() if models.compiled(model) else models.eager(model):
             _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step, scorer, fmt)
@@ -245,6 +246,21 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     finally:
         models.release(model)  # the cached base goes back clean for the next job
     return recipe.output_dir
+
+
+def _plan(recipe: Recipe, rows, model, pad_id: int) -> list:
+    """The run's batches: in each epoch's seeded order where every batch runs packed, with
+    no padding (:func:`.models.runs_packed`: short examples under a chat template); else
+    length-grouped (:mod:`.batching`). Grouping saves padding, but batches of like lengths
+    are batches of like examples too: on the packaged base, 200 numbers-task examples for one
+    epoch held out 71-73 % length-grouped against 77-79 % in seeded order, mean of six seeds
+    (the plain transformers loop: 79 %)."""
+    args = (len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed)
+    mixed = plan_batches(*args)
+    batches = (collate([rows[i] for i in indices], pad_id) for indices, _ in mixed)
+    if models.runs_packed(model, batches):
+        return mixed
+    return plan_batches(*args, [len(ids) for ids, _ in rows])
 
 
 def _train(
