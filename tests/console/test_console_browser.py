@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -142,6 +144,44 @@ def test_cancel_and_delete_ask_first(page, keyed_server, tiny_model_dir, artifac
     assert page.locator("tr[data-model=long-one]").count() == 0
     gone = httpx.get(f"{server.url}/v1beta/tunedModels/long-one", headers={"x-goog-api-key": key})
     assert gone.status_code == 404
+
+
+def test_a_run_that_ends_between_the_pages_two_reads_still_shows_active(
+    page, keyed_server, tiny_model_dir
+):
+    """The model page reads the model and its operation side by side; a run that ends between
+    the two reads gives a CREATING model beside a done operation. The page reads again
+    rather than show CREATING for good."""
+    server, key = keyed_server
+    headers = {"x-goog-api-key": key}
+    rows = [{"textInput": str(i), "output": str(i + 1)} for i in range(4)]
+    body = {
+        "baseModel": str(tiny_model_dir),
+        "tuningTask": {
+            "hyperparameters": {"epochCount": 1, "batchSize": 2},
+            "trainingData": {"examples": {"examples": rows}},
+        },
+    }
+    url = f"{server.url}/v1beta/tunedModels"
+    created = httpx.post(f"{url}?tunedModelId=quick-one", json=body, headers=headers)
+    assert created.status_code == 200, created.text
+    deadline = time.monotonic() + ACTIVE_TIMEOUT_MS / 1000
+    while httpx.get(f"{url}/quick-one", headers=headers).json()["state"] != "ACTIVE":
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.2)
+    reads = []
+
+    def model_read_before_the_run_ended(route):
+        reads.append(route.request.url)
+        if len(reads) > 1:
+            return route.continue_()
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "state": "CREATING"})
+
+    page.route("**/v1beta/tunedModels/quick-one", model_read_before_the_run_ended)
+    page.goto(server.url + "/#/models/quick-one")
+    page.wait_for_selector(".badge.active")
+    assert len(reads) > 1
 
 
 def test_a_late_unauthenticated_answer_keeps_the_key_being_typed(browser, keyed_server):

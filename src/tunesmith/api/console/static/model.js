@@ -84,7 +84,9 @@ export async function modelView(root, ctx, id) {
       h("button", { class: "danger", type: "button", onclick: remove }, "Delete"));
     playground.setReady(model.state === "ACTIVE", model.temperature);
     download.hidden = model.state !== "ACTIVE";
-    if (op && !op.done) ctx.refreshIn(1000, refresh);
+    // The two reads run side by side: a run that ends between them leaves a CREATING model
+    // beside a done operation, so read again until the model says it is done too.
+    if ((op && !op.done) || model.state === "CREATING") ctx.refreshIn(1000, refresh);
   }
 
   async function cancel(op) {
