@@ -176,7 +176,7 @@ def eager(model):
     scoring, the fused-LoRA probe, a run that chose not to compile on a base compiled
     earlier). Per model, not torch's global compiler stance: a borrowed base is its job's
     alone, while another thread's job may be running compiled layers of its own."""
-    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    core = _core(model)
     layers = [layer for layer in _decoder_layers(core) if layer._compiled_call_impl is not None]
     calls = [layer._compiled_call_impl for layer in layers]
     for layer in layers:
@@ -450,7 +450,7 @@ def target_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
 
     Equal to the model's own ``labels=`` loss (shifted, mean over non-ignored tokens).
     """
-    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    core = _core(model)
     if getattr(core.config, "model_type", None) not in _PLAIN_HEAD:
         return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
     decoder = core.get_decoder()
@@ -470,10 +470,15 @@ def target_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
     return F.cross_entropy(logits.float(), targets[keep])
 
 
+def _core(model):
+    """The transformers model under a peft wrapper, or ``model`` itself (full tuning)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def runs_packed(model, batches) -> bool:
     """Whether :func:`target_loss` runs every one of ``batches`` (collated ``(ids, labels,
     mask)``) of ``model`` without padding: packed (:func:`pack_shared_prefix`), or one row."""
-    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    core = _core(model)
     if not _packs(core.config):
         return False
     return all(ids.shape[0] < 2 or shared_start(ids, mask, labels) for ids, labels, mask in batches)
