@@ -124,12 +124,13 @@ def test_runs_whose_batches_pack_keep_them_mixed(tiny_model_dir):
     def plan(template, longest=32):
         fmt = PromptFormat(template, tok)
         rows = [recipe.encode(tok, fmt, i, o, 64) for i, o in pairs]
+        lengths = [len(ids) for ids, _ in rows]
         model = models.prepare(r, bf16=False, longest=longest)
         try:
-            chosen = recipe._plan(r, rows, model, tok.pad_token_id)
+            chosen = recipe._plan(r, rows, lengths, model, tok.pad_token_id)
         finally:
             models.release(model)
-        return chosen, plan_batches(*args, [len(ids) for ids, _ in rows])
+        return chosen, plan_batches(*args, lengths)
 
     mixed = plan_batches(*args)
     chosen, grouped = plan(TEMPLATE)

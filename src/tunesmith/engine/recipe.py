@@ -238,7 +238,7 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
         recipe, use_bf16, load_model, max(lengths, default=1), sum(lengths) * recipe.epoch_count
     )
     try:
-        plan = _plan(recipe, rows, model, tokenizer.pad_token_id)
+        plan = _plan(recipe, rows, lengths, model, tokenizer.pad_token_id)
         scorer = _Scorer(held_out, recipe.batch_size, tokenizer.pad_token_id, use_bf16)
         with contextlib.nullcontext() if models.compiled(model) else models.eager(model):
             _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step, scorer, fmt)
@@ -248,7 +248,7 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     return recipe.output_dir
 
 
-def _plan(recipe: Recipe, rows, model, pad_id: int) -> list:
+def _plan(recipe: Recipe, rows, lengths: list[int], model, pad_id: int) -> list:
     """The run's batches: in each epoch's seeded order where every batch runs packed, with
     no padding (:func:`.models.runs_packed`: short examples under a long shared start, a
     fixed instruction or system prompt, say); else length-grouped (:mod:`.batching`).
@@ -263,7 +263,7 @@ def _plan(recipe: Recipe, rows, model, pad_id: int) -> list:
     batches = (collate([rows[i] for i in indices], pad_id) for indices, _ in mixed)
     if models.runs_packed(model, batches):
         return mixed
-    return plan_batches(*args, [len(ids) for ids, _ in rows])
+    return plan_batches(*args, lengths)
 
 
 def _train(
