@@ -122,8 +122,7 @@ def useful_flops(base_dir: Path, rows, epochs: int, lora_rank: int, batch_size: 
     if not batch_size:
         return epochs * sum(row(ids, labels, 0) for ids, labels in rows)
     total = 0.0
-    for indices, _epoch in plan_batches(len(rows), epochs, batch_size, seed,
-                                        [len(ids) for ids, _ in rows]):  # fmt: skip
+    for indices, _epoch in plan_batches(len(rows), epochs, batch_size, seed):  # as packed runs
         batch = [rows[i] for i in indices]
         ids, labels, mask = collate(batch, 0)
         start = models.shared_start(ids, mask, labels)

@@ -23,18 +23,6 @@ def test_the_estimate_grows_with_batch_length_and_full_tuning(tiny_model_dir):
     )
 
 
-def test_a_packed_batch_counts_its_attention_over_all_its_tokens(tiny_model_dir):
-    # 8 rows of 32 tokens packed into one sequence of 256: 8x the attention of the rows apart.
-    apart = memory.estimate(tiny_model_dir, "lora", 8, 32, bf16=True)
-    packed = memory.estimate(tiny_model_dir, "lora", 8, 32, bf16=True, packed_tokens=512)
-    layers, heads = 2, 4  # the tiny model's
-    extra = layers * heads * 4 * (256 * 256 - 8 * 32 * 32)
-    assert packed.activations - apart.activations == extra
-    # Rows longer than a packed sequence could be: the rows' own attention is the larger.
-    long = memory.estimate(tiny_model_dir, "lora", 2, 400, bf16=True)
-    assert memory.estimate(tiny_model_dir, "lora", 2, 400, bf16=True, packed_tokens=512) == long
-
-
 def test_a_huge_batch_is_refused_with_what_it_needs(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda: 2 * GiB)
     memory.check(tiny_model_dir, "lora", 4, 64, bf16=True)  # fits

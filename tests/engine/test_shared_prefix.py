@@ -1,4 +1,5 @@
-"""A batch whose rows start alike runs its shared start once: same loss, same gradients."""
+"""A short batch runs packed: its real tokens only, the rows' shared start once, attention row
+by row. Same loss, same gradients as the rows apart."""
 
 from __future__ import annotations
 
@@ -42,13 +43,18 @@ def _loss_and_grads(model, loss_fn):
     return loss.item(), grads
 
 
-def test_packed_batch_gives_the_models_own_loss_and_gradients(tiny_model_dir, lora_model):
+@pytest.mark.parametrize(
+    "template", [TEMPLATE, "{input} = "], ids=["shared start", "no shared start"]
+)
+def test_packed_batch_gives_the_models_own_loss_and_gradients(tiny_model_dir, lora_model, template):
     bf16 = lora_model.bf16
-    ids, labels, mask = _batch(tiny_model_dir, PAIRS)
-    core = lora_model.get_base_model()
-    packed = models.pack_shared_prefix(ids, mask, labels, core.config)
-    assert packed is not None, "this batch's rows share their template's start"
-    assert packed[0].shape[1] < int(mask.sum())  # the start is counted once, no padding
+    ids, labels, mask = _batch(tiny_model_dir, PAIRS, template)
+    assert models.packs(lora_model)
+    packed = models.pack_batch(ids, mask, labels)
+    start = models.shared_start(ids, mask, labels)
+    assert bool(start) == (template == TEMPLATE)
+    # no padding, the start counted once
+    assert packed.ids.shape[1] == int(mask.sum()) - start * (len(PAIRS) - 1)
 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         ours, our_grads = _loss_and_grads(
@@ -65,13 +71,17 @@ def test_packed_batch_gives_the_models_own_loss_and_gradients(tiny_model_dir, lo
         assert torch.allclose(our_grads[name], g, rtol=tol * 5, atol=tol * g.abs().max()), name
 
 
-def test_rows_are_kept_apart_when_nothing_long_enough_is_shared(tiny_model_dir, lora_model):
-    config = lora_model.get_base_model().config
-    ids, labels, mask = _batch(tiny_model_dir, PAIRS, template="{input}\n")
-    assert models.shared_start(ids, mask, labels) == 0
-    assert models.pack_shared_prefix(ids, mask, labels, config) is None
-    ids, labels, mask = _batch(tiny_model_dir, PAIRS[:1])
-    assert models.pack_shared_prefix(ids, mask, labels, config) is None  # a single row
+def test_long_examples_run_padded_with_the_models_own_attention(tiny_model_dir):
+    models.clear_cache()
+    r = recipe.Recipe(base_dir=tiny_model_dir, examples=PAIRS, output_dir=tiny_model_dir / "x")
+    model = models.prepare(r, bf16=False, longest=models.EAGER_ATTENTION_MAX_LEN + 1)
+    try:
+        assert not models.packs(model)
+        ids, labels, mask = _batch(tiny_model_dir, PAIRS)
+        theirs = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        assert models.target_loss(model, ids, mask, labels).item() == pytest.approx(theirs.item())
+    finally:
+        models.release(model)
 
 
 def test_the_shared_start_ends_before_the_first_target_is_predicted():
@@ -94,25 +104,14 @@ def test_the_shared_start_ends_before_the_first_target_is_predicted():
     short_mask = (short != 0).long()
     assert models.shared_start(short, short_mask, labels) == 5
     mask[1, 3] = 0  # a masked token is not shared
-    assert models.shared_start(ids, mask, labels) == 0  # (3 < SHARED_PREFIX_MIN_TOKENS)
-
-
-def test_long_batches_are_not_packed(tiny_model_dir, lora_model, monkeypatch):
-    ids, labels, mask = _batch(tiny_model_dir, PAIRS)
-    config = lora_model.get_base_model().config
-    start = models.shared_start(ids, mask, labels)
-    packed_length = start + int(mask.sum()) - start * len(PAIRS)
-    monkeypatch.setattr(models, "PACKED_MAX_TOKENS", packed_length)
-    assert models.pack_shared_prefix(ids, mask, labels, config)[0].shape[1] == packed_length
-    monkeypatch.setattr(models, "PACKED_MAX_TOKENS", packed_length - 1)
-    assert models.pack_shared_prefix(ids, mask, labels, config) is None
+    assert models.shared_start(ids, mask, labels) == 3
+    assert models.shared_start(ids[:1], mask[:1], labels[:1]) == 0  # a single row
 
 
 def test_runs_whose_batches_pack_keep_them_mixed(tiny_model_dir):
     """Length grouping saves padding; packed batches have none, and batches of like lengths are
-    batches of like examples (here: digits or words). A run whose batches all pack keeps each
-    epoch's seeded order; one whose batches would pad (no shared start, or attention that
-    takes no packed mask) groups them by length."""
+    batches of like examples (here: digits or words). A run whose batches pack (short
+    examples) keeps each epoch's seeded order; one whose batches pad groups them by length."""
     pairs = [(str(i), str(i + 1)) for i in range(10)] + [("twenty two", "twenty three")] * 6
     tok = recipe.load_tokenizer(tiny_model_dir)
     r = recipe.Recipe(
@@ -127,7 +126,7 @@ def test_runs_whose_batches_pack_keep_them_mixed(tiny_model_dir):
         lengths = [len(ids) for ids, _ in rows]
         model = models.prepare(r, bf16=False, longest=longest)
         try:
-            chosen = recipe._plan(r, rows, lengths, model, tok.pad_token_id)
+            chosen = recipe._plan(r, lengths, model)
         finally:
             models.release(model)
         return chosen, plan_batches(*args, lengths)
@@ -136,7 +135,41 @@ def test_runs_whose_batches_pack_keep_them_mixed(tiny_model_dir):
     chosen, grouped = plan(TEMPLATE)
     assert grouped != mixed  # the two orders differ on these examples
     assert chosen == mixed
-    chosen, grouped = plan("{input} = ")  # no shared start: the rows would pad
-    assert chosen == grouped
+    chosen, _ = plan("{input} = ")  # no shared start: packed all the same
+    assert chosen == mixed
     chosen, grouped = plan(TEMPLATE, longest=models.EAGER_ATTENTION_MAX_LEN + 1)
     assert chosen == grouped
+
+
+def test_packed_attention_is_the_models_own(tiny_model_dir, tmp_path):
+    """Gemma 2 soft-caps its attention scores in its own eager attention: packed batches keep
+    that (the loss equals the model's own under plain eager attention)."""
+    from transformers import AutoModelForCausalLM, Gemma2Config, Gemma2ForCausalLM
+
+    tok = recipe.load_tokenizer(tiny_model_dir)
+    torch.manual_seed(0)
+    config = Gemma2Config(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+        attn_logit_softcapping=0.5, final_logit_softcapping=5.0, sliding_window=64,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
+        initializer_range=0.2,
+    )  # fmt: skip
+    folder = tmp_path / "gemma2"
+    Gemma2ForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    ids, labels, mask = _batch(folder, PAIRS)
+    reference = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
+    theirs = reference(input_ids=ids, attention_mask=mask, labels=labels).loss.item()
+
+    models.clear_cache()
+    r = recipe.Recipe(base_dir=folder, examples=PAIRS, output_dir=tmp_path / "x")
+    model = models.prepare(r, bf16=False, longest=32)  # a fresh adapter changes nothing yet
+    try:
+        assert models.packs(model)
+        assert models.target_loss(model, ids, mask, labels).item() == pytest.approx(
+            theirs, rel=1e-5
+        )
+    finally:
+        models.release(model)
+    models.clear_cache()

@@ -10,11 +10,10 @@ ranked by token count (ties keep the epoch's random order), cut into pieces whos
 exactly the pieces the run's batches take from this epoch, and the pieces are laid out in a
 seeded random order. Every example still appears exactly once per epoch, every step still
 covers the same number of examples and ends at the same epoch count, and a batch pads only to
-its own longest example, which then differs little from its shortest. (A batch whose rows
-share their start is packed into one sequence without padding, see
-:func:`.models.pack_shared_prefix`; grouping serves the batches that are not: long ones, or
-attention that does not take its block mask. A run whose batches all pack keeps the plain
-seeded order, whose batches mix examples of every kind: :func:`.recipe._plan`.)
+its own longest example, which then differs little from its shortest. (Short examples run
+packed, without padding, see :func:`.models.pack_batch`, and keep the plain seeded order,
+whose batches mix examples of every kind: :func:`.recipe._plan`; grouping serves the batches
+that pad: long examples, or attention other than the engine's row-wise one.)
 """
 
 from __future__ import annotations

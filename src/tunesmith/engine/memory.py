@@ -11,9 +11,8 @@ MLP width i, a heads, vocabulary V, and T = batch_size x longest example tokens:
     trainable     16 bytes per tuned parameter (weight, gradient, two AdamW moments);
                   full tuning tunes all P, LoRA r(in + out) per linear layer
     activations   L T (24h + 8i) x (1 in bf16, 1.5 in float32) kept for the backward pass,
-                  plus L a x 4 x the attention probabilities' size: batch seq^2, or
-                  packed^2 where a batch may run as one packed sequence of up to
-                  ``packed_tokens`` (the larger)
+                  plus L a x 4 x the attention probabilities' size, batch seq^2 (a packed
+                  batch attends row by row too)
     logits        T V x 12 (bf16 logits, a float32 copy, its gradient): an upper bound, the
                   engine projects only target tokens
     runtime       1 GiB for the interpreter, torch and transformers
@@ -56,7 +55,6 @@ def estimate(
     seq_len: int,
     bf16: bool,
     lora_rank: int = 8,
-    packed_tokens: int = 0,
 ) -> Estimate:
     cfg = _text_config(json.loads((Path(base_dir) / "config.json").read_text()))
     h, layers, vocab = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
@@ -74,8 +72,7 @@ def estimate(
     tokens = batch_size * seq_len
     act = layers * tokens * (24 * h + 8 * inter)
     act = act if bf16 else act * 3 // 2
-    packed = min(tokens, packed_tokens)
-    act += layers * heads * max(batch_size * seq_len * seq_len, packed * packed) * 4
+    act += layers * heads * batch_size * seq_len * seq_len * 4
     return Estimate(weights, trainable, act, tokens * vocab * 12)
 
 
@@ -93,10 +90,9 @@ def check(
     seq_len: int,
     bf16: bool,
     lora_rank: int = 8,
-    packed_tokens: int = 0,
 ) -> Estimate:
     """Raise :class:`ResourceExhausted` when the run cannot fit in the memory available."""
-    est = estimate(base_dir, method, batch_size, seq_len, bf16, lora_rank, packed_tokens)
+    est = estimate(base_dir, method, batch_size, seq_len, bf16, lora_rank)
     have = available_bytes()
     if est.total > have * HEADROOM:
         raise ResourceExhausted(

@@ -14,13 +14,17 @@
 * **Fewer, larger operations for LoRA.** Projections that read the same input (q/k/v, gate/up)
   run as one autograd node with their LoRA matrices stacked (:mod:`.fused_lora`); compiled
   layers get the same grouping of the low-rank products from a pass over the compiler's graph.
-* **Plain attention for short examples.** For a few dozen tokens the fused CPU attention's
-  backward costs more than the matmuls it replaces; ``eager`` attention is used up to
-  :data:`EAGER_ATTENTION_MAX_LEN` tokens, the model's own choice beyond.
-* **A batch's shared start once.** A chat template puts the same system prompt and turn
-  markers before every example; where a batch's rows start alike, the start runs once and each
-  row's rest attends to it, in one packed sequence without padding (:func:`pack_shared_prefix`:
-  the same loss and gradients; at batch 8 of short pairs, half the work).
+* **Short batches packed: no padding, the shared start once.** Up to
+  :data:`EAGER_ATTENTION_MAX_LEN` tokens a batch runs as one sequence of its real tokens: the
+  start its rows share (a chat template's system prompt and turn markers) once, then each
+  row's rest (:func:`pack_batch`). The linear layers, most of a step, then compute neither
+  padding nor the start again (at batch 8 of short pairs under a chat template, half the
+  work). Attention lays the packed queries, keys and values out as rows again and runs plain
+  (``eager``) attention on each row's own tokens (:data:`ROWS_ATTENTION`): for a few dozen
+  tokens the fused CPU attention's backward costs more than the matmuls it replaces, and one
+  score matrix over the whole packed batch would cost as much again as the padding saved. The
+  same loss and gradients as the rows apart. Beyond that length, the model's own attention
+  on padded rows.
 * **Logits only where there is a target.** The loss needs the vocabulary projection only at
   the output tokens; the prompt (most of each example) skips it and its backward.
 * **Compiled decoder layers for long runs, once per worker.** Besides the matmuls, a CPU step
@@ -47,10 +51,12 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -279,6 +285,9 @@ def _compile_layers(base, run) -> None:
     # constants. Under dynamic=True dynamo first traces them as symbolic floats, fails, and
     # traces the layer again: half of a warm compile (9 s instead of 16 s here).
     torch._dynamo.config.specialize_float = True
+    # Sizes that happen to be equal in the first batch (5 rows of 5 tokens) would otherwise
+    # share one symbol, and the next batch, where they differ, would compile the layers again.
+    torch.fx.experimental._config.use_duck_shape = False
     options = {"pre_grad_custom_pass": fused_lora.GroupLoRAPass()}
     for layer in _layers_to_compile(base):
         layer.compile(dynamic=True, options=options)
@@ -391,7 +400,12 @@ def _pick_attention(base, longest: int | None) -> None:
     if not hasattr(base, "_tunesmith_attention"):
         base._tunesmith_attention = original  # what the model chose when loaded
     short = longest is not None and longest <= EAGER_ATTENTION_MAX_LEN
-    want = "eager" if short and not torch.cuda.is_available() else base._tunesmith_attention
+    want = base._tunesmith_attention
+    if short and not torch.cuda.is_available():
+        # The row-wise form where target_loss packs: models whose attention module calls
+        # their file's own eager_attention_forward, as these do.
+        want = ROWS_ATTENTION if base.config.model_type in _PLAIN_HEAD else "eager"
+        _register_rows_attention()
     if want != original:
         base.set_attn_implementation(want)
 
@@ -446,7 +460,7 @@ def clear_cache() -> None:
 
 def target_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
     """Mean cross-entropy over the target tokens, projecting to the vocabulary only there, a
-    batch whose rows start alike packed (:func:`pack_shared_prefix`).
+    batch packed where the model takes it (:func:`packs`, :func:`pack_batch`).
 
     Equal to the model's own ``labels=`` loss (shifted, mean over non-ignored tokens).
     """
@@ -454,14 +468,20 @@ def target_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
     if getattr(core.config, "model_type", None) not in _PLAIN_HEAD:
         return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
     decoder = core.get_decoder()
-    packed = pack_shared_prefix(input_ids, attention_mask, labels, core.config)
-    if packed is None:
+    if input_ids.shape[0] > 1 and packs(model):
+        p = pack_batch(input_ids, attention_mask, labels)
+        out = decoder(
+            input_ids=p.ids,
+            position_ids=p.positions,
+            attention_mask=p.mask,  # the rows' own, 4-D: used as it is
+            use_cache=False,
+            tunesmith_rows=p.rows,
+            tunesmith_back=p.back,
+        )
+        hidden, targets = out.last_hidden_state, p.targets
+    else:
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden, targets = out.last_hidden_state[:, :-1], labels[:, 1:]
-    else:
-        ids, positions, mask, targets = packed
-        out = decoder(input_ids=ids, position_ids=positions, attention_mask=mask, use_cache=False)
-        hidden = out.last_hidden_state
     keep = targets != IGNORE
     logits = core.get_output_embeddings()(hidden[keep])
     cap = getattr(core.config, "final_logit_softcapping", None)
@@ -475,36 +495,21 @@ def _core(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def runs_packed(model, batches) -> bool:
-    """Whether :func:`target_loss` runs every one of ``batches`` (collated ``(ids, labels,
-    mask)``) of ``model`` without padding: packed (:func:`pack_shared_prefix`), or one row."""
-    core = _core(model)
-    if not _packs(core.config):
-        return False
-    return all(ids.shape[0] < 2 or shared_start(ids, mask, labels) for ids, labels, mask in batches)
-
-
-def _packs(config) -> bool:
-    """Whether :func:`target_loss` packs batches for this model: its own loss path (a plain
-    vocabulary head) and eager attention, which takes the packed batch's additive mask."""
+def packs(model) -> bool:
+    """Whether :func:`target_loss` runs ``model``'s batches packed (:func:`pack_batch`), so
+    without padding: its own loss path (a plain vocabulary head) and the row-wise attention
+    :func:`prepare` picks for short examples."""
+    config = _core(model).config
     return (
         getattr(config, "model_type", None) in _PLAIN_HEAD
-        and config._attn_implementation == "eager"
+        and config._attn_implementation == ROWS_ATTENTION
     )
 
 
-SHARED_PREFIX_MIN_TOKENS = 4
-"""Shorter common starts are not worth a packed batch."""
-
-PACKED_MAX_TOKENS = 512
-"""A packed batch attends over all its tokens at once (one T x T score matrix per head and
-layer, kept for backward), so longer batches keep their rows apart."""
-
-
 def shared_start(input_ids, attention_mask, labels) -> int:
-    """How many leading tokens of this batch :func:`pack_shared_prefix` runs once for all rows:
-    the tokens every row starts with, up to the position that predicts any row's first target;
-    0 when the rows run apart (one row, a short common start, too many tokens to pack)."""
+    """How many leading tokens of this batch :func:`pack_batch` runs once for all rows: the
+    tokens every row starts with, up to the position that predicts any row's first target
+    (0 for a single row)."""
     if input_ids.shape[0] < 2:
         return 0
     same = ((input_ids == input_ids[:1]) & (attention_mask == 1)).all(0)
@@ -512,47 +517,100 @@ def shared_start(input_ids, attention_mask, labels) -> int:
     common = min(int(same.int().cumprod(0).sum()), shortest - 1)  # every row keeps a token
     learned = (labels != IGNORE).any(0)
     first_target = int(learned.int().argmax()) if bool(learned.any()) else labels.shape[1]
-    start = min(common, first_target - 1)
-    packed = start + int(attention_mask.sum()) - start * input_ids.shape[0]
-    return start if start >= SHARED_PREFIX_MIN_TOKENS and packed <= PACKED_MAX_TOKENS else 0
+    return max(0, min(common, first_target - 1))
 
 
-def pack_shared_prefix(input_ids, attention_mask, labels, config):
-    """A batch whose rows start alike as one sequence: the shared start once, then each row's
-    rest, each attending to the start and to itself only; or None to run the rows as they are.
+def pack_batch(input_ids, attention_mask, labels):
+    """A right-padded batch as one sequence of its real tokens: the rows' shared start
+    (:func:`shared_start`) once, then each row's rest.
 
-    The packaged base's chat template puts 24 such tokens (its default system prompt and the
-    user turn's marker) before each of the ~40 of a short pair. Causal attention makes those
-    positions' hidden states equal in every row, so computing them once gives the same loss
-    and gradients for a fraction of the work; no padding is computed either.
-    Returns ``(ids, position_ids, 4-D additive mask, targets)``, ``targets[0, i]`` the label
-    predicted at packed position ``i``.
+    Causal attention makes the shared positions' hidden states equal in every row, so
+    computing them once gives the same loss and gradients. Returns the packed ``(ids,
+    position_ids, targets)``, ``targets[0, i]`` the label predicted at packed position ``i``,
+    and what :func:`_rows_attention` needs to attend row by row: ``rows[r, c]``, the packed
+    position of row ``r``'s token ``c`` (padding points at position 0 and is masked), the rows'
+    causal additive mask, and ``back[i]``, the (row, token) of packed position ``i`` in
+    ``rows`` flattened (a shared token is row 0's).
     """
-    if not _packs(config):
-        return None  # the mask below is eager attention's additive one
     start = shared_start(input_ids, attention_mask, labels)
-    if not start:
-        return None
     lengths = attention_mask.sum(1).tolist()  # rows are right-padded
+    width = input_ids.shape[1]
     dev = input_ids.device
     ignore = torch.tensor([IGNORE], device=dev)
     ids = [input_ids[0, :start]]
     positions = [torch.arange(start, device=dev)]
     targets = [labels.new_full((start,), IGNORE)]
-    segments = [torch.full((start,), -1, device=dev)]
+    back = [torch.arange(start, device=dev)]
+    rows = torch.zeros_like(input_ids)
+    rows[:, :start] = torch.arange(start, device=dev)
+    offset = start
     for row, n in enumerate(lengths):
         ids.append(input_ids[row, start:n])
         positions.append(torch.arange(start, n, device=dev))
         targets.append(torch.cat([labels[row, start + 1 : n], ignore]))
-        segments.append(torch.full((n - start,), row, device=dev))
-    seg = torch.cat(segments)
-    total = len(seg)  # the packed length shared_start allowed
-    visible = (seg[None, :] == seg[:, None]) | (seg[None, :] == -1)
-    visible &= torch.ones(total, total, dtype=torch.bool, device=dev).tril()
-    mask = torch.zeros(total, total, device=dev).masked_fill_(~visible, torch.finfo().min)
-    return (
+        back.append(torch.arange(row * width + start, row * width + n, device=dev))
+        rows[row, start:n] = torch.arange(offset, offset + n - start, device=dev)
+        offset += n - start
+    visible = torch.ones(width, width, dtype=torch.bool, device=dev).tril()
+    visible = visible[None] & (attention_mask[:, None, :] == 1)
+    mask = torch.zeros(visible.shape, device=dev).masked_fill_(~visible, torch.finfo().min)
+    return PackedBatch(
         torch.cat(ids)[None],
         torch.cat(positions)[None],
-        mask[None, None],
         torch.cat(targets)[None],
+        rows,
+        mask[:, None],
+        torch.cat(back),
     )
+
+
+class PackedBatch(NamedTuple):
+    ids: torch.Tensor
+    positions: torch.Tensor
+    targets: torch.Tensor
+    rows: torch.Tensor
+    mask: torch.Tensor
+    back: torch.Tensor
+
+
+ROWS_ATTENTION = "tunesmith_rows"
+"""The attention :func:`prepare` picks for short examples: ``eager`` attention, for a packed
+batch (:func:`pack_batch`) on each row's own tokens."""
+
+
+def _rows_attention(
+    module, query, key, value, attention_mask, scaling, dropout=0.0, tunesmith_rows=None,
+    tunesmith_back=None, **kwargs,
+):  # fmt: skip
+    """The model's own eager attention (its soft-capping, say); for a packed batch
+    (``tunesmith_rows`` and ``tunesmith_back`` from :func:`pack_batch`, its rows' mask as
+    ``attention_mask``), the packed queries, keys and values laid out as rows, attended row by
+    row and laid back."""
+    eager_attention_forward = sys.modules[type(module).__module__].eager_attention_forward
+    if tunesmith_rows is None:
+        return eager_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
+
+    rows, width = tunesmith_rows.shape
+    index = tunesmith_rows.flatten()
+
+    def as_rows(t):  # (1, heads, packed, dim) -> (rows, heads, width, dim)
+        # index_select, whose backward (index_add) is cheaper than that of t[:, index]
+        return t[0].index_select(1, index).unflatten(1, (rows, width)).transpose(0, 1)
+
+    out, weights = eager_attention_forward(
+        module, as_rows(query), as_rows(key), as_rows(value), attention_mask,
+        scaling=scaling, dropout=dropout, **kwargs,
+    )  # fmt: skip
+    # out: (rows, width, heads, dim) -> (1, packed, heads, dim)
+    return out.flatten(0, 1).index_select(0, tunesmith_back)[None], weights
+
+
+@functools.cache
+def _register_rows_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(ROWS_ATTENTION, _rows_attention)
+    AttentionMaskInterface.register(ROWS_ATTENTION, eager_mask)  # rows not packed: eager's

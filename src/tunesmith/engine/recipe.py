@@ -232,13 +232,12 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
         max(lengths + [len(ids) for ids, _ in held_out], default=1),
         use_bf16,
         recipe.lora_rank,
-        models.PACKED_MAX_TOKENS,
     )  # fail now, not when the operating system kills the worker
     model = models.prepare(
         recipe, use_bf16, load_model, max(lengths, default=1), sum(lengths) * recipe.epoch_count
     )
     try:
-        plan = _plan(recipe, rows, lengths, model, tokenizer.pad_token_id)
+        plan = _plan(recipe, lengths, model)
         scorer = _Scorer(held_out, recipe.batch_size, tokenizer.pad_token_id, use_bf16)
         with contextlib.nullcontext() if models.compiled(model) else models.eager(model):
             _train(recipe, model, tokenizer, rows, plan, use_bf16, on_step, scorer, fmt)
@@ -248,22 +247,15 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     return recipe.output_dir
 
 
-def _plan(recipe: Recipe, rows, lengths: list[int], model, pad_id: int) -> list:
-    """The run's batches: in each epoch's seeded order where every batch runs packed, with
-    no padding (:func:`.models.runs_packed`: short examples under a long shared start, a
-    fixed instruction or system prompt, say); else length-grouped (:mod:`.batching`).
-    Grouping saves padding, but batches of like lengths are batches of like examples too:
-    on the packaged base, 200 numbers-task pairs for one epoch held out 71-73 %
-    length-grouped against 77-79 % in seeded order, mean of six seeds (the plain
-    transformers loop: 79 %). Those pairs' template starts with 3 shared tokens, too few to
-    pack, so they still group: padded, 900 of them for an epoch ran 18 % slower compiled in
-    seeded order (AVX512-BF16 EPYC)."""
-    args = (len(rows), recipe.epoch_count, recipe.batch_size, recipe.seed)
-    mixed = plan_batches(*args)
-    batches = (collate([rows[i] for i in indices], pad_id) for indices, _ in mixed)
-    if models.runs_packed(model, batches):
-        return mixed
-    return plan_batches(*args, lengths)
+def _plan(recipe: Recipe, lengths: list[int], model) -> list:
+    """The run's batches: in each epoch's seeded order where the model runs them packed,
+    without padding (:func:`.models.packs`: short examples); else length-grouped
+    (:mod:`.batching`). Grouping saves padding, but batches of like lengths are batches of like
+    examples too: on the packaged base, 200 numbers-task pairs for one epoch held out 71 %
+    length-grouped against 77 % in seeded order, mean of six seeds (the plain transformers
+    loop: 79 %)."""
+    args = (len(lengths), recipe.epoch_count, recipe.batch_size, recipe.seed)
+    return plan_batches(*args) if models.packs(model) else plan_batches(*args, lengths)
 
 
 def _train(
