@@ -325,8 +325,7 @@ def _final(losses: list[float]) -> float:
 def compile_seconds(base_dir: Path, template, train) -> float:
     """What compiling the layers adds to the first job on a fresh worker: a short job with
     ``compile=True`` against the same job eager (both load and wrap the base). With the
-    base's own prompt template, as the code compiled ahead at setup was: the shared start it
-    puts before every example shapes the graph."""
+    base's own prompt template, as the code compiled ahead at setup was."""
     seconds = []
     for compile in (False, True):
         with tempfile.TemporaryDirectory() as tmp:

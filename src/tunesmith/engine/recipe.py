@@ -160,7 +160,7 @@ def compile_ahead(base_dir: Path, prompt_template: str | None = None) -> None:
     """Compile the decoder layers of ``base_dir`` as a long LoRA run would, in a short run,
     so that every later worker of this installation loads the compiled code from
     :func:`.models.compile_cache` instead of compiling it anew. ``prompt_template``: the one
-    jobs on it use (how much of a batch's start rows share decides the graph's shapes)."""
+    jobs on it use (setup's record names it, :func:`.models.note_compiled_ahead`)."""
     import tempfile
 
     try:
