@@ -520,6 +520,12 @@ def shared_start(input_ids, attention_mask, labels) -> int:
     return max(0, min(common, first_target - 1))
 
 
+PACK_MULTIPLE = 8
+"""A packed sequence's length is rounded up to a multiple of this: a matmul of a new number of
+rows builds its oneDNN kernels anew, ~15 % of a bf16 linear layer's time on an AMX Xeon, and an
+exact packed length is new at almost every step."""
+
+
 def pack_batch(input_ids, attention_mask, labels):
     """A right-padded batch as one sequence of its real tokens: the rows' shared start
     (:func:`shared_start`) once, then each row's rest.
@@ -551,6 +557,11 @@ def pack_batch(input_ids, attention_mask, labels):
         back.append(torch.arange(row * width + start, row * width + n, device=dev))
         rows[row, start:n] = torch.arange(offset, offset + n - start, device=dev)
         offset += n - start
+    tail = -offset % PACK_MULTIPLE  # masked tokens: no row reads them, no target
+    ids.append(input_ids.new_zeros(tail))
+    positions.append(torch.zeros(tail, dtype=torch.long, device=dev))
+    targets.append(labels.new_full((tail,), IGNORE))
+    back.append(torch.zeros(tail, dtype=torch.long, device=dev))
     visible = torch.ones(width, width, dtype=torch.bool, device=dev).tril()
     visible = visible[None] & (attention_mask[:, None, :] == 1)
     mask = torch.zeros(visible.shape, device=dev).masked_fill_(~visible, torch.finfo().min)
