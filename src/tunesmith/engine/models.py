@@ -288,6 +288,10 @@ def _compile_layers(base, run) -> None:
     # Sizes that happen to be equal in the first batch (5 rows of 5 tokens) would otherwise
     # share one symbol, and the next batch, where they differ, would compile the layers again.
     torch.fx.experimental._config.use_duck_shape = False
+    # The packed attention's _Gather is an autograd.Function, which AOTAutograd's cache would
+    # skip: every fresh worker would trace the layers' backward again (4 s). The cache key is
+    # the traced graph, the Function's forward and backward included.
+    torch._functorch.config.autograd_cache_allow_custom_autograd_functions = True
     options = {"pre_grad_custom_pass": fused_lora.GroupLoRAPass()}
     for layer in _layers_to_compile(base):
         layer.compile(dynamic=True, options=options)
