@@ -574,9 +574,9 @@ def pack_batch(input_ids, attention_mask, labels):
     # The inverse maps, for the gradients (_Gather): which row positions read packed position
     # i (every row reads a shared one), and which packed position read row position j.
     valid = attention_mask == 1
-    row, col = valid.nonzero(as_tuple=True)
+    in_row, in_col = valid.nonzero(as_tuple=True)
     unrows = torch.full((len(lengths), real + tail), rows.numel(), device=dev)
-    unrows[row, rows[row, col]] = row * width + col
+    unrows[in_row, rows[in_row, in_col]] = in_row * width + in_col
     back_all = torch.cat(back)
     unback = torch.full((1, rows.numel()), real + tail, device=dev)
     unback[0, back_all[:real]] = torch.arange(real, device=dev)
