@@ -581,7 +581,7 @@ def pack_batch(input_ids, attention_mask, labels):
     unback = torch.full((1, rows.numel()), real + tail, device=dev)
     unback[0, back_all[:real]] = torch.arange(real, device=dev)
     visible = torch.ones(width, width, dtype=torch.bool, device=dev).tril()
-    visible = visible[None] & (attention_mask[:, None, :] == 1)
+    visible = visible[None] & valid[:, None, :]
     mask = torch.zeros(visible.shape, device=dev).masked_fill_(~visible, torch.finfo().min)
     return PackedBatch(
         torch.cat(ids)[None],
