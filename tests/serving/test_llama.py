@@ -149,6 +149,69 @@ def test_requests_to_one_tuned_model_decode_together_as_alone(
     assert not base.torch_loaded
 
 
+def test_several_tuned_models_decode_at_once_on_a_share_of_the_cores(
+    tmp_path, tiny_model_dir, adapters, monkeypatch
+):
+    """llama.cpp applies one adapter to a whole context: requests to several tuned models
+    that arrive together decode at the same time on two contexts over the same weights, each
+    on its share of the threads, answering as each does alone, and the cache bound (2 tuned
+    models here) never frees an adapter that the other context applies."""
+    import threading
+
+    from tunesmith.engine import cores
+
+    need_llama_cpp()
+    if cores.usable() < 2:
+        pytest.skip("one core: one context decodes every tuned model in turn")
+    monkeypatch.setattr(threads, "CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(cores, "training_lock", lambda: tmp_path / "training.lock")
+    server = ModelServer("2", engine="llama.cpp", cache_dir=tmp_path / "serving")
+    jobs = [(a, p) for a in [None, *adapters] for p in PROMPTS[:2]]
+    alone = [server.generate(tiny_model_dir, TEMPLATE, p, greedy(12), a) for a, p in jobs]
+    server.scheduler.close()  # batches are run from here below
+    base = server.base(tiny_model_dir)
+    assert base.llama is not None
+    llama_base, group = base.llama, base.llama._group
+    seen: list[tuple[int, int, int]] = []  # context, thread, llama.cpp threads, per tuned model
+
+    def watched(context, *tuned_model):
+        out = group(context, *tuned_model)
+        seen.append((id(context), threading.get_ident(), context.threads))
+        return out
+
+    monkeypatch.setattr(llama_base, "_group", watched)
+    import llama_cpp
+
+    free, weights = llama_cpp.llama_adapter_lora_free, llama_base.model._weights
+    freed_while_applied: list[Path] = []
+
+    def checked_free(handle):  # called once the adapter has left the loaded ones
+        freed_while_applied.extend(
+            c.active for c in weights.contexts if c.active and c.active not in weights.adapters
+        )
+        free(handle)
+
+    monkeypatch.setattr(llama_cpp, "llama_adapter_lora_free", checked_free)
+
+    def ask(some):
+        requests = [
+            Request(base, a, server._encode(base, TEMPLATE.replace("{input}", p)), greedy(12))
+            for a, p in some
+        ]
+        run_batch(requests)
+        return [r.stream.result() for r in requests]
+
+    assert ask(jobs) == alone
+    assert len({c for c, _, _ in seen}) == 2 and len({t for _, t, _ in seen}) == 2
+    assert {n for _, _, n in seen} == {cores.usable() // 2}
+    assert not freed_while_applied
+    # One tuned model alone decodes on every core again.
+    seen.clear()
+    assert ask(jobs[:1]) == alone[:1]
+    assert [(id(llama_base.model), cores.usable())] == [(c, n) for c, _, n in seen]
+    assert not base.torch_loaded
+
+
 def test_candidates_that_overflow_the_cache_together_decode_in_turn(
     llama_server, tiny_model_dir, adapters, monkeypatch
 ):
@@ -164,8 +227,8 @@ def test_candidates_that_overflow_the_cache_together_decode_in_turn(
     base.llama.model.kv_tokens = len(prompt) + 2 * 20  # the prompt, two answers
     runs: list[int] = []
     decode = base.llama._decode
-    monkeypatch.setattr(base.llama, "_decode", lambda rows, all: [runs.append(len(rows)),
-                                                                 decode(rows, all)])  # fmt: skip
+    monkeypatch.setattr(base.llama, "_decode", lambda c, rows, all: [runs.append(len(rows)),
+                                                                    decode(c, rows, all)])  # fmt: skip
     request = Request(base, adapters[0], prompt, sampled)
     run_batch([request])
     events = list(request.stream)

@@ -90,7 +90,8 @@ class LoadedBase:
             return self._torch
 
     def decode(self, tokens: list[int]) -> str:
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        with self.lock:  # llama.cpp's contexts stream their answers from several threads
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         assert isinstance(text, str)  # one sequence in, one text out
         return text
 

@@ -13,7 +13,8 @@ knows is served here by default (``TUNESMITH_SERVING_ENGINE=auto``):
   recently used out first). llama.cpp applies one set of adapters to a whole context, so the
   requests of a scheduler batch are grouped by tuned model, and each group decodes together:
   one sequence per candidate in a KV cache they share (:data:`SEQUENCES`, :data:`KV_TOKENS`),
-  each step reading the weights once for all;
+  each step reading the weights once for all; on several cores, groups decode at once on
+  :data:`CONTEXTS` contexts over the same weights, each on its share of the cores;
 * tunesmith still tokenises (the prompt format training used) and chooses each token with its
   own sampler from llama.cpp's logits, in the loop the PyTorch path runs
   (:func:`.batcher.stream_rows`), so temperature / top-k / top-p / seeds, stop sequences and
@@ -30,7 +31,8 @@ import ctypes
 import logging
 import os
 import sys
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,13 @@ CONTEXT_TOKENS = 2048
 """The llama.cpp context (prompt and answer) of a base, at most (less if the model was trained
 on less); its F16 KV cache is allocated whole (48 MiB for the packaged base). Longer requests
 are decoded by the PyTorch path."""
+CONTEXTS = 2
+"""Contexts over one base's weights that decode different tuned models at once, each on its
+share of the cores (llama.cpp applies one adapter to a whole context, so requests to
+different tuned models cannot share a batch): 8 requests over 8 tuned models on 2 cores,
+each context on one thread, 1.45-1.57x the tokens per second of one context on both threads
+decoding them in turn (AMD EPYC Zen 5). Each context beyond the first holds its own KV cache
+(:data:`KV_TOKENS`), made when first needed."""
 PROMPT_BATCH = 512  # prompt tokens evaluated per llama.cpp call
 
 
@@ -173,10 +182,82 @@ def _cached(cache_dir: Path, name: str, source: Path, write) -> Path:
     return out
 
 
+class _Weights:
+    """A base model's weights in llama.cpp and the tuned adapters loaded over them, shared by
+    the base's contexts (:class:`LlamaModel`), which may decode in different threads."""
+
+    def __init__(self, gguf: Path, max_adapters: int, max_adapter_bytes: int | None):
+        import llama_cpp
+
+        # llama.cpp logs every load to stderr through llama-cpp-python's logger; keep errors.
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        _start_backend()
+        model_params = without_extra_buffers(llama_cpp.llama_model_default_params())
+        self.handle = llama_cpp.llama_model_load_from_file(str(gguf).encode(), model_params)
+        if not self.handle:
+            raise FailedPrecondition(f"llama.cpp cannot load {gguf.name}")
+        self.gguf = gguf
+        self.vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.handle))
+        # TUNESMITH_ADAPTER_CACHE's bounds, as on the PyTorch path (see .adapters): a loaded
+        # adapter holds its GGUF file's bytes (F32 A and B matrices).
+        self.max_adapters, self.max_adapter_bytes = max(1, max_adapters), max_adapter_bytes
+        self.adapters: OrderedDict[Path, tuple[object, int]] = OrderedDict()  # file -> handle
+        self.contexts: list[LlamaModel] = []
+        self.lock = threading.Lock()  # the adapters, and which one each context applies
+
+    @property
+    def nbytes(self) -> int:
+        return sum(size for _, size in self.adapters.values())
+
+    def apply(self, context: LlamaModel, adapter: Path | None) -> None:
+        """Apply ``adapter`` (None: the plain base) to ``context``, loading it first."""
+        import llama_cpp
+
+        with self.lock:  # no other context frees it between loading and applying
+            if adapter is None:
+                failed = llama_cpp.llama_set_adapters_lora(context.ctx, None, 0, None)
+            else:
+                handle = self._load(adapter)
+                handles = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handle)
+                scale = (ctypes.c_float * 1)(1.0)
+                failed = llama_cpp.llama_set_adapters_lora(context.ctx, handles, 1, scale)
+            if failed:
+                raise FailedPrecondition(f"llama.cpp could not apply the adapter {adapter}")
+            context.active = adapter
+
+    def _load(self, adapter: Path):
+        import llama_cpp
+
+        if adapter not in self.adapters:
+            handle = llama_cpp.llama_adapter_lora_init(self.handle, str(adapter).encode())
+            if not handle:
+                raise FailedPrecondition(f"llama.cpp could not load the adapter {adapter.name}")
+            self.adapters[adapter] = (handle, adapter.stat().st_size)
+        self.adapters.move_to_end(adapter)
+        self._evict(keep=adapter)
+        return self.adapters[adapter][0]
+
+    def _evict(self, keep: Path) -> None:
+        """Free the least recently used adapters past the bounds; never ``keep`` (about to be
+        applied) or one a context applies now."""
+        import llama_cpp
+
+        applied = {keep} | {c.active for c in self.contexts}
+        for path in list(self.adapters):
+            over_bytes = self.max_adapter_bytes is not None and (
+                self.nbytes > self.max_adapter_bytes
+            )
+            if len(self.adapters) <= self.max_adapters and not over_bytes:
+                return
+            if path not in applied:
+                llama_cpp.llama_adapter_lora_free(self.adapters.pop(path)[0])
+
+
 class LlamaModel:
-    """One base model in a llama.cpp context with its tuned adapters loaded over it, decoding
-    up to :data:`SEQUENCES` sequences together (under one adapter at a time). Only the
-    scheduler thread calls it."""
+    """One llama.cpp context over a base model's weights, with its tuned adapters, decoding up
+    to :data:`SEQUENCES` sequences together (under one adapter at a time). One thread calls
+    it at a time; a second context over the same weights (``beside``) decodes other tuned
+    models at the same time, in another thread."""
 
     def __init__(
         self,
@@ -185,59 +266,68 @@ class LlamaModel:
         max_adapter_bytes: int | None = None,
         context: int = CONTEXT_TOKENS,
         trained: int = KV_TOKENS,
+        beside: LlamaModel | None = None,
     ):
         """``context``: tokens of prompt and answer per sequence; ``trained``: the longest
-        sequence the model was trained on (the shared cache is no larger)."""
+        sequence the model was trained on (the shared cache is no larger); ``beside``: a
+        context whose weights and adapters this one shares."""
         import llama_cpp
 
-        # llama.cpp logs every load to stderr through llama-cpp-python's logger; keep errors.
-        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
-        _start_backend()
+        if beside is None:
+            self._weights = _Weights(gguf, max_adapters, max_adapter_bytes)
+        else:
+            self._weights = beside._weights
         self.context = context  # tokens of prompt and answer, per sequence
-        model_params = without_extra_buffers(llama_cpp.llama_model_default_params())
-        self._model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), model_params)
-        if not self._model:
-            raise FailedPrecondition(f"llama.cpp cannot load {gguf.name}")
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = max(min(KV_TOKENS, trained), context)
         params.n_batch = params.n_ubatch = PROMPT_BATCH
         params.n_seq_max = SEQUENCES
         params.kv_unified = True  # the sequences share the cache's cells, whatever their lengths
         params.n_threads = params.n_threads_batch = decode_threads()
-        self._ctx = llama_cpp.llama_init_from_model(self._model, params)
-        if not self._ctx:
-            llama_cpp.llama_model_free(self._model)
+        self.ctx = llama_cpp.llama_init_from_model(self._weights.handle, params)
+        if not self.ctx:
+            if beside is None:
+                llama_cpp.llama_model_free(self._weights.handle)
             raise FailedPrecondition(f"llama.cpp cannot make a context for {gguf.name}")
         self.kv_tokens = params.n_ctx
-        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._memory = llama_cpp.llama_get_memory(self.ctx)
         self._batch = llama_cpp.llama_batch_init(PROMPT_BATCH, 0, SEQUENCES)
-        self.vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self._model))
+        self.vocab = self._weights.vocab
         self._lengths = [0] * SEQUENCES  # tokens each sequence holds
-        # TUNESMITH_ADAPTER_CACHE's bounds, as on the PyTorch path (see .adapters): a loaded
-        # adapter holds its GGUF file's bytes (F32 A and B matrices).
-        self.max_adapters, self.max_adapter_bytes = max(1, max_adapters), max_adapter_bytes
-        self._adapters: OrderedDict[Path, tuple[object, int]] = OrderedDict()  # file -> handle
-        self._active: Path | None = None
+        self.active: Path | None = None  # the adapter applied
+        self.sharing = 1  # contexts decoding at once, which share the cores
         self._follow_threads = Follower(
             lambda: self.threads,
-            lambda n: llama_cpp.llama_set_n_threads(self._ctx, n, n),
+            lambda n: llama_cpp.llama_set_n_threads(self.ctx, n, n),
+            lambda: max(1, decode_threads() // self.sharing),
         )  # called before every decode: one thread while a run trains (see .threads)
+        self._weights.contexts.append(self)
+
+    def beside(self) -> LlamaModel:
+        """A second context over these weights and adapters (a KV cache of its own)."""
+        return LlamaModel(self._weights.gguf, 0, None, self.context, self.kv_tokens, self)
+
+    def share_cores(self, contexts: int) -> None:
+        """Decode on a ``contexts``-th of the threads from the next step on."""
+        if contexts != self.sharing:
+            self.sharing = contexts
+            self._follow_threads.recheck()
 
     @property
     def threads(self) -> int:
         """The threads llama.cpp decodes on now (see :mod:`.threads`)."""
         import llama_cpp
 
-        return llama_cpp.llama_n_threads(self._ctx)
+        return llama_cpp.llama_n_threads(self.ctx)
 
     @property
     def adapters(self) -> list[Path]:
         """The adapter files loaded over the base, least recently used first."""
-        return list(self._adapters)
+        return list(self._weights.adapters)
 
     @property
     def adapter_bytes(self) -> int:
-        return sum(size for _, size in self._adapters.values())
+        return self._weights.nbytes
 
     def fits(self, prompt_tokens: int, max_new_tokens: int) -> bool:
         """One sequence's prompt and longest answer fit its context and the shared cache."""
@@ -246,46 +336,8 @@ class LlamaModel:
     def use(self, adapter: Path | None) -> None:
         """Decode with ``adapter`` (a GGUF LoRA file) over the base from now on; None: the
         plain base. Raises FailedPrecondition when llama.cpp refuses the file."""
-        import llama_cpp
-
-        if adapter == self._active:
-            return
-        if adapter is None:
-            failed = llama_cpp.llama_set_adapters_lora(self._ctx, None, 0, None)
-        else:
-            handle = self._load(adapter)
-            handles = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handle)
-            scale = (ctypes.c_float * 1)(1.0)
-            failed = llama_cpp.llama_set_adapters_lora(self._ctx, handles, 1, scale)
-        if failed:
-            raise FailedPrecondition(f"llama.cpp could not apply the adapter {adapter}")
-        self._active = adapter
-
-    def _load(self, adapter: Path):
-        import llama_cpp
-
-        if adapter not in self._adapters:
-            handle = llama_cpp.llama_adapter_lora_init(self._model, str(adapter).encode())
-            if not handle:
-                raise FailedPrecondition(f"llama.cpp could not load the adapter {adapter.name}")
-            self._adapters[adapter] = (handle, adapter.stat().st_size)
-        self._adapters.move_to_end(adapter)
-        self._evict(keep=adapter)
-        return self._adapters[adapter][0]
-
-    def _evict(self, keep: Path) -> None:
-        """Free the least recently used adapters past the bounds; never ``keep`` (about to be
-        applied) or the one applied now."""
-        import llama_cpp
-
-        for path in list(self._adapters):
-            over_bytes = self.max_adapter_bytes is not None and (
-                self.adapter_bytes > self.max_adapter_bytes
-            )
-            if len(self._adapters) <= self.max_adapters and not over_bytes:
-                return
-            if path not in (keep, self._active):
-                llama_cpp.llama_adapter_lora_free(self._adapters.pop(path)[0])
+        if adapter != self.active:
+            self._weights.apply(self, adapter)
 
     def decode(self, appended: list[tuple[tuple[int, ...], list[int]]]):
         """Append each ``(sequences, tokens)``'s tokens to each of those sequences (of equal
@@ -314,12 +366,12 @@ class LlamaModel:
             filled += 1
             if filled == PROMPT_BATCH or at == len(pending) - 1:
                 batch.n_tokens = filled
-                status = llama_cpp.llama_decode(self._ctx, batch)
+                status = llama_cpp.llama_decode(self.ctx, batch)
                 if status != 0:
                     self.clear()  # what the cache holds is unknown now
                     raise RuntimeError(f"llama_decode returned {status}")
                 for r, index in last:
-                    logits = llama_cpp.llama_get_logits_ith(self._ctx, index)
+                    logits = llama_cpp.llama_get_logits_ith(self.ctx, index)
                     out[r] = np.ctypeslib.as_array(logits, shape=(self.vocab,))
                 filled, last = 0, []
         return out
@@ -373,37 +425,84 @@ class LlamaBase:
             gguf, max_adapters, max_adapter_bytes, min(CONTEXT_TOKENS, trained), trained
         )
         self._refused: dict[Path, str] = {}  # adapter folders llama.cpp does not take, and why
+        self._beside: list[LlamaModel] = []  # contexts beside self.model's, made on first need
 
     def run(self, requests: list[Request]) -> list[Request]:
-        """Decode what llama.cpp can of ``requests``; the rest are returned, in order."""
-        rest: list[Request] = []
-        for adapter in dict.fromkeys(r.adapter_dir for r in requests):  # in order of arrival
+        """Decode what llama.cpp can of ``requests``; the rest are returned, in order. Tuned
+        models decode in turn, or, on several cores, on up to :data:`CONTEXTS` at once."""
+        left: dict[int, list[Request]] = {}  # by tuned model: what llama.cpp does not decode
+        queue: deque[tuple[int, Path | None, Path | None, list[Request]]] = deque()
+        for i, adapter in enumerate(dict.fromkeys(r.adapter_dir for r in requests)):
             group = [r for r in requests if r.adapter_dir == adapter and not r.stream.cancelled]
             gguf = None if adapter is None else self._adapter(adapter)
             if adapter is not None and gguf is None:
-                rest += group
-                continue
+                left[i] = group
+            elif group:
+                queue.append((i, adapter, gguf, group))
+        contexts = self._contexts(len(queue))
+        failures: list[BaseException] = []
+
+        def serve(context: LlamaModel) -> None:  # takes tuned models in order of arrival
+            context.share_cores(len(contexts))
             try:
-                self.model.use(gguf)
-            except FailedPrecondition as e:  # llama.cpp refused the adapter file
-                if adapter is None:
-                    raise
-                self._refused[adapter] = str(e)
-                rest += group
-                continue
-            rest += [r for r in group if not self._fits(r)]
-            rows = make_rows([(r, None) for r in group if self._fits(r)])
-            failed: set[int] = set()  # requests answered with an error: their rows stop
-            for run in self._runs(rows):
-                run = [row for row in run if id(row.request) not in failed]
-                try:
-                    if run:
-                        self._decode(run, rows)
-                except Exception as e:  # a bug fails these requests, not the others
-                    log.exception("llama.cpp generation failed")
-                    for r in {id(row.request): row.request for row in run}.values():
-                        failed.add(id(r))
-                        r.stream.put(e if isinstance(e, TunesmithError) else internal(e))
+                while not failures:
+                    try:
+                        i, adapter, gguf, group = queue.popleft()
+                    except IndexError:
+                        return
+                    left[i] = self._group(context, adapter, gguf, group)
+            except BaseException as e:  # raised in the scheduler thread, below
+                failures.append(e)
+            finally:
+                context.share_cores(1)
+
+        beside = [
+            threading.Thread(target=serve, args=(c,), name="tunesmith-generation", daemon=True)
+            for c in contexts[1:]
+        ]
+        for thread in beside:
+            thread.start()
+        serve(contexts[0])
+        for thread in beside:
+            thread.join()
+        if failures:
+            raise failures[0]
+        return [r for i in sorted(left) for r in left[i]]
+
+    def _contexts(self, groups: int) -> list[LlamaModel]:
+        """The contexts to decode ``groups`` tuned models on: one, or on several cores (no
+        tuning run beside) up to :data:`CONTEXTS`, made on first need."""
+        wanted = max(1, min(groups, CONTEXTS, decode_threads()))
+        while len(self._beside) + 1 < wanted:
+            self._beside.append(self.model.beside())
+        return [self.model, *self._beside[: wanted - 1]]
+
+    def _group(
+        self, context: LlamaModel, adapter: Path | None, gguf: Path | None, group: list[Request]
+    ) -> list[Request]:
+        """Decode one tuned model's requests (``adapter``: its folder, ``gguf``: its adapter
+        file; None: the plain base) on ``context``; returns those it cannot, for the PyTorch
+        path."""
+        try:
+            context.use(gguf)
+        except FailedPrecondition as e:  # llama.cpp refused the adapter file
+            if adapter is None:
+                raise
+            self._refused[adapter] = str(e)
+            return group
+        rest = [r for r in group if not self._fits(r)]
+        rows = make_rows([(r, None) for r in group if self._fits(r)])
+        failed: set[int] = set()  # requests answered with an error: their rows stop
+        for run in self._runs(rows):
+            run = [row for row in run if id(row.request) not in failed]
+            try:
+                if run:
+                    self._decode(context, run, rows)
+            except Exception as e:  # a bug fails these requests, not the others
+                log.exception("llama.cpp generation failed")
+                for r in {id(row.request): row.request for row in run}.values():
+                    failed.add(id(r))
+                    r.stream.put(e if isinstance(e, TunesmithError) else internal(e))
         return rest
 
     def _fits(self, r: Request) -> bool:
@@ -441,16 +540,16 @@ class LlamaBase:
             self._refused[folder] = str(e)
             return None
 
-    def _decode(self, rows: list[Row], siblings: list[Row]) -> None:
+    def _decode(self, context: LlamaModel, rows: list[Row], siblings: list[Row]) -> None:
         """One sequence per row (a request's candidate), a request's rows sharing the cells of
         its prompt, evaluated once; finished rows leave the cache at once. ``siblings``: all
         rows of these requests, this run's and other runs'."""
         seqs = list(range(len(rows)))
-        self.model.clear()
+        context.clear()
         shared: dict[int, list[int]] = {}  # request -> its rows here, which share its prompt
         for b, row in enumerate(rows):
             shared.setdefault(id(row.request), []).append(b)
-        prompts = self.model.decode(
+        prompts = context.decode(
             [(tuple(bs), rows[bs[0]].request.prompt_ids) for bs in shared.values()]
         )
         of_row = {b: k for k, bs in enumerate(shared.values()) for b in bs}
@@ -462,8 +561,8 @@ class LlamaBase:
                 kept = set(keep)
                 for b, s in enumerate(seqs):
                     if b not in kept:
-                        self.model.release(s)
+                        context.release(s)
                 seqs = [s for b, s in enumerate(seqs) if b in kept]
-            return self.model.decode([((s,), [t]) for s, t in zip(seqs, tokens, strict=True)])
+            return context.decode([((s,), [t]) for s, t in zip(seqs, tokens, strict=True)])
 
         stream_rows(rows, logits, step, siblings)

@@ -25,12 +25,22 @@ def decode_threads() -> int:
 
 
 class Follower:
-    """Keeps an engine on :func:`decode_threads`' count: called before each decoding step, it
-    asks at most every :data:`CHECK_SECONDS` (a run that starts mid-answer is noticed within
-    that) and changes the engine's count through ``apply`` when ``current`` differs."""
+    """Keeps an engine on :func:`decode_threads`' count (or ``wanted``'s, a share of it):
+    called before each decoding step, it asks at most every :data:`CHECK_SECONDS` (a run that
+    starts mid-answer is noticed within that) and changes the engine's count through
+    ``apply`` when ``current`` differs."""
 
-    def __init__(self, current: Callable[[], int], apply: Callable[[int], None]):
-        self._current, self._apply = current, apply
+    def __init__(
+        self,
+        current: Callable[[], int],
+        apply: Callable[[int], None],
+        wanted: Callable[[], int] = decode_threads,
+    ):
+        self._current, self._apply, self._wanted = current, apply, wanted
+        self._checked = -math.inf
+
+    def recheck(self) -> None:
+        """Ask again at the next step (what ``wanted`` depends on changed)."""
         self._checked = -math.inf
 
     def __call__(self) -> None:
@@ -38,6 +48,6 @@ class Follower:
         if now - self._checked < CHECK_SECONDS:
             return
         self._checked = now
-        threads = decode_threads()
+        threads = self._wanted()
         if threads != self._current():
             self._apply(threads)
