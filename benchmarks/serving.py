@@ -38,8 +38,6 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-
 from tunesmith.serving import DEFAULT_ADAPTER_CACHE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,6 +60,7 @@ def base_dir() -> Path:
 
 def make_adapters(base: Path, folder: Path, n: int) -> list[Path]:
     """``n`` random rank-8 all-linear LoRA adapters, saved as tunesmith saves a tuned one."""
+    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -143,6 +142,8 @@ def tunesmith_concurrent(server, base: Path, jobs, tokens: int) -> tuple[float, 
 
 
 def hf_generate(model, tokenizer, prompt: str, tokens: int) -> int:
+    import torch
+
     from tunesmith.engine.prompting import PromptFormat
 
     text = PromptFormat(TEMPLATE, tokenizer).prompt(prompt)
@@ -159,6 +160,7 @@ def hf_generate(model, tokenizer, prompt: str, tokens: int) -> int:
 
 def baseline_reload_all(base: Path, jobs, tokens: int) -> tuple[float, int]:
     """Each request loads base + adapter with transformers + peft, then generates."""
+    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -174,6 +176,7 @@ def baseline_reload_all(base: Path, jobs, tokens: int) -> tuple[float, int]:
 
 def baseline_adapter_per_request(base: Path, jobs, tokens: int) -> tuple[float, int]:
     """Stricter: the base stays loaded; each request loads its adapter with peft, in turn."""
+    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -288,7 +291,9 @@ def stream_child_tunesmith(base: Path, spec: str) -> dict:
 def stream_child_llama(gguf: Path, _weights: str) -> dict:
     from llama_cpp import Llama
 
-    llm = Llama(str(gguf), n_ctx=512, n_threads=torch.get_num_threads(), verbose=False)
+    from tunesmith.engine import cores  # imports no torch: neither child holds it unasked
+
+    llm = Llama(str(gguf), n_ctx=512, n_threads=cores.usable(), verbose=False)
 
     def generate(n):
         out = llm.create_chat_completion(
@@ -300,6 +305,7 @@ def stream_child_llama(gguf: Path, _weights: str) -> dict:
 
 
 def write_f16_gguf(base: Path, out: Path) -> Path:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tunesmith.engine.export.gguf_file import write_model
@@ -344,7 +350,7 @@ def single_stream(base: Path, folder: Path) -> None:
     theirs = child("llama", write_f16_gguf(base, folder / "base-f16.gguf"))
     print(
         f"          llama.cpp itself (F16 GGUF):          {theirs['tokens_per_s']:6.1f} tokens/s,"
-        f" RSS {theirs['rss']:5.0f} MiB (with torch, which this script imports)"
+        f" RSS {theirs['rss']:5.0f} MiB"
     )
     for spec in ("llama.cpp:float16", "torch:float16"):
         ratio = ours[spec]["tokens_per_s"] / theirs["tokens_per_s"]
@@ -422,6 +428,7 @@ def llama_cpp_in_turn(base: Path, cache: Path, jobs, tokens: int) -> tuple[float
     import ctypes
 
     import llama_cpp
+    import torch
     from transformers import AutoConfig, AutoTokenizer
 
     from tunesmith.engine.prompting import PromptFormat
@@ -487,6 +494,8 @@ def engines_against_llama_cpp(
 
 
 def main() -> None:
+    import torch
+
     p = argparse.ArgumentParser()
     p.add_argument("--adapters", type=int, default=50)
     p.add_argument("--requests", type=int, default=32)

@@ -4,8 +4,8 @@
 
 Each point is a fresh process serving the packaged SmolLM2-135M-Instruct with tunesmith's
 batching server (:class:`tunesmith.serving.ModelServer`, the default adapter cache and float16
-weights; ``--engine`` picks the serving engine, PyTorch by default, which the tables in
-docs/benchmarks.md measured), so its memory is its own. The tuned models are random
+weights; ``--engine`` picks the serving engine, by default as a server does: llama.cpp where
+it is installed), so its memory is its own (torch is imported only where the engine needs it). The tuned models are random
 rank-8 all-linear LoRA adapters saved with peft (see serving.py: a tuning run changes their
 numbers, not their size or the serving path). Every request is greedy, ``--tokens`` new tokens.
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=ints, default=[1, 2, 4, 8, 16, 32, 64])
     parser.add_argument("--adapters", type=ints, default=[1, 2, 5, 10, 25, 50])
     parser.add_argument("--burst", type=int, default=64, help="requests in the adapters sweep")
-    parser.add_argument("--engine", default="torch", choices=["auto", "llama.cpp", "torch"])
+    parser.add_argument("--engine", default="auto", choices=["auto", "llama.cpp", "torch"])
     args = parser.parse_args(argv)
     machine = describe()
     print(f"CPU: {machine}; {args.engine} engine, greedy, {args.tokens} new tokens a request")
