@@ -31,7 +31,7 @@ from ..records.conversations import Conversation
 from ..settings import DEFAULT_SERVING_ENGINE, DEFAULT_SERVING_WEIGHTS, get_settings
 from ..types import Generation
 from .adapters import DEFAULT_ADAPTER_CACHE, AdapterCache, parse_cache_spec
-from .batcher import LoadedBase, Request, Scheduler
+from .batcher import LoadedBase, Request, Scheduler, return_freed_memory
 from .sampling import Sampling
 from .stream import Stream
 
@@ -148,7 +148,7 @@ class ModelServer:
         thread = threading.Thread(target=load, name="tunesmith-load")
         thread.start()
         thread.join()
-        _return_freed_memory()
+        return_freed_memory()
         if failed:
             raise failed[0]
         return loaded[0]
@@ -206,19 +206,6 @@ class ModelServer:
     def _encode(base: LoadedBase, prompt: str) -> list[int]:
         with base.lock:  # a fast tokenizer may not be entered by two threads at once
             return base.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-
-
-def _return_freed_memory() -> None:
-    """Give the heap that loading freed back to the system (glibc keeps it otherwise): the
-    tokenizer's parse of ``tokenizer.json`` alone leaves ~30 MiB of free pages in a server's
-    resident memory. A no-op where the C library has no ``malloc_trim``."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):
-        pass
 
 
 def _generation_eos(folder: Path):
