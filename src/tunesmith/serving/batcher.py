@@ -2,7 +2,8 @@
 
 One thread (``tunesmith-generation``) takes the waiting requests for the base model of the
 oldest one and expands each into its candidates (rows). llama.cpp decodes what it can
-(:mod:`.llama`: the rows of one tuned model at a time, together), PyTorch the rest
+(:mod:`.llama`: the rows of one tuned model together, two tuned models at a time on two
+cores, the second in a thread of its own), PyTorch the rest
 (:mod:`.pytorch`: rows of different tuned models in one batch, each with its own LoRA). Both
 run the one decoding loop here, :func:`stream_rows`: each row samples with its own
 temperature / top-k / top-p (:mod:`.sampling`), streams the text that became safe, and leaves
