@@ -154,9 +154,13 @@ def test_several_tuned_models_decode_at_once_on_a_share_of_the_cores(
 ):
     """llama.cpp applies one adapter to a whole context: requests to several tuned models
     that arrive together decode at the same time on two contexts over the same weights, each
-    on its share of the threads, answering as each does alone, and the cache bound (2 tuned
+    on its share of the threads, answering as each does alone; a context that runs out of
+    tuned models hands its threads to the one still decoding; and the cache bound (2 tuned
     models here) never frees an adapter that the other context applies."""
     import threading
+    import time
+
+    import llama_cpp
 
     from tunesmith.engine import cores
 
@@ -166,23 +170,35 @@ def test_several_tuned_models_decode_at_once_on_a_share_of_the_cores(
     monkeypatch.setattr(threads, "CHECK_SECONDS", 0.0)
     monkeypatch.setattr(cores, "training_lock", lambda: tmp_path / "training.lock")
     server = ModelServer("2", engine="llama.cpp", cache_dir=tmp_path / "serving")
-    jobs = [(a, p) for a in [None, *adapters] for p in PROMPTS[:2]]
-    alone = [server.generate(tiny_model_dir, TEMPLATE, p, greedy(12), a) for a, p in jobs]
+    jobs = [(a, p, greedy(12)) for a in [None, *adapters] for p in PROMPTS[:2]]
+    # One tuned model's long answers beside another's short one.
+    skewed = [(adapters[0], p, greedy(40)) for p in PROMPTS] + [(adapters[1], "ten", greedy(6))]
+    skewed_run = False
+    alone = [server.generate(tiny_model_dir, TEMPLATE, p, s, a) for a, p, s in jobs + skewed]
     server.scheduler.close()  # batches are run from here below
     base = server.base(tiny_model_dir)
     assert base.llama is not None
-    llama_base, group = base.llama, base.llama._group
-    seen: list[tuple[int, int, int]] = []  # context, thread, llama.cpp threads, per tuned model
+    steps: list[tuple[int, int, int]] = []  # each decoding step's context, thread, threads
+    decode = llama.LlamaModel.decode
+    config = tiny_config(tiny_model_dir)
+    long, short = (llama.adapter_gguf(a, config, server.cache_dir) for a in adapters[:2])
+    long_started = threading.Event()
 
-    def watched(context, *tuned_model):
-        out = group(context, *tuned_model)
-        seen.append((id(context), threading.get_ident(), context.threads))
+    def watched(context, appended):
+        if context.active == short and skewed_run:  # not before the long answers start
+            assert long_started.wait(30)
+        out = decode(context, appended)
+        steps.append((id(context), threading.get_ident(), context.threads))
+        if context.active == long and skewed_run and not long_started.is_set():
+            long_started.set()
+            for _ in range(3000):  # go on once the short answer is done
+                if context.sharing == 1:
+                    break
+                time.sleep(0.01)
         return out
 
-    monkeypatch.setattr(llama_base, "_group", watched)
-    import llama_cpp
-
-    free, weights = llama_cpp.llama_adapter_lora_free, llama_base.model._weights
+    monkeypatch.setattr(llama.LlamaModel, "decode", watched)
+    free, weights = llama_cpp.llama_adapter_lora_free, base.llama.model._weights
     freed_while_applied: list[Path] = []
 
     def checked_free(handle):  # called once the adapter has left the loaded ones
@@ -195,20 +211,30 @@ def test_several_tuned_models_decode_at_once_on_a_share_of_the_cores(
 
     def ask(some):
         requests = [
-            Request(base, a, server._encode(base, TEMPLATE.replace("{input}", p)), greedy(12))
-            for a, p in some
+            Request(base, a, server._encode(base, TEMPLATE.replace("{input}", p)), s)
+            for a, p, s in some
         ]
         run_batch(requests)
         return [r.stream.result() for r in requests]
 
-    assert ask(jobs) == alone
-    assert len({c for c, _, _ in seen}) == 2 and len({t for _, t, _ in seen}) == 2
-    assert {n for _, _, n in seen} == {cores.usable() // 2}
+    half, every = cores.usable() // 2, cores.usable()
+    assert ask(jobs) == alone[: len(jobs)]
+    assert len({c for c, _, _ in steps}) == 2 and len({t for _, t, _ in steps}) == 2
+    assert all((c, half) in {(c, n) for c, _, n in steps} for c in {c for c, _, _ in steps})
     assert not freed_while_applied
-    # One tuned model alone decodes on every core again.
-    seen.clear()
+    steps.clear()
+    skewed_run = True
+    assert ask(skewed) == alone[len(jobs) :]
+    skewed_run = False
+    by_context: dict[int, list[int]] = {}
+    for c, _, n in steps:
+        by_context.setdefault(c, []).append(n)
+    longer = by_context[id(next(c for c in weights.contexts if c.active == long))]
+    assert len(by_context) == 2 and longer[0] == half and longer[-1] == every
+    # One tuned model alone decodes on every core.
+    steps.clear()
     assert ask(jobs[:1]) == alone[:1]
-    assert [(id(llama_base.model), cores.usable())] == [(c, n) for c, _, n in seen]
+    assert {(id(base.llama.model), every)} == {(c, n) for c, _, n in steps}
     assert not base.torch_loaded
 
 

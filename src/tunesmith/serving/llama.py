@@ -308,7 +308,8 @@ class LlamaModel:
         return LlamaModel(self._weights.gguf, 0, None, self.context, self.kv_tokens, self)
 
     def share_cores(self, contexts: int) -> None:
-        """Decode on a ``contexts``-th of the threads from the next step on."""
+        """Decode on a ``contexts``-th of the threads from the next step on (another
+        context's thread may call this)."""
         if contexts != self.sharing:
             self.sharing = contexts
             self._follow_threads.recheck()
@@ -441,9 +442,11 @@ class LlamaBase:
                 queue.append((i, adapter, gguf, group))
         contexts = self._contexts(len(queue))
         failures: list[BaseException] = []
+        running, lock = list(contexts), threading.Lock()  # the contexts still decoding
+        for context in contexts:
+            context.share_cores(len(contexts))
 
         def serve(context: LlamaModel) -> None:  # takes tuned models in order of arrival
-            context.share_cores(len(contexts))
             try:
                 while not failures:
                     try:
@@ -453,7 +456,11 @@ class LlamaBase:
                     left[i] = self._group(context, adapter, gguf, group)
             except BaseException as e:  # raised in the scheduler thread, below
                 failures.append(e)
-            finally:
+            finally:  # the cores it held go to those still decoding, from their next step
+                with lock:
+                    running.remove(context)
+                    for other in running:
+                        other.share_cores(len(running))
                 context.share_cores(1)
 
         beside = [
