@@ -238,6 +238,39 @@ def test_several_tuned_models_decode_at_once_on_a_share_of_the_cores(
     assert not base.torch_loaded
 
 
+def test_several_tuned_models_decode_in_turn_where_no_second_context_can_be_made(
+    llama_server, tiny_model_dir, adapters, monkeypatch, tmp_path
+):
+    """A second llama.cpp context needs memory for its own KV cache: where llama.cpp cannot
+    make one, every tuned model decodes in turn on the first, with the same answers."""
+    from tunesmith.engine import cores
+
+    if cores.usable() < 2:
+        pytest.skip("one core: one context decodes every tuned model in turn")
+    # The lock's file is this test's own: runs elsewhere on the machine stay out of it.
+    monkeypatch.setattr(cores, "training_lock", lambda: tmp_path / "training.lock")
+    jobs = [(a, p) for a in [None, *adapters] for p in PROMPTS[:2]]
+    alone = [llama_server.generate(tiny_model_dir, TEMPLATE, p, greedy(8), a) for a, p in jobs]
+    llama_server.scheduler.close()  # batches are run from here below
+    base = llama_server.base(tiny_model_dir)
+    assert base.llama is not None
+    tries: list[int] = []
+
+    def refused(_context):
+        tries.append(1)
+        raise FailedPrecondition("llama.cpp cannot make a context for base.gguf")
+
+    monkeypatch.setattr(llama.LlamaModel, "beside", refused)
+    for _ in "ab":  # asked once, not at every batch
+        requests = [
+            Request(base, a, llama_server._encode(base, TEMPLATE.replace("{input}", p)), greedy(8))
+            for a, p in jobs
+        ]
+        run_batch(requests)
+        assert [r.stream.result() for r in requests] == alone
+    assert len(tries) == 1
+
+
 def test_candidates_that_overflow_the_cache_together_decode_in_turn(
     llama_server, tiny_model_dir, adapters, monkeypatch
 ):

@@ -427,6 +427,7 @@ class LlamaBase:
         )
         self._refused: dict[Path, str] = {}  # adapter folders llama.cpp does not take, and why
         self._beside: list[LlamaModel] = []  # contexts beside self.model's, made on first need
+        self._most_contexts = CONTEXTS  # fewer once llama.cpp could not make another
 
     def run(self, requests: list[Request]) -> list[Request]:
         """Decode what llama.cpp can of ``requests``; the rest are returned, in order. Tuned
@@ -479,9 +480,13 @@ class LlamaBase:
     def _contexts(self, groups: int) -> list[LlamaModel]:
         """The contexts to decode ``groups`` tuned models on: one, or on several cores (no
         tuning run beside) up to :data:`CONTEXTS`, made on first need."""
-        wanted = max(1, min(groups, CONTEXTS, decode_threads()))
+        wanted = max(1, min(groups, self._most_contexts, decode_threads()))
         while len(self._beside) + 1 < wanted:
-            self._beside.append(self.model.beside())
+            try:
+                self._beside.append(self.model.beside())
+            except FailedPrecondition as e:  # no memory for its cache, say: decode in turn
+                log.warning("serving on %d llama.cpp context(s): %s", len(self._beside) + 1, e)
+                self._most_contexts = wanted = len(self._beside) + 1
         return [self.model, *self._beside[: wanted - 1]]
 
     def _group(
