@@ -1,5 +1,6 @@
 """How many threads serving decodes on, for both engines: every core, or one while a tuning
-run trains on this machine.
+run trains on this machine (llama.cpp's contexts that decode at once share that count:
+:data:`.llama.CONTEXTS`).
 
 A decoding step is hundreds of small parallel pieces, each ending at a barrier where every
 thread waits for the slowest. Beside a run that keeps the cores busy, a second thread waits at
