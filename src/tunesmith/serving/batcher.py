@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -207,13 +208,22 @@ def return_freed_memory() -> None:
     of ``tokenizer.json`` alone leaves ~30 MiB of free pages in a server's resident memory,
     and a burst of 64 requests over 25 tuned models 160-220 MiB (15 ms to trim). A no-op
     where the C library has no ``malloc_trim``."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """The C library's ``malloc_trim``, or None; looked up once (``find_library`` runs
+    ``ldconfig`` in a subprocess), as the scheduler trims each time its queue empties."""
     import ctypes
     import ctypes.util
 
     try:
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
     except (OSError, AttributeError, TypeError):
-        pass
+        return None
 
 
 def run_batch(requests: list[Request]) -> None:
