@@ -36,7 +36,9 @@ def child(base: Path, adapters: list[Path], requests: int, tokens: int, engine: 
 
     from serving import PROMPTS, TEMPLATE, greedy, rss_mb, tunesmith_concurrent
     from tunesmith.serving import DEFAULT_ADAPTER_CACHE, ModelServer
+    from tunesmith.serving.batcher import map_large_buffers
 
+    map_large_buffers()  # as a server's process does
     server = ModelServer(DEFAULT_ADAPTER_CACHE, engine=engine, cache_dir=Path(tempfile.mkdtemp()))
     for a in adapters:  # load the base and every adapter once: the burst measures serving
         server.generate(base, TEMPLATE, PROMPTS[0], greedy(2), a)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -111,6 +114,41 @@ def test_freed_memory_goes_back_once_the_queue_empties(
         time.sleep(0.01)
     assert server.scheduler.batches >= 4
     assert waiting and set(waiting) == {0}
+
+
+FREE_A_LARGE_BLOCK = """
+import ctypes, ctypes.util, os, sys
+from tunesmith.serving.batcher import map_large_buffers
+if sys.argv[1] == "serving":
+    map_large_buffers()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def touched(size):
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    return block
+size = 9 << 20  # a tuned model's llama.cpp adapter buffer on the packaged base
+libc.free(touched(size))  # an evicted adapter: glibc moves its threshold past this size
+block, later = touched(size), touched(64 << 10)  # the next adapter, then something small
+before = resident()
+libc.free(block)
+print(before - resident())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_a_serving_process_gives_back_the_adapter_buffers_it_frees():
+    """Adapters loaded after an eviction must not land on the heap, where freeing them leaves
+    their pages resident (a server's memory grew with every tuned model it had served)."""
+
+    def given_back(process: str) -> int:
+        code = [sys.executable, "-c", FREE_A_LARGE_BLOCK, process]
+        return int(subprocess.run(code, capture_output=True, text=True, check=True).stdout)
+
+    assert given_back("serving") >= 8 << 20
+    assert given_back("user") < 1 << 20  # glibc's default, left alone in a user's process
 
 
 def test_stream_yields_text_as_it_is_made(server, tiny_model_dir, adapters):

@@ -90,6 +90,7 @@ async def _local_caller():
 
 def main(argv: list[str] | None = None) -> None:
     from ..jobs import embedded
+    from ..serving.batcher import map_large_buffers
     from ..settings import get_settings
 
     parser = argparse.ArgumentParser(prog="python -m tunesmith.api.local")
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     # uvicorn stops gracefully on SIGTERM, then raises it again: leave through the finally
     # below (which removes the socket), not by the default handler's abrupt exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    map_large_buffers()  # this process is the generation server's own
     text = os.environ.get(embedded.SETTINGS_ENV)
     settings = embedded.settings_from_json(text) if text else get_settings()
     lock_path, path = embedded.generation_paths(settings)

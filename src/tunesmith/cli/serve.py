@@ -56,9 +56,11 @@ def serve(
 
     from ..api import create_app
     from ..errors import TunesmithError
+    from ..serving.batcher import map_large_buffers
     from ..settings import get_settings, parse_base_models
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    map_large_buffers()  # this process is the server's own
     try:
         settings = get_settings()
         offered = settings.base_models + parse_base_models(base_model, "--base-model")
