@@ -5,7 +5,8 @@
 Each point is a fresh process serving the packaged SmolLM2-135M-Instruct with tunesmith's
 batching server (:class:`tunesmith.serving.ModelServer`, the default adapter cache and float16
 weights; ``--engine`` picks the serving engine, by default as a server does: llama.cpp where
-it is installed), so its memory is its own (torch is imported only where the engine needs it). The tuned models are random
+it is installed), so its memory is its own (torch is imported only where the engine needs
+it, and large buffers are mapped as in a server's process). The tuned models are random
 rank-8 all-linear LoRA adapters saved with peft (see serving.py: a tuning run changes their
 numbers, not their size or the serving path). Every request is greedy, ``--tokens`` new tokens.
 
