@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import statistics
 import subprocess
 import sys
@@ -441,12 +442,20 @@ def llama_cpp_in_turn(base: Path, cache: Path, jobs, tokens: int) -> tuple[float
     config = AutoConfig.from_pretrained(base)
     gguf = engine.base_gguf(base, config, tokenizer, "float16", cache)
     llm = llama_cpp.Llama(str(gguf), n_ctx=2048, n_threads=torch.get_num_threads(), verbose=False)
-    handles = {
-        a: llama_cpp.llama_adapter_lora_init(
-            llm.model, str(engine.adapter_gguf(a, config, cache)).encode()
-        )
-        for a in dict.fromkeys(a for a, _ in jobs)
-    }
+    # Where llama.cpp repacks the weights (AMX), each adapter tensor logs an error-level line
+    # that it stays in plain CPU memory: 210 per adapter, 10,000 lines over a run.
+    llama_log = logging.getLogger("llama-cpp-python")
+    level = llama_log.level
+    llama_log.setLevel(logging.CRITICAL)
+    try:
+        handles = {
+            a: llama_cpp.llama_adapter_lora_init(
+                llm.model, str(engine.adapter_gguf(a, config, cache)).encode()
+            )
+            for a in dict.fromkeys(a for a, _ in jobs)
+        }
+    finally:
+        llama_log.setLevel(level)
     fmt = PromptFormat(TEMPLATE, tokenizer)
     prompts = [(a, fmt.prompt_ids(Conversation.ask(p))) for a, p in jobs]
     start, produced = time.perf_counter(), 0
