@@ -12,8 +12,9 @@ policy. Each point here is a fresh process under one policy:
 * ``tunesmith``: the bounded spin above;
 * ``libgomp default``: neither variable set (libgomp spins 300,000 iterations);
 
-measuring, in that process, the default base model's greedy decode (the second of two
-identical requests of ``--tokens`` new tokens: generated tokens per second) and a short tuning
+measuring, in that process, the default base model's greedy decode on the PyTorch engine
+(llama.cpp, the default engine, decodes on threads of its own; the second of two identical
+requests of ``--tokens`` new tokens: generated tokens per second) and a short tuning
 run (the seed-sized job: 16 next-number examples, 3 epochs, batch 2, through the engine:
 seconds including loading the base), first on a quiet machine, then beside ``--busy``
 processes that each spin a core (a machine with more runnable work than cores).
@@ -51,7 +52,7 @@ from numbers_task import default_base_model, make_examples
 from tunesmith.engine import recipe
 from tunesmith.serving import ModelServer, Sampling
 base, template = default_base_model()
-server = ModelServer()
+server = ModelServer(engine="torch")
 tokens = int(sys.argv[2])
 for _ in range(2):
     started = time.perf_counter()
