@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_speed.py              # 300 examples, batch 8, 3 epochs
     .venv/bin/python benchmarks/train_speed.py --rounds 2   # alternate the two twice
+                                                            # (every create -> ACTIVE job too)
     .venv/bin/python benchmarks/train_speed.py --full       # create -> ACTIVE: 200 and 900
                                                             # examples, 1 and 3 epochs
 
@@ -52,6 +53,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -287,7 +289,10 @@ WORKERS = {"embedded": False, "server": True}  # create_to_active's ``server``
 
 def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
     """create -> ACTIVE on a worker that has not run a job before, against the plain loop's
-    load + train + save: the embedded worker the call starts, and a server's readied one."""
+    load + train + save: the embedded worker the call starts, and a server's readied one.
+    With ``--rounds N`` every job runs N times, the plain loop first each time, and the
+    median of each pair's ratio closes the table: the machine's speed can drift between
+    rounds by more than tunesmith's changes move it, and a ratio of one pair drifts less."""
     from tunesmith.settings import get_settings
 
     sizes = [200, 900] if args.full else args.wait_sizes
@@ -297,24 +302,34 @@ def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
     print(f"{'examples':>9}{'epochs':>7}{'plain loop':>12}{'worker':>10}{'tunesmith':>11}{'first step':>12}"
           f"{'ratio':>7}{'exact (plain / tunesmith)':>28}"
           + "".join(f"{'of ' + name + ' peak':>18}" for name in peak))  # fmt: skip
-    for size in sizes:
-        train = examples[:size]
-        for epochs in epochs_list:
-            job = argparse.Namespace(**{**vars(args), "epochs": epochs})
-            with tempfile.TemporaryDirectory() as tmp:
-                *_, plain_acc, rows, plain = run_trainer(
-                    base_dir, template, train, heldout, job, Path(tmp)
-                )
-            flops = useful_flops(base_dir, rows, epochs, 8, args.batch_size, args.seed)
-            for worker in args.workers:
-                ours, first_step, ours_acc = create_to_active(
-                    get_settings().base_models_dir, base_dir, train, epochs, args.batch_size,
-                    heldout, template, server=WORKERS[worker],
-                )  # fmt: skip
-                rate = flops / ours  # over all it waited for
-                print(f"{size:9}{epochs:7}{plain:11.0f}s{worker:>10}{ours:10.0f}s{first_step:11.1f}s"
-                      f"{plain / ours:6.2f}x{plain_acc:16.1%} / {ours_acc:.1%}"
-                      + "".join(f"{rate / p:18.0%}" for p in peak.values()), flush=True)  # fmt: skip
+    ratios: dict[tuple[int, int, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for size in sizes:
+            train = examples[:size]
+            for epochs in epochs_list:
+                job = argparse.Namespace(**{**vars(args), "epochs": epochs})
+                with tempfile.TemporaryDirectory() as tmp:
+                    *_, plain_acc, rows, plain = run_trainer(
+                        base_dir, template, train, heldout, job, Path(tmp)
+                    )
+                flops = useful_flops(base_dir, rows, epochs, 8, args.batch_size, args.seed)
+                for worker in args.workers:
+                    ours, first_step, ours_acc = create_to_active(
+                        get_settings().base_models_dir, base_dir, train, epochs, args.batch_size,
+                        heldout, template, server=WORKERS[worker],
+                    )  # fmt: skip
+                    ratios.setdefault((size, epochs, worker), []).append(plain / ours)
+                    rate = flops / ours  # over all it waited for
+                    print(f"{size:9}{epochs:7}{plain:11.0f}s{worker:>10}{ours:10.0f}s{first_step:11.1f}s"
+                          f"{plain / ours:6.2f}x{plain_acc:16.1%} / {ours_acc:.1%}"
+                          + "".join(f"{rate / p:18.0%}" for p in peak.values()), flush=True)  # fmt: skip
+    if args.rounds > 1:
+        print(
+            f"\nmedian ratio over {args.rounds} rounds (each round's plain loop against its own tunesmith run)"
+        )
+        for (size, epochs, worker), each in ratios.items():
+            listed = ", ".join(f"{r:.2f}x" for r in each)
+            print(f"{size:9}{epochs:7}{worker:>10}{statistics.median(each):8.2f}x   ({listed})")
 
 
 def _final(losses: list[float]) -> float:
@@ -377,7 +392,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=1, help="baseline/tunesmith alternations")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="baseline/tunesmith alternations, in the throughput and the create -> ACTIVE tables",
+    )
     parser.add_argument("--skip-seed-job", action="store_true")
     parser.add_argument(
         "--wait-sizes",
