@@ -61,7 +61,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from . import fused_lora
+from . import fused_lora, unmap
 from .batching import IGNORE
 
 # Architectures whose logits are exactly ``lm_head(final hidden state)``, possibly soft-capped;
@@ -436,7 +436,8 @@ def _borrow_base(base_dir: Path, bf16: bool, load):
 def linears_to_bf16(model) -> None:
     """Keep a frozen model's linear weights in bf16, the numbers bf16 autocast would use, cast
     once instead of at every forward. A tied output head gets a bf16 copy of its own (autocast
-    cast the whole vocabulary matrix at every step); the embeddings it shared stay float32."""
+    cast the whole vocabulary matrix at every step); the embeddings it shared stay float32,
+    in memory of their own (:func:`.unmap.own_copies`)."""
     embeddings = model.get_input_embeddings()
     tied = None if embeddings is None else embeddings.weight
     for module in model.modules():
@@ -446,6 +447,7 @@ def linears_to_bf16(model) -> None:
             module.weight = torch.nn.Parameter(tied.detach().to(torch.bfloat16), False)
         else:
             module.to(torch.bfloat16)
+    unmap.own_copies(model, torch.bfloat16)
 
 
 def _return_base(base, clean: bool) -> None:

@@ -25,6 +25,8 @@ import threading
 import torch
 from torch.nn import functional
 
+from ..engine.unmap import own_copies
+
 HALF_ROWS = 2  # up to this many rows, the float16 product is faster than widening
 WIDEN_BLOCK = 1 << 21  # elements widened at a time (an 8 MiB float32 buffer per thread)
 
@@ -103,11 +105,7 @@ def halve(model: torch.nn.Module) -> torch.nn.Module:
             if isinstance(child, torch.nn.Linear):
                 bias = None if child.bias is None else child.bias.detach()
                 setattr(parent, name, HalfLinear(half(child.weight), bias))
-    # What stays float32 (norms, biases) may be small views of the whole checkpoint file,
-    # mapped by the loader: their own copies let the file's 4 bytes a weight be unmapped.
-    for tensor in [*model.parameters(), *model.buffers()]:
-        if tensor.dtype != torch.float16:
-            tensor.data = tensor.data.clone()
+    own_copies(model, torch.float16)  # what stays float32 lets the checkpoint file go
     return model
 
 
