@@ -305,7 +305,10 @@ class LlamaModel:
 
     def beside(self) -> LlamaModel:
         """A second context over these weights and adapters (a KV cache of its own)."""
-        return LlamaModel(self._weights.gguf, 0, None, self.context, self.kv_tokens, self)
+        w = self._weights
+        return LlamaModel(
+            w.gguf, w.max_adapters, w.max_adapter_bytes, self.context, self.kv_tokens, beside=self
+        )
 
     def share_cores(self, contexts: int) -> None:
         """Decode on a ``contexts``-th of the threads from the next step on (another
