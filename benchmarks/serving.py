@@ -522,6 +522,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="of throughput by engine, alternated")
     args = p.parse_args()
     print(f"CPU: {describe()}")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its bars would land in the middle of the tables
 
     from tunesmith.serving import ModelServer
 
