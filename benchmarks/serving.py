@@ -363,46 +363,32 @@ def single_stream(base: Path, folder: Path) -> None:
     print(
         f"          tunesmith serve (default settings), RSS after this answer:"
         f" {served['rss']:5.0f} MiB = {served['rss'] * 2**20 / 1e6:.0f} MB (aim <= 500 MB);"
-        f" torch loaded: {served['torch']}; its idle tuning worker: {served['worker']:.0f} MiB"
+        f" torch loaded: {served['torch']}; its idle tuning worker, readied: {served['worker']:.0f} MiB"
     )
     print()
 
 
 def serve_memory() -> dict:
     """A real ``tunesmith serve`` in an empty home (the default engine and base model, its
-    tuning worker beside it): the server process's RSS after one answer of the single-stream
-    request, whether torch's library is mapped in it, and its child processes' RSS."""
+    tuning worker beside it, readied for a first job as it is whenever the queue is empty):
+    the server process's RSS after one answer of the single-stream request, whether torch's
+    library is mapped in it, and its child processes' RSS."""
     import os
-    import socket
     import urllib.request
+
+    from served import readied_server
 
     from tunesmith.settings import DEFAULT_BASE_MODEL
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    api = f"http://127.0.0.1:{port}/v1beta/models"
     body = {
         "contents": [{"parts": [{"text": STORY}]}],
         "generationConfig": {"maxOutputTokens": STREAM_TOKENS, "temperature": 0},
     }
     with tempfile.TemporaryDirectory() as home:
-        command = [sys.executable, "-m", "tunesmith.cli", "serve", "--port", str(port)]
-        server = subprocess.Popen(
-            command,
-            env={**os.environ, "TUNESMITH_HOME": home},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(600):  # up to a minute to listen
-                try:
-                    urllib.request.urlopen(api, timeout=5).read()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        env = {**os.environ, "TUNESMITH_HOME": home}
+        with readied_server(Path(home), env) as (url, server):
             ask = urllib.request.Request(
-                f"{api}/{DEFAULT_BASE_MODEL.removeprefix('models/')}:generateContent",
+                f"{url}/v1beta/models/{DEFAULT_BASE_MODEL.removeprefix('models/')}:generateContent",
                 json.dumps(body).encode(),
                 {"content-type": "application/json"},
             )
@@ -414,9 +400,6 @@ def serve_memory() -> dict:
                 torch="libtorch" in Path(f"/proc/{server.pid}/maps").read_text(),
                 worker=sum(rss_mb(child) for child in children),
             )
-        finally:
-            server.terminate()
-            server.wait(60)
 
 
 # -- throughput of each engine against llama.cpp serving the same adapters in turn ------------

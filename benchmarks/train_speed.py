@@ -52,7 +52,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -76,6 +75,7 @@ from numbers_task import (  # noqa: E402
     greedy_answers,
     make_examples,
 )
+from served import readied_server  # noqa: E402
 
 from tunesmith.engine import models, recipe  # noqa: E402
 from tunesmith.engine.batching import IGNORE, collate, plan_batches  # noqa: E402
@@ -244,7 +244,7 @@ def create_to_active(base_models_dir: Path, base_dir: Path, train, epochs: int, 
     args = [json.dumps(train), str(epochs), str(batch), str(recipe.LORA_LEARNING_RATE)]
     with contextlib.ExitStack() as stack:
         if server:
-            env["TUNESMITH_API_ENDPOINT"] = stack.enter_context(readied_server(home, env))
+            env["TUNESMITH_API_ENDPOINT"], _ = stack.enter_context(readied_server(home, env))
         out = subprocess.run([sys.executable, "-c", CREATE, *args], env=env, capture_output=True,
                              text=True, check=False)  # fmt: skip
     try:
@@ -257,31 +257,6 @@ def create_to_active(base_models_dir: Path, base_dir: Path, train, epochs: int, 
     finally:
         time.sleep(3)  # let the idle embedded worker leave before its home goes
         shutil.rmtree(home, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def readied_server(home: Path, env: dict, timeout: float = 600):
-    """``tunesmith serve`` on ``home`` and a free loopback port, once its worker has said it
-    is ready; yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = home / "serve.log"
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tunesmith.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout
-        while b" ready in " not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server's worker did not get ready:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 WORKERS = {"embedded": False, "server": True}  # create_to_active's ``server``
