@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,36 @@ def test_the_base_is_loaded_once_and_left_clean(tiny_model_dir, tmp_path, monkey
     assert not any(p.requires_grad for p in base.parameters())
     pristine = real(tiny_model_dir).state_dict()
     assert all(torch.equal(t, pristine[k]) for k, t in base.state_dict().items())
+
+
+def test_a_worker_keeps_its_base_from_full_collections_and_frees_it_when_dropped(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    models.clear_cache()
+    _run(_recipe(tiny_model_dir, tmp_path / "a", epoch_count=1))
+    assert gc.get_freeze_count() == 0  # only a worker process asks for it
+    models.clear_cache()
+    monkeypatch.setattr(models, "_settling", True)
+    try:
+        r = _recipe(tiny_model_dir, tmp_path / "b", epoch_count=1, mixed_precision="no")
+        model = models.prepare(r, bf16=False)
+        assert gc.get_freeze_count() > 0  # the base loaded, frozen before the adapter was made
+        adapter = weakref.ref(model)
+        base = weakref.ref(model.get_base_model())
+        models.release(model)
+        del model
+        gc.collect()
+        assert adapter() is None  # the job's adapter (its fused groups are cycles) is freed
+        cached = base()
+        assert cached is not None and cached in models._cache.values()
+        cached.__dict__["cycle"] = [cached]  # as compiled layers refer back to their layer
+        del cached
+        models.clear_cache()
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert base() is None  # a dropped base does not stay frozen forever
+    finally:
+        gc.unfreeze()
 
 
 def test_bf16_keeps_float32_master_weights_over_a_bf16_frozen_base(tiny_model_dir, tmp_path):

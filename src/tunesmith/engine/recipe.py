@@ -187,6 +187,7 @@ def ready(
     probe = Recipe(base_dir, [], Path(), prompt_template=prompt_template)
     compile = models.compiled_ahead(probe, _uses_bf16(probe), models.EAGER_ATTENTION_MAX_LEN)
     _short_run(base_dir, prompt_template, compile, scratch, on_step)
+    models.settle()  # the compiled layers too, with the base
     return compile
 
 

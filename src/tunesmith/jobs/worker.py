@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..engine import base_models, checkpoint, recipe
+from ..engine import base_models, checkpoint, models, recipe
 from ..errors import TunesmithError
 from ..records.conversations import Conversation
 from ..settings import Settings, get_settings
@@ -431,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     given = os.environ.get(SETTINGS_ENV)  # a supervisor's settings, which may not be the env's
     settings = settings_from_json(given) if given else get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    models.settle_between_jobs()  # this process keeps one base from job to job
     reporter = Reporter(args.supervised) if args.supervised is not None else None
     worker = Worker(
         settings,
