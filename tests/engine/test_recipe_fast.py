@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import weakref
 from pathlib import Path
 
@@ -98,6 +99,23 @@ def test_the_base_is_loaded_once_and_left_clean(tiny_model_dir, tmp_path, monkey
     assert not any(p.requires_grad for p in base.parameters())
     pristine = real(tiny_model_dir).state_dict()
     assert all(torch.equal(t, pristine[k]) for k, t in base.state_dict().items())
+
+
+def test_the_tokenizer_is_loaded_once_per_base_until_its_files_change(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    recipe._load_tokenizer.cache_clear()
+    loads = []
+    real = recipe.load_tokenizer
+    monkeypatch.setattr(recipe, "load_tokenizer", lambda d: loads.append(d) or real(d))
+    _run(_recipe(tiny_model_dir, tmp_path / "a", epoch_count=1))
+    _run(_recipe(tiny_model_dir, tmp_path / "b", epoch_count=1))
+    assert len(loads) == 1
+    config = tiny_model_dir / "tokenizer_config.json"
+    stat = config.stat()
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    _run(_recipe(tiny_model_dir, tmp_path / "c", epoch_count=1))
+    assert len(loads) == 2
 
 
 def test_a_worker_keeps_its_base_from_full_collections_and_frees_it_when_dropped(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import shutil
@@ -220,7 +221,7 @@ def _short_run(
 def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     _use_all_cores()
     torch.manual_seed(recipe.seed)
-    tokenizer = load_tokenizer(recipe.base_dir)
+    tokenizer = _tokenizer(recipe.base_dir)
     fmt = PromptFormat(recipe.prompt_template, tokenizer)
     rows = [fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.examples]
     held_out = [fmt.encode(conversation(e), recipe.max_seq_len) for e in recipe.validation_examples]
@@ -246,6 +247,27 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     finally:
         models.release(model)  # the cached base goes back clean for the next job
     return recipe.output_dir
+
+
+def _tokenizer(base_dir: Path):
+    """``base_dir``'s tokenizer, loaded once per worker process as its base is (0.1-0.2 s a
+    job otherwise); loaded again if the folder's tokenizer files change. Training only reads
+    it (its own thread, one run at a time: :func:`run`)."""
+    folder = Path(base_dir).resolve()
+    stamp = tuple(
+        (p.name, p.stat().st_mtime_ns)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix not in _WEIGHT_FILES
+    )
+    return _load_tokenizer(folder, stamp)
+
+
+_WEIGHT_FILES = {".safetensors", ".bin", ".gguf", ".pt", ".pth"}  # not read by a tokenizer
+
+
+@functools.lru_cache(maxsize=2)
+def _load_tokenizer(folder: Path, stamp: tuple):
+    return load_tokenizer(folder)
 
 
 def _plan(recipe: Recipe, lengths: list[int], model) -> list:
