@@ -57,9 +57,13 @@ def test_packed_batch_gives_the_models_own_loss_and_gradients(
     real = int(mask.sum()) - start * (len(PAIRS) - 1)  # no padding, the start counted once
     rounded = real + -real % models.PACK_MULTIPLE  # and no more than rounding adds
     assert models.pack_batch(ids, mask, labels).ids.shape[1] == rounded
-    # a tail of 7 masked tokens rounds the length up; it must change neither loss nor gradients
+    # a tail of 7 masked tokens rounds the length up, and the vocabulary head's rows (fewer
+    # than that: one per target) up to as many; neither may change the loss or the gradients
     monkeypatch.setattr(models, "PACK_MULTIPLE", real + 7)
     assert models.pack_batch(ids, mask, labels).ids.shape[1] == real + 7
+    head_rows = []
+    head = models._core(lora_model).get_output_embeddings()
+    hook = head.register_forward_hook(lambda _m, args, _out: head_rows.append(args[0].shape[0]))
 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         ours, our_grads = _loss_and_grads(
@@ -69,6 +73,9 @@ def test_packed_batch_gives_the_models_own_loss_and_gradients(
             lora_model,
             lambda: lora_model(input_ids=ids, attention_mask=mask, labels=labels).loss,
         )
+    hook.remove()
+    targets = int((labels[:, 1:] != IGNORE).sum())
+    assert head_rows[0] == real + 7 > targets
     tol = 2e-2 if bf16 else 1e-5
     assert ours == pytest.approx(theirs, rel=tol)
     assert our_grads.keys() == their_grads.keys() and len(our_grads) > 0
