@@ -249,10 +249,14 @@ def _run(recipe: Recipe, on_step: Callable[[StepReport], bool]) -> Path:
     return recipe.output_dir
 
 
+_WEIGHT_FILES = {".safetensors", ".bin", ".gguf", ".pt", ".pth"}  # not read by a tokenizer
+
+
 def _tokenizer(base_dir: Path):
     """``base_dir``'s tokenizer, loaded once per worker process as its base is (0.1-0.2 s a
-    job otherwise); loaded again if the folder's tokenizer files change. Training only reads
-    it (its own thread, one run at a time: :func:`run`)."""
+    job otherwise); loaded again if any file of the folder but its weights changes (the
+    tokenizer's own files, its chat template). Training only reads it (its own thread, one
+    run at a time: :func:`run`)."""
     folder = Path(base_dir).resolve()
     stamp = tuple(
         (p.name, p.stat().st_mtime_ns)
@@ -260,9 +264,6 @@ def _tokenizer(base_dir: Path):
         if p.is_file() and p.suffix not in _WEIGHT_FILES
     )
     return _load_tokenizer(folder, stamp)
-
-
-_WEIGHT_FILES = {".safetensors", ".bin", ".gguf", ".pt", ".pth"}  # not read by a tokenizer
 
 
 @functools.lru_cache(maxsize=2)
