@@ -61,7 +61,7 @@ def tuned(tmp_path_factory, converted_base_models):
             mp.delenv(var, raising=False)
         clients.configure()
         op = ts.create_tuned_model(
-            "models/smollm2-135m-instruct", EXAMPLES, id="counter", epoch_count=2, batch_size=4
+            "models/smollm2-135m-instruct", EXAMPLES, id="counter", epoch_count=3, batch_size=4
         )
         model = op.result(timeout=900)
         assert model.state is ts.TunedModelState.ACTIVE
