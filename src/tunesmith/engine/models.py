@@ -427,12 +427,12 @@ def _borrow_base(base_dir: Path, bf16: bool, load):
     if bf16:
         linears_to_bf16(base)
     with _lock:
-        cached = key not in _cache or id(_cache[key]) not in _in_use
-        if cached:
+        kept = key not in _cache or id(_cache[key]) not in _in_use  # else a one-off copy
+        if kept:
             _drop_cached()  # one base per worker: a new base evicts the old
             _cache[key] = base
             _in_use.add(id(base))
-    if cached:
+    if kept:
         settle()  # before the job's adapter exists: only what outlives the job is kept out
     return base
 
