@@ -28,7 +28,8 @@ WORDS = (
 ).split()
 EXAMPLES = [{"text_input": WORDS[i], "output": WORDS[i + 1]} for i in range(20)]
 # Inputs like the examples, and requests of another kind the tuning never saw.
-PROMPTS = WORDS[:20:2] + [
+LIKE_EXAMPLES = WORDS[:20:2]
+PROMPTS = LIKE_EXAMPLES + [
     "What is the capital of France?",
     "Name a primary color.",
     "Say hello.",
@@ -122,7 +123,7 @@ def _agree(answers: list[str], reference: list[str]) -> None:
     """The same answers on every prompt like the examples, and on all but one of the prompts
     the tuning never saw: there an answer can hang on a near-tie that the order of F16
     arithmetic flips (on an AVX2 EPYC, "Translate 'dog' to Italian." against "... Spanish.")."""
-    tuned_for = len(WORDS[:20:2])
+    tuned_for = len(LIKE_EXAMPLES)
     assert answers[:tuned_for] == reference[:tuned_for]
     others = zip(PROMPTS[tuned_for:], answers[tuned_for:], reference[tuned_for:], strict=True)
     differ = [(prompt, a, b) for prompt, a, b in others if a != b]
@@ -142,7 +143,7 @@ def _greedy(llm, prompt: str) -> tuple[list[int], str]:
 
 def test_the_tuned_model_answers_like_its_examples(tuned):
     # Without this the comparisons below would prove little.
-    assert tuned.served[:10] == [WORDS[i + 1] for i in range(0, 20, 2)]
+    assert tuned.served[: len(LIKE_EXAMPLES)] == [WORDS[i + 1] for i in range(0, 20, 2)]
 
 
 def test_merged_folder_and_adapter_answer_as_tunesmith_serves(tuned):
