@@ -678,12 +678,37 @@ def _rows_attention(
         laid = gather(t[0], 1, index, tunesmith_unrows)
         return laid.unflatten(1, (rows, width)).transpose(0, 1)
 
+    # Grouped-query attention: each key-value head serves ``groups`` query heads. Rather than
+    # repeating the keys and values for every query head (the eager function's repeat_kv, a
+    # copy of each, and its backward a sum), a key-value head's queries attend as one head
+    # over ``groups`` x ``width`` positions, the mask tiled to match: the same scores, fewer
+    # and larger matmuls.
+    groups = query.shape[1] // key.shape[1]
+    queries = as_rows(query).unflatten(1, (-1, groups)).flatten(2, 3)  # (rows, kv, g*width, dim)
+    mask = None if attention_mask is None else attention_mask.repeat(1, 1, groups, 1)
     out, weights = eager_attention_forward(
-        module, as_rows(query), as_rows(key), as_rows(value), attention_mask,
+        _OneQueryGroup(module), queries, as_rows(key), as_rows(value), mask,
         scaling=scaling, dropout=dropout, **kwargs,
     )  # fmt: skip
-    # out: (rows, width, heads, dim) -> (1, packed, heads, dim)
+    # out: (rows, g*width, kv, dim) -> (rows, width, heads, dim), head = kv * groups + g
+    out = out.unflatten(1, (groups, width)).permute(0, 2, 3, 1, 4).flatten(2, 3)
+    weights = weights.unflatten(2, (groups, width)).flatten(1, 2)  # (rows, heads, width, width)
+    # (rows, width, heads, dim) -> (1, packed, heads, dim)
     return gather(out.flatten(0, 1), 0, tunesmith_back, tunesmith_unback)[None], weights
+
+
+class _OneQueryGroup:
+    """An attention module as its eager function sees it when each query head stands for a
+    key-value head's whole group (:func:`_rows_attention`): no keys or values to repeat."""
+
+    num_key_value_groups = 1
+
+    def __init__(self, module):
+        self.module = module
+        self.training = module.training
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)
 
 
 def _index_select(x, dim, index, sources):
