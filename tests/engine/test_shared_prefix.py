@@ -153,16 +153,18 @@ def test_runs_whose_batches_pack_keep_them_mixed(tiny_model_dir):
     assert chosen == grouped
 
 
-def test_packed_attention_is_the_models_own(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("kv_heads", [2, 4], ids=["grouped queries", "a key-value head each"])
+def test_packed_attention_is_the_models_own(tiny_model_dir, tmp_path, kv_heads):
     """Gemma 2 soft-caps its attention scores in its own eager attention: packed batches keep
-    that (the loss equals the model's own under plain eager attention)."""
+    that (the loss equals the model's own under plain eager attention), whether two query
+    heads share each key-value head (attended as one, their keys not repeated) or not."""
     from transformers import AutoModelForCausalLM, Gemma2Config, Gemma2ForCausalLM
 
     tok = recipe.load_tokenizer(tiny_model_dir)
     torch.manual_seed(0)
     config = Gemma2Config(
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+        num_attention_heads=4, num_key_value_heads=kv_heads, head_dim=8, query_pre_attn_scalar=8,
         attn_logit_softcapping=0.5, final_logit_softcapping=5.0, sliding_window=64,
         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
         initializer_range=0.2,
