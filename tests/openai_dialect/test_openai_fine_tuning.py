@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import openai
 import pytest
@@ -144,20 +143,34 @@ def test_fewer_than_ten_examples_fail_with_invalid_n_examples(alice):
     assert events[0].level == "error" and "at least 10" in events[0].message
 
 
+class HeldAfterFirstStep(threading.Event):
+    """A worker's shutdown flag that is never set. The run asks it once per step; the first
+    time, it holds the run there until ``go`` is set, so a test acts on a job that is running
+    however fast its steps are (the tiny model's 300 steps can end in a second)."""
+
+    def __init__(self):
+        super().__init__()
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def is_set(self) -> bool:
+        if not self.reached.is_set():
+            self.reached.set()
+            self.go.wait(120)
+        return False
+
+
 def test_pause_a_running_job_checkpoints_it_and_resume_finishes_it(alice, twelve, worker):
     job = alice.fine_tuning.jobs.create(
         model="tiny", training_file=twelve, method=supervised(n_epochs=25, batch_size=1)
     )
+    hold = worker.shutting_down = HeldAfterFirstStep()
     runner = threading.Thread(target=worker.run_once)
     runner.start()
-    deadline = time.monotonic() + 120
-    while (
-        alice.fine_tuning.jobs.retrieve(job.id).status != "running"
-        or not list(alice.fine_tuning.jobs.list_events(job.id, limit=1))[0].type == "metrics"
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    assert hold.reached.wait(120)
+    assert alice.fine_tuning.jobs.retrieve(job.id).status == "running"
+    assert list(alice.fine_tuning.jobs.list_events(job.id, limit=1))[0].type == "metrics"
     alice.fine_tuning.jobs.pause(job.id)
+    hold.go.set()
     runner.join(120)
     paused = alice.fine_tuning.jobs.retrieve(job.id)
     assert paused.status == "paused"
