@@ -159,11 +159,14 @@ class HeldAfterFirstStep(threading.Event):
         return False
 
 
-def test_pause_a_running_job_checkpoints_it_and_resume_finishes_it(alice, twelve, worker):
+def test_pause_a_running_job_checkpoints_it_and_resume_finishes_it(
+    alice, twelve, worker, monkeypatch
+):
     job = alice.fine_tuning.jobs.create(
         model="tiny", training_file=twelve, method=supervised(n_epochs=25, batch_size=1)
     )
-    hold = worker.shutting_down = HeldAfterFirstStep()
+    hold = HeldAfterFirstStep()
+    monkeypatch.setattr(worker, "shutting_down", hold)  # the module's worker, for this test
     runner = threading.Thread(target=worker.run_once)
     runner.start()
     assert hold.reached.wait(120)
