@@ -212,3 +212,18 @@ def test_a_run_trains_where_the_training_lock_cannot_be_taken(
     out = recipe.run(_recipe(tiny_model_dir, tmp_path / "a", epoch_count=1))
     assert (out / "adapter_model.safetensors").is_file()
     assert not cores.training_now()
+
+
+def test_a_worker_process_collects_again_once_its_imports_are_frozen(monkeypatch):
+    """A worker process imports with the collector off (``tunesmith.jobs.worker_command``);
+    settling for its jobs must turn it back on, or every job's reference cycles would pile up."""
+    monkeypatch.setattr(models, "_settling", False)
+    gc.disable()
+    try:
+        models.settle_between_jobs()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0  # what was imported, out of later collections' walks
+        assert models._settling
+    finally:
+        gc.enable()
+        gc.unfreeze()

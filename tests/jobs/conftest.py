@@ -74,7 +74,8 @@ def procs(tmp_path, monkeypatch):
 
 
 def running(home: Path, module: str) -> set[int]:
-    """Processes of ``module`` serving ``home`` (Linux: read from /proc)."""
+    """Processes of ``module`` serving ``home``: named in their command line, which may be
+    ``-m MODULE`` or code that imports it (Linux: read from /proc)."""
     pids = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -84,6 +85,6 @@ def running(home: Path, module: str) -> set[int]:
             env = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue  # gone, or not ours
-        if module.encode() in argv and f"TUNESMITH_HOME={home}".encode() in env:
+        if module.encode() in b" ".join(argv) and f"TUNESMITH_HOME={home}".encode() in env:
             pids.add(int(proc.name))
     return pids

@@ -450,9 +450,18 @@ def settle_between_jobs() -> None:
     base is loaded and once the worker has readied itself, collects and then freezes what is
     alive (``gc.freeze``), so later collections walk only what the jobs make. Dropping the
     cached base unfreezes everything, so the dropped base's reference cycles (compiled layers
-    refer back to their layer) are collected rather than kept forever."""
+    refer back to their layer) are collected rather than kept forever.
+
+    What the process has imported by now (torch, its compiler, the store: 300,000 objects
+    and more) is frozen here at once, so that the collections its first job's imports, load
+    and :func:`settle` start walk only what came after: the first step of a worker's first
+    200 x 1 job came 0.5 s sooner on the Zen 5 EPYC (2.0-2.2 s after the job began, against
+    2.6-2.8 s). Then the collector is on: a worker process imports with it off
+    (:func:`tunesmith.jobs.worker_command`)."""
     global _settling
     _settling = True
+    gc.freeze()
+    gc.enable()
 
 
 def settle() -> None:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..settings import Settings
+from . import worker_command
 
 SETTINGS_ENV = "TUNESMITH_EMBEDDED_SETTINGS"  # how a generation server gets its caller's settings
 MAX_SOCKET_PATH = 100  # bytes; the system's limit for a socket's path is 104-108
@@ -97,8 +98,8 @@ def hold_lock(path: Path, fd: int | None = None):
         yield HeldLock(fh)
 
 
-def spawn(lock: Path, module_args: list[str], log: Path, env: dict[str, str]) -> bool:
-    """Start ``python -m MODULE ARGS --lock-fd N`` detached, unless a process holds ``lock``.
+def spawn(lock: Path, command: list[str], log: Path, env: dict[str, str]) -> bool:
+    """Start ``COMMAND --lock-fd N`` detached, unless a process holds ``lock``.
 
     The lock is taken here and the new process inherits it as file descriptor N; closing
     this process's copy leaves it held by the new one until that one exits. Returns True if
@@ -114,7 +115,7 @@ def spawn(lock: Path, module_args: list[str], log: Path, env: dict[str, str]) ->
         fd = fh.fileno()
         with open(log, "ab") as out:
             subprocess.Popen(
-                [sys.executable, "-m", *module_args, "--lock-fd", str(fd)],
+                [*command, "--lock-fd", str(fd)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -177,9 +178,9 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def ensure_worker(settings: Settings) -> bool:
     """Start the home's background worker unless one runs. Returns True if it started one."""
-    args = ["tunesmith.jobs.worker", "--embedded", "--idle-exit", str(settings.worker_idle_seconds)]
+    command = worker_command("--embedded", "--idle-exit", str(settings.worker_idle_seconds))
     env = worker_env(_env(settings))
-    return spawn(_lock_path(settings), args, settings.logs_dir / "worker.log", env)
+    return spawn(_lock_path(settings), command, settings.logs_dir / "worker.log", env)
 
 
 def worker_lock(settings: Settings, fd: int | None = None):
@@ -241,4 +242,5 @@ def ensure_generation_server(settings: Settings) -> bool:
     lock, _ = generation_paths(settings)
     env = _env(settings)
     env[SETTINGS_ENV] = settings_to_json(settings)
-    return spawn(lock, ["tunesmith.api.local"], settings.logs_dir / "generation.log", env)
+    command = [sys.executable, "-m", "tunesmith.api.local"]
+    return spawn(lock, command, settings.logs_dir / "generation.log", env)

@@ -21,6 +21,7 @@ import threading
 import time
 
 from ..settings import Settings
+from . import worker_command
 from .embedded import worker_env
 from .signals import on_stop_signals
 from .supervisor import die_with_parent
@@ -41,7 +42,7 @@ class LocalPool:
 
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "tunesmith.jobs.worker"],
+            worker_command(),
             env=worker_env(dict(os.environ)),
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
             process_group=0,  # Ctrl-C reaches the pool only; the pool tells each worker

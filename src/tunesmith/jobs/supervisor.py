@@ -35,6 +35,7 @@ import time
 from ..errors import DeadlineExceeded
 from ..settings import Settings
 from ..store import JobStatus, Store
+from . import worker_command
 from .embedded import SETTINGS_ENV, settings_to_json, worker_env
 
 log = logging.getLogger("tunesmith.supervisor")
@@ -154,7 +155,7 @@ class SupervisedWorker:
         args = ["--supervised", str(report_w), "--wake-fd", str(wake_r)]
         try:
             self.child = subprocess.Popen(
-                [sys.executable, "-m", "tunesmith.jobs.worker", *args],
+                worker_command(*args),
                 env=env,
                 pass_fds=(report_w, wake_r),
                 preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
