@@ -1,6 +1,6 @@
 """The embedded background processes: started on demand, one of each per ``TUNESMITH_HOME``.
 
-- The **worker** (``python -m tunesmith.jobs.worker --embedded``) runs tuning jobs. With no
+- The **worker** (:mod:`tunesmith.jobs.worker` with ``--embedded``) runs tuning jobs. With no
   server configured, ``create_tuned_model`` stores the job and calls :func:`ensure_worker`.
 - The **generation server** (``python -m tunesmith.api.local``) keeps base models loaded and
   answers the embedded client's generation calls (:mod:`tunesmith.sdk.warm`);

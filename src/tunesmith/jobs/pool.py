@@ -1,6 +1,6 @@
 """Worker pools behind ``tunesmith worker --concurrency N [--executor local|ray]``.
 
-``local``: N worker processes (``python -m tunesmith.jobs.worker``) on this machine, each
+``local``: N worker processes (:func:`tunesmith.jobs.worker_command`) on this machine, each
 claiming jobs from the database on its own, so one job never runs twice at once however many
 pools run on however many machines. The pool restarts a worker that dies (its job is resumed
 from its checkpoint by whoever claims it next). On SIGTERM / SIGINT it asks every worker to

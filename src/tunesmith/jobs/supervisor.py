@@ -1,8 +1,8 @@
 """The server's built-in worker: a child process the server starts, watches and restarts.
 
 A run that hangs inside torch cannot be interrupted from the thread that runs it, so the
-server does not run jobs itself. It starts ``python -m tunesmith.jobs.worker --supervised``
-and talks to it over two pipes:
+server does not run jobs itself. It starts a worker process (``--supervised``) and talks
+to it over two pipes:
 
 - the child reports on one: ``run <operation> <worker>`` when it claims a job, ``step`` at
   each finished step (or move of a base model's preparation), ``idle`` when the run ended;
