@@ -142,6 +142,11 @@ class Settings:
         return self.home / "worker.lock"
 
     @property
+    def worker_wake(self) -> Path:
+        """A named pipe the embedded worker reads: a byte there means a job was queued."""
+        return self.home / "worker.wake"
+
+    @property
     def serving_cache_dir(self) -> Path:
         """GGUF copies of served models and adapters, for llama.cpp (written on first use)."""
         return self.home / "serving"

@@ -177,10 +177,48 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def ensure_worker(settings: Settings) -> bool:
-    """Start the home's background worker unless one runs. Returns True if it started one."""
+    """Start the home's background worker unless one runs, else wake the one that runs (see
+    :func:`job_wakes`). Returns True if it started one."""
     command = worker_command("--embedded", "--idle-exit", str(settings.worker_idle_seconds))
     env = worker_env(_env(settings))
-    return spawn(_lock_path(settings), command, settings.logs_dir / "worker.log", env)
+    if spawn(_lock_path(settings), command, settings.logs_dir / "worker.log", env):
+        return True
+    _wake_worker(settings)
+    return False
+
+
+def job_wakes(settings: Settings) -> int | None:
+    """The running embedded worker's end of the home's wake pipe (:attr:`Settings.worker_wake`,
+    made here), open for reading: a byte arrives whenever a caller queues a job, so an idle
+    worker claims it at once rather than at its next look at the queue, up to a second
+    later (a user's next script, finding the worker the last one left running). None if
+    the pipe cannot be made; the worker then only looks."""
+    path = settings.worker_wake
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(path, 0o600)
+        # Read and write: a reader alone would see end-of-file after each caller's write.
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _wake_worker(settings: Settings) -> None:
+    """Write a byte to the running worker's wake pipe; nothing if no worker reads it."""
+    try:  # ENXIO: no process has it open for reading; ENOENT: no worker made it yet
+        fd = os.open(settings.worker_wake, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            with contextlib.suppress(BlockingIOError):  # full of unread wakes: one is enough
+                os.write(fd, b"j")
+    finally:
+        os.close(fd)
 
 
 def worker_lock(settings: Settings, fd: int | None = None):

@@ -415,7 +415,7 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .embedded import SETTINGS_ENV, settings_from_json, worker_lock
+    from .embedded import SETTINGS_ENV, job_wakes, settings_from_json, worker_lock
     from .signals import on_stop_signals
     from .supervisor import Reporter, listen_for_wakes
 
@@ -461,6 +461,8 @@ def main(argv: list[str] | None = None) -> None:
     with worker_lock(settings, args.lock_fd) as lock:
         if lock is None:
             return  # another embedded worker serves this home
+        if (wakes := job_wakes(settings)) is not None:
+            listen_for_wakes(wakes, worker.wake)
         worker.run(should_exit=lock.release_if_idle(worker.store))
 
 
