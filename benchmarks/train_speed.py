@@ -35,6 +35,8 @@ alternate and the ratios are what to read):
   time for the same job in this process (loading the base, training, saving the adapter; its
   imports already paid, which favours the baseline), with both models' held-out exact match
   and how long the first step took to end (the fresh worker's fixed part, plus one step).
+  ``--workers warm`` adds the embedded worker a previous script left running (what a user's
+  next script within ``TUNESMITH_WORKER_IDLE_SECONDS`` finds: it ran the seed's job).
   By default 200 examples x 1 epoch (``--wait-sizes``, ``--wait-epochs``); ``--full`` runs
   200 and 900 examples x 1 and 3 epochs;
 * time to a usable model: the seed's 15-example, 3-epoch job from ``create_tuned_model`` to
@@ -52,6 +54,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -220,46 +223,64 @@ CREATE = """
 import json, sys, time
 import tunesmith as ts
 data, epochs, batch, lr = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+name = sys.argv[5] if len(sys.argv) > 5 else "speed"
 started, wall = time.perf_counter(), time.time()
 op = ts.create_tuned_model("models/text-bison-001", [{"text_input": i, "output": o} for i, o in data],
-                           id="speed", epoch_count=epochs, batch_size=batch, learning_rate=lr)
+                           id=name, epoch_count=epochs, batch_size=batch, learning_rate=lr)
 model = op.result(timeout=7200)
 first_step = model.tuning_task.snapshots[0].compute_time.timestamp() - wall
-print(json.dumps([time.perf_counter() - started, first_step, model.state.name]))
+print(json.dumps([time.perf_counter() - started, first_step, model.state.name, op.name]))
 """
 
 
 def create_to_active(base_models_dir: Path, base_dir: Path, train, epochs: int, batch: int, heldout,
-                     template, server: bool = False):  # fmt: skip
+                     template, worker: str = "embedded"):  # fmt: skip
     """Seconds from ``create_tuned_model`` to ACTIVE in a fresh script on a fresh home, seconds
     from the call to the end of the first step, and the tuned model's held-out exact match.
-    The job runs on a worker that has not run a job before: the embedded worker, which starts
-    with the call, or (``server``) the worker of a ``tunesmith serve`` started on that home
-    beforehand, once it has readied itself (``TUNESMITH_WORKER_READY``)."""
+    ``worker`` (:data:`WORKERS`) is the worker the job runs on: ``embedded``, the SDK's worker,
+    which starts with the call; ``server``, the worker of a ``tunesmith serve`` started on that
+    home beforehand, once it has readied itself (``TUNESMITH_WORKER_READY``); ``warm``, the
+    embedded worker a previous script left running (it ran the seed's job, and waits
+    ``TUNESMITH_WORKER_IDLE_SECONDS`` for the next)."""
     home = Path(tempfile.mkdtemp(prefix="tunesmith-wait-"))
     (home / "base-models").symlink_to(base_models_dir.resolve(), target_is_directory=True)
-    env = {**os.environ, "TUNESMITH_HOME": str(home), "TUNESMITH_WORKER_IDLE_SECONDS": "2"}
+    idle = "60" if worker == "warm" else "2"
+    env = {**os.environ, "TUNESMITH_HOME": str(home), "TUNESMITH_WORKER_IDLE_SECONDS": idle}
     for var in ("TUNESMITH_DATABASE_URL", "TUNESMITH_API_ENDPOINT", "TUNESMITH_API_KEY"):
         env.pop(var, None)
     args = [json.dumps(train), str(epochs), str(batch), str(recipe.LORA_LEARNING_RATE)]
     with contextlib.ExitStack() as stack:
-        if server:
+        if worker == "server":
             env["TUNESMITH_API_ENDPOINT"], _ = stack.enter_context(readied_server(home, env))
-        out = subprocess.run([sys.executable, "-c", CREATE, *args], env=env, capture_output=True,
-                             text=True, check=False)  # fmt: skip
+        if worker == "warm":
+            stack.callback(_stop_embedded_worker, home)
+            seed = [json.dumps(SEED_JOB), "3", "2", "0.001", "seed"]
+            seeded = subprocess.run([sys.executable, "-c", CREATE, *seed], env=env,
+                                    capture_output=True, text=True, check=False)  # fmt: skip
+        if worker != "warm" or seeded.returncode == 0:
+            out = subprocess.run([sys.executable, "-c", CREATE, *args], env=env,
+                                 capture_output=True, text=True, check=False)  # fmt: skip
+        else:
+            out = seeded
     try:
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-3000:])
-        secs, first_step, state = json.loads(out.stdout.strip().splitlines()[-1])
+        secs, first_step, state, operation = json.loads(out.stdout.strip().splitlines()[-1])
         assert state == "ACTIVE", state
-        (adapter,) = [p.parent for p in (home / "adapters").glob("*/adapter_config.json")]
+        adapter = home / "adapters" / operation.rsplit("/", 1)[-1]
         return secs, first_step, evaluate(base_dir, adapter, heldout, template)
     finally:
         time.sleep(3)  # let the idle embedded worker leave before its home goes
         shutil.rmtree(home, ignore_errors=True)
 
 
-WORKERS = {"embedded": False, "server": True}  # create_to_active's ``server``
+WORKERS = ("embedded", "server", "warm")  # create_to_active's ``worker``
+
+
+def _stop_embedded_worker(home: Path) -> None:
+    """Stop the embedded worker a ``warm`` run left waiting (its lock file names it)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((home / "worker.lock").read_text()), signal.SIGTERM)
 
 
 def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
@@ -273,7 +294,8 @@ def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
     sizes = [200, 900] if args.full else args.wait_sizes
     epochs_list = [1, 3] if args.full else args.wait_epochs
     print(f"\nwhat a user waits for, batch {args.batch_size} (fresh home; a worker's first job: "
-          "embedded = the SDK's worker, started by the call; server = tunesmith serve's, readied)")  # fmt: skip
+          "embedded = the SDK's worker, started by the call; server = tunesmith serve's, readied; "
+          "or warm = the embedded worker a previous script's seed job left running)")  # fmt: skip
     print(f"{'examples':>9}{'epochs':>7}{'plain loop':>12}{'worker':>10}{'tunesmith':>11}{'first step':>12}"
           f"{'ratio':>7}{'exact (plain / tunesmith)':>28}"
           + "".join(f"{'of ' + name + ' peak':>18}" for name in peak))  # fmt: skip
@@ -291,7 +313,7 @@ def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
                 for worker in args.workers:
                     ours, first_step, ours_acc = create_to_active(
                         get_settings().base_models_dir, base_dir, train, epochs, args.batch_size,
-                        heldout, template, server=WORKERS[worker],
+                        heldout, template, worker,
                     )  # fmt: skip
                     ratios.setdefault((size, epochs, worker), []).append(plain / ours)
                     rate = flops / ours  # over all it waited for
@@ -394,8 +416,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--workers",
         type=lambda t: t.split(","),
-        default=list(WORKERS),
-        help="create -> ACTIVE on which first-job workers: embedded, server (comma-separated)",
+        default=["embedded", "server"],
+        help="create -> ACTIVE on which workers: embedded, server (first jobs), warm (the "
+        "embedded worker a previous script left running), comma-separated",
     )
     parser.add_argument(
         "--skip-throughput",
