@@ -1,7 +1,8 @@
 """The embedded background processes: started on demand, one of each per ``TUNESMITH_HOME``.
 
 - The **worker** (:mod:`tunesmith.jobs.worker` with ``--embedded``) runs tuning jobs. With no
-  server configured, ``create_tuned_model`` stores the job and calls :func:`ensure_worker`.
+  server configured, ``create_tuned_model`` stores the job and calls :func:`ensure_worker`,
+  which starts one or wakes the one that runs (:func:`job_wakes`).
 - The **generation server** (``python -m tunesmith.api.local``) keeps base models loaded and
   answers the embedded client's generation calls (:mod:`tunesmith.sdk.warm`);
   :func:`ensure_generation_server` starts it. There is one per home and configuration: a
