@@ -5,8 +5,11 @@ else in the pipe's place, queuing a job neither fails nor writes anywhere."""
 
 from __future__ import annotations
 
+import array
 import errno
+import fcntl
 import os
+import termios
 import threading
 
 import pytest
@@ -68,7 +71,19 @@ def test_the_embedded_worker_listens_while_it_runs(home, tiny_model_dir, monkeyp
             return False
         return True
 
-    wait_until(reader_there, what="the worker to listen on its wake pipe")
+    wait_until(reader_there, what="the worker to open its wake pipe")
+    pipe = os.open(settings.worker_wake, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(pipe, b"j")  # what a caller writes; the worker's listener reads it
+
+        def unread() -> int:
+            count = array.array("i", [0])
+            fcntl.ioctl(pipe, termios.FIONREAD, count)
+            return count[0]
+
+        wait_until(lambda: unread() == 0, what="the worker to read the wake")
+    finally:
+        os.close(pipe)
     wait_until(lambda: not running(home, "tunesmith.jobs.worker"), what="the worker to leave")
     # Its files close as the process ends, a moment after its command line is gone.
     wait_until(lambda: not reader_there(), what="no reader once the worker has left")
