@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -249,19 +250,20 @@ def create_to_active(base_models_dir: Path, base_dir: Path, train, epochs: int, 
     for var in ("TUNESMITH_DATABASE_URL", "TUNESMITH_API_ENDPOINT", "TUNESMITH_API_KEY"):
         env.pop(var, None)
     args = [json.dumps(train), str(epochs), str(batch), str(recipe.LORA_LEARNING_RATE)]
+
+    def script(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", CREATE, *argv], env=env, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+
     with contextlib.ExitStack() as stack:
         if worker == "server":
             env["TUNESMITH_API_ENDPOINT"], _ = stack.enter_context(readied_server(home, env))
+        out = None
         if worker == "warm":
             stack.callback(_stop_embedded_worker, home)
-            seed = [json.dumps(SEED_JOB), "3", "2", "0.001", "seed"]
-            seeded = subprocess.run([sys.executable, "-c", CREATE, *seed], env=env,
-                                    capture_output=True, text=True, check=False)  # fmt: skip
-        if worker != "warm" or seeded.returncode == 0:
-            out = subprocess.run([sys.executable, "-c", CREATE, *args], env=env,
-                                 capture_output=True, text=True, check=False)  # fmt: skip
-        else:
-            out = seeded
+            out = script(json.dumps(SEED_JOB), "3", "2", "0.001", "seed")
+        if out is None or out.returncode == 0:
+            out = script(*args)
     try:
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-3000:])
@@ -279,8 +281,11 @@ WORKERS = ("embedded", "server", "warm")  # create_to_active's ``worker``
 
 def _stop_embedded_worker(home: Path) -> None:
     """Stop the embedded worker a ``warm`` run left waiting (its lock file names it)."""
+    from tunesmith.settings import get_settings
+
+    lock = dataclasses.replace(get_settings(), home=home).worker_lock
     with contextlib.suppress(OSError, ValueError):
-        os.kill(int((home / "worker.lock").read_text()), signal.SIGTERM)
+        os.kill(int(lock.read_text()), signal.SIGTERM)
 
 
 def waiting_table(args, base_dir, template, examples, heldout, peak) -> None:
