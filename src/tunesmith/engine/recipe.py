@@ -37,6 +37,7 @@ import dataclasses
 import functools
 import math
 import os
+import platform
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -121,11 +122,24 @@ class NonFiniteLoss(RuntimeError):
 
 
 def bf16_supported() -> bool:
-    """Whether bf16 matmul is fast here (AVX512-BF16 / AMX on CPU, or a CUDA GPU)."""
+    """Whether bf16 matmul is fast here (AVX512-BF16 / AMX on an x86 CPU, or a CUDA GPU)."""
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        # oneDNN runs bf16 on any AVX-512 CPU, but without these instructions it emulates
+        # them: on an Ice Lake Xeon (avx512f, no avx512_bf16) a bf16 matmul ran at a fifth of
+        # float32's speed and a LoRA run took 2.3 times as long (docs/benchmarks.md).
+        return _cpu_has("avx512_bf16") or _cpu_has("amx_tile")
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _cpu_has(feature: str) -> bool:
+    """An instruction set extension as PyTorch's cpuinfo reads it (False if it cannot)."""
+    try:
+        return bool(torch.cpu.get_capabilities().get(feature, False))
     except (AttributeError, RuntimeError):
         return False
 
