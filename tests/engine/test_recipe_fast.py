@@ -177,7 +177,7 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_instructions(
     monkeypatch, tmp_path, machine, extensions, fast
 ):
     # oneDNN itself says yes to bf16 on any AVX-512 CPU, emulating what it lacks: a LoRA run
-    # on an Ice Lake Xeon took 2.3 times as long in bf16 as in float32.
+    # on an Ice Lake Xeon took 2.2 times as long in bf16 as in float32 (benchmarks/precision.py).
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(recipe.platform, "machine", lambda: machine)
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: extensions)

@@ -128,7 +128,7 @@ def bf16_supported() -> bool:
     if platform.machine().lower() in ("x86_64", "amd64"):
         # oneDNN runs bf16 on any AVX-512 CPU, but without these instructions it emulates
         # them: on an Ice Lake Xeon (avx512f, no avx512_bf16) a bf16 matmul ran at a fifth of
-        # float32's speed and a LoRA run took 2.3 times as long (docs/benchmarks.md).
+        # float32's speed and a LoRA run took 2.2 times as long (docs/benchmarks.md).
         return _cpu_has("avx512_bf16") or _cpu_has("amx_tile")
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
